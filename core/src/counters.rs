@@ -1,0 +1,239 @@
+//! Counters: per port, per direction, per drop reason; one writer, any number of readers.
+//!
+//! Each worker owns one [`WorkerCounters`] block and is the only thread that writes it
+//! (relaxed loads and stores, no read-modify-write atomics, no locks). Readers sum the
+//! blocks of every worker with [`CounterSet::snapshot`]. A reader may see a block a few
+//! packets old; it never sees a torn value.
+
+use crate::frame::MAX_PORTS;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Why a packet was dropped. Every drop in the dataplane names one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The frame did not parse (truncated or malformed header).
+    Malformed = 0,
+    /// The destination is the port the frame came in on (a switch never reflects).
+    SameSegment,
+    /// The mode does not deliver this traffic (e.g. Internal has no host).
+    Policy,
+    /// No mapping, rule or route for the packet.
+    NoRoute,
+    /// A bounded table (FDB, NAT sessions, DHCP leases) is full.
+    TableFull,
+    /// The transmit ring of the output port had no room.
+    TxFull,
+    /// The worker had no free frame (to flood or to reply).
+    NoFrame,
+    /// The hand-off ring to another worker was full.
+    HandoffFull,
+    /// The frame exceeds the frame size or the output MTU.
+    TooBig,
+    /// IP fragments are not reassembled by this mode.
+    Fragment,
+    /// Traffic for the dataplane's own address that no service answers.
+    Unhandled,
+    /// TTL reached zero on a routed path.
+    TtlExceeded,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 12;
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Malformed,
+        DropReason::SameSegment,
+        DropReason::Policy,
+        DropReason::NoRoute,
+        DropReason::TableFull,
+        DropReason::TxFull,
+        DropReason::NoFrame,
+        DropReason::HandoffFull,
+        DropReason::TooBig,
+        DropReason::Fragment,
+        DropReason::Unhandled,
+        DropReason::TtlExceeded,
+    ];
+
+    /// Stable snake_case name (used in printed counters and JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::SameSegment => "same_segment",
+            DropReason::Policy => "policy",
+            DropReason::NoRoute => "no_route",
+            DropReason::TableFull => "table_full",
+            DropReason::TxFull => "tx_full",
+            DropReason::NoFrame => "no_frame",
+            DropReason::HandoffFull => "handoff_full",
+            DropReason::TooBig => "too_big",
+            DropReason::Fragment => "fragment",
+            DropReason::Unhandled => "unhandled",
+            DropReason::TtlExceeded => "ttl_exceeded",
+        }
+    }
+}
+
+/// The counters of one port inside one worker.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+#[inline]
+fn bump(c: &AtomicU64, by: u64) {
+    // Single writer: a load and a store are enough, and cheaper than fetch_add.
+    c.store(c.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+}
+
+impl PortCounters {
+    /// Count received packets (called by the owning worker only).
+    #[inline]
+    pub fn add_rx(&self, packets: u64, bytes: u64) {
+        bump(&self.rx_packets, packets);
+        bump(&self.rx_bytes, bytes);
+    }
+    /// Count transmitted packets (owning worker only).
+    #[inline]
+    pub fn add_tx(&self, packets: u64, bytes: u64) {
+        bump(&self.tx_packets, packets);
+        bump(&self.tx_bytes, bytes);
+    }
+    /// Count a dropped packet that came in on this port (owning worker only).
+    #[inline]
+    pub fn add_drop(&self, reason: DropReason) {
+        bump(&self.drops[reason as usize], 1);
+    }
+    /// Count several dropped packets (owning worker only).
+    #[inline]
+    pub fn add_drops(&self, reason: DropReason, n: u64) {
+        bump(&self.drops[reason as usize], n);
+    }
+}
+
+/// The counters a worker writes: one [`PortCounters`] per dataplane port.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    ports: Box<[PortCounters]>,
+}
+
+impl WorkerCounters {
+    /// Counters for `ports` ports.
+    pub fn new(ports: usize) -> Self {
+        assert!(ports <= MAX_PORTS);
+        Self {
+            ports: (0..ports).map(|_| PortCounters::default()).collect(),
+        }
+    }
+    /// The counters of one port.
+    #[inline]
+    pub fn port(&self, port: usize) -> &PortCounters {
+        &self.ports[port]
+    }
+}
+
+/// Totals for one port, summed over workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortTotals {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Drops by reason, indexed as [`DropReason::ALL`].
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl PortTotals {
+    /// All drops of the port.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+    /// Drops for one reason.
+    pub fn drops_for(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+}
+
+/// Every worker's counters, shared with readers (the stats printer).
+#[derive(Debug, Clone)]
+pub struct CounterSet {
+    workers: Arc<[Arc<WorkerCounters>]>,
+    ports: usize,
+}
+
+impl CounterSet {
+    /// Blocks for `workers` workers serving `ports` ports.
+    pub fn new(workers: usize, ports: usize) -> Self {
+        Self {
+            workers: (0..workers).map(|_| Arc::new(WorkerCounters::new(ports))).collect(),
+            ports,
+        }
+    }
+    /// The block a worker writes.
+    pub fn worker(&self, index: usize) -> Arc<WorkerCounters> {
+        self.workers[index].clone()
+    }
+    /// Number of ports.
+    pub fn ports(&self) -> usize {
+        self.ports
+    }
+    /// Per-port totals summed over all workers.
+    pub fn snapshot(&self) -> Vec<PortTotals> {
+        let mut out = vec![PortTotals::default(); self.ports];
+        for w in self.workers.iter() {
+            for (p, t) in out.iter_mut().enumerate() {
+                let c = w.port(p);
+                t.rx_packets += c.rx_packets.load(Ordering::Relaxed);
+                t.rx_bytes += c.rx_bytes.load(Ordering::Relaxed);
+                t.tx_packets += c.tx_packets.load(Ordering::Relaxed);
+                t.tx_bytes += c.tx_bytes.load(Ordering::Relaxed);
+                for (i, d) in c.drops.iter().enumerate() {
+                    t.drops[i] += d.load(Ordering::Relaxed);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_over_workers() {
+        let set = CounterSet::new(2, 3);
+        set.worker(0).port(1).add_rx(2, 128);
+        set.worker(1).port(1).add_rx(3, 192);
+        set.worker(1).port(2).add_drop(DropReason::TxFull);
+        set.worker(0).port(2).add_drops(DropReason::TxFull, 4);
+        let s = set.snapshot();
+        assert_eq!(s[1].rx_packets, 5);
+        assert_eq!(s[1].rx_bytes, 320);
+        assert_eq!(s[2].drops_for(DropReason::TxFull), 5);
+        assert_eq!(s[2].dropped(), 5);
+        assert_eq!(s[0], PortTotals::default());
+    }
+
+    #[test]
+    fn reason_table_is_consistent() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

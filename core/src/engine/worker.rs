@@ -1,0 +1,340 @@
+//! One worker: the run-to-completion loop over the ports it serves.
+//!
+//! Per iteration ([`Worker::run_once`]): read the clock once; for each port receive a
+//! burst (at most [`BURST`]), count it, hand it to the pipeline, turn verdicts into
+//! per-port transmit bursts (cloning a frame only when it leaves on several ports, handing
+//! it off when a port belongs to another worker); take frames other workers handed over;
+//! transmit the staged bursts; service every port (completions, fill ring, kicks); every
+//! `timer_every` loops, or when the pipeline's deadline has passed, run its timers.
+//!
+//! Invariants: every received frame is, by the end of the iteration, transmitted, freed
+//! (and counted as a drop with a reason if it was not a clean discard), handed off as a
+//! copy, or owned by the pipeline (`Consumed`). No allocation after [`Worker::new`].
+
+use crate::counters::{DropReason, WorkerCounters};
+use crate::engine::handoff::{HandoffRx, HandoffTx};
+use crate::frame::{FramePool, Pkt, PortId, MAX_PORTS};
+use crate::pipeline::{Emitter, Pipeline, PortMask, Verdict};
+use crate::port::{Burst, Port, BURST};
+use crate::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Tunables of a worker loop.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Run the pipeline's timers every this many loops (and whenever its deadline passed).
+    pub timer_every: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { timer_every: 1024 }
+    }
+}
+
+/// A worker: its ports, its frames, its pipeline, its counters.
+pub struct Worker<M: Pipeline> {
+    index: usize,
+    ports: Vec<Box<dyn Port>>,
+    /// Dataplane port id of each local port slot.
+    port_ids: Vec<PortId>,
+    /// Local slot of each dataplane port id, if this worker serves it.
+    slot_of: [Option<u8>; MAX_PORTS],
+    /// Which worker serves each dataplane port id.
+    owner_of: [u8; MAX_PORTS],
+    pool: FramePool,
+    pipeline: M,
+    counters: Arc<WorkerCounters>,
+    handoff_tx: HandoffTx,
+    handoff_rx: HandoffRx,
+    rx: Burst,
+    verdicts: [Verdict; BURST],
+    tx: Vec<Burst>,
+    emitter: Emitter,
+    config: WorkerConfig,
+    loops: u64,
+}
+
+impl<M: Pipeline> std::fmt::Debug for Worker<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .field("ports", &self.port_ids)
+            .field("pool", &self.pool)
+            .field("loops", &self.loops)
+            .finish()
+    }
+}
+
+impl<M: Pipeline> Worker<M> {
+    /// A worker serving `ports` (dataplane id, port) with `pool` as frame memory.
+    ///
+    /// `owners[id]` names the worker serving each dataplane port (all ports of the
+    /// dataplane, not only this worker's); with one worker pass all zeros.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        ports: Vec<(PortId, Box<dyn Port>)>,
+        owners: &[u8],
+        pool: FramePool,
+        pipeline: M,
+        counters: Arc<WorkerCounters>,
+        handoff: (HandoffTx, HandoffRx),
+        config: WorkerConfig,
+    ) -> Self {
+        assert!(owners.len() <= MAX_PORTS);
+        let mut slot_of = [None; MAX_PORTS];
+        let mut owner_of = [0u8; MAX_PORTS];
+        owner_of[..owners.len()].copy_from_slice(owners);
+        let mut port_ids = Vec::with_capacity(ports.len());
+        let mut list = Vec::with_capacity(ports.len());
+        for (slot, (id, port)) in ports.into_iter().enumerate() {
+            assert!((id as usize) < MAX_PORTS, "port id out of range");
+            slot_of[id as usize] = Some(slot as u8);
+            port_ids.push(id);
+            list.push(port);
+        }
+        let tx = (0..list.len()).map(|_| Burst::new()).collect();
+        Self {
+            index,
+            ports: list,
+            port_ids,
+            slot_of,
+            owner_of,
+            pool,
+            pipeline,
+            counters,
+            handoff_tx: handoff.0,
+            handoff_rx: handoff.1,
+            rx: Burst::new(),
+            verdicts: [Verdict::Drop(DropReason::Unhandled); BURST],
+            tx,
+            emitter: Emitter::new(),
+            config,
+            loops: 0,
+        }
+    }
+
+    /// The worker's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The pipeline (for inspection in tests).
+    pub fn pipeline(&self) -> &M {
+        &self.pipeline
+    }
+
+    /// The frame pool (for inspection in tests).
+    pub fn pool(&self) -> &FramePool {
+        &self.pool
+    }
+
+    /// Loops run so far.
+    pub fn loops(&self) -> u64 {
+        self.loops
+    }
+
+    /// Busy-poll until `stop` is set, then flush the ports.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            self.run_once(Instant::now());
+        }
+        for p in &mut self.ports {
+            p.flush();
+        }
+    }
+
+    /// One iteration of the loop at time `now`; returns packets received.
+    pub fn run_once(&mut self, now: Instant) -> usize {
+        let mut received = 0;
+        for slot in 0..self.ports.len() {
+            self.rx.clear();
+            let n = self.ports[slot].rx_burst(&mut self.pool, &mut self.rx);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            let id = self.port_ids[slot];
+            let bytes: u64 = self.rx.as_slice().iter().map(|p| p.len as u64).sum();
+            self.counters.port(id as usize).add_rx(n as u64, bytes);
+            let verdicts = &mut self.verdicts[..n];
+            self.pipeline
+                .process(now, &mut self.pool, self.rx.as_mut_slice(), verdicts);
+            for i in 0..n {
+                let pkt = self.rx.as_slice()[i];
+                match self.verdicts[i] {
+                    Verdict::Tx(mask) => self.dispatch(pkt, mask),
+                    Verdict::Drop(reason) => {
+                        self.counters.port(pkt.port as usize).add_drop(reason);
+                        self.pool.free(pkt.frame);
+                    }
+                    Verdict::Consumed => {}
+                }
+            }
+            // Keep bursts short: transmit before the next port's burst can fill them.
+            self.flush_tx();
+        }
+        self.take_handoffs(now);
+        self.flush_tx();
+        for port in &mut self.ports {
+            port.service(&mut self.pool);
+        }
+        self.loops += 1;
+        let due = self.pipeline.poll_at().is_some_and(|t| t <= now);
+        if due || self.loops % self.config.timer_every as u64 == 0 {
+            self.run_timers(now);
+        }
+        received
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        self.emitter.clear();
+        self.pipeline.poll(now, &mut self.pool, &mut self.emitter);
+        for i in 0..self.emitter.items().len() {
+            let (pkt, mask) = self.emitter.items()[i];
+            self.dispatch(pkt, mask);
+        }
+        self.emitter.clear();
+        self.flush_tx();
+    }
+
+    /// Send `pkt` to every port of `mask`: remote ports by hand-off (a copy), local
+    /// ports by staging (clones for all but the last, which gets the original).
+    fn dispatch(&mut self, pkt: Pkt, mask: PortMask) {
+        let mut local = PortMask::EMPTY;
+        let mut remote = PortMask::EMPTY;
+        for id in mask.iter() {
+            if self.slot_of[id as usize].is_some() {
+                local = local.with(id);
+            } else {
+                remote = remote.with(id);
+            }
+        }
+        if !remote.is_empty() {
+            self.hand_off(&pkt, remote);
+        }
+        if local.is_empty() {
+            self.pool.free(pkt.frame);
+            return;
+        }
+        let last = local.len() - 1;
+        for (i, id) in local.iter().enumerate() {
+            let out = if i as u32 == last {
+                pkt
+            } else {
+                match self.pool.clone_pkt(&pkt) {
+                    Some(copy) => copy,
+                    None => {
+                        self.counters.port(id as usize).add_drop(DropReason::NoFrame);
+                        continue;
+                    }
+                }
+            };
+            self.stage(id, out);
+        }
+    }
+
+    fn hand_off(&mut self, pkt: &Pkt, remote: PortMask) {
+        // Group the remote ports by owning worker; one message per worker.
+        let mut left = remote;
+        while let Some(first) = left.iter().next() {
+            let owner = self.owner_of[first as usize];
+            let mut group = PortMask::EMPTY;
+            for id in left.iter() {
+                if self.owner_of[id as usize] == owner {
+                    group = group.with(id);
+                }
+            }
+            left = PortMask(left.0 & !group.0);
+            let sent = self
+                .handoff_tx
+                .send(owner as usize, self.pool.bytes(pkt), pkt.port, group);
+            if !sent {
+                self.counters
+                    .port(pkt.port as usize)
+                    .add_drops(DropReason::HandoffFull, group.len() as u64);
+            }
+        }
+    }
+
+    fn take_handoffs(&mut self, now: Instant) {
+        const CHUNK: usize = 16;
+        let blank = (
+            Pkt {
+                frame: 0,
+                len: 0,
+                port: 0,
+            },
+            PortMask::EMPTY,
+        );
+        let mut staged = [blank; CHUNK];
+        // Bounded per loop so that a busy peer cannot starve this worker's own ports.
+        for _ in 0..(4 * BURST / CHUNK) {
+            let mut n = 0;
+            let (pool, pipeline, counters) = (&mut self.pool, &mut self.pipeline, &self.counters);
+            self.handoff_rx.drain(CHUNK, |msg| {
+                pipeline.observe_handoff(now, msg.bytes(), msg.ingress);
+                match pool.alloc_copy(msg.bytes(), msg.ingress) {
+                    Some(pkt) => {
+                        staged[n] = (pkt, msg.ports);
+                        n += 1;
+                    }
+                    None => counters
+                        .port(msg.ingress as usize)
+                        .add_drops(DropReason::NoFrame, msg.ports.len() as u64),
+                }
+            });
+            for &(pkt, mask) in &staged[..n] {
+                self.dispatch(pkt, mask);
+            }
+            if n < CHUNK {
+                break;
+            }
+        }
+    }
+
+    #[inline]
+    fn stage(&mut self, id: PortId, pkt: Pkt) {
+        let Some(slot) = self.slot_of[id as usize] else {
+            self.pool.free(pkt.frame);
+            return;
+        };
+        let slot = slot as usize;
+        if self.tx[slot].is_full() {
+            self.flush_port(slot);
+        }
+        if self.tx[slot].push(pkt).is_err() {
+            self.counters.port(id as usize).add_drop(DropReason::TxFull);
+            self.pool.free(pkt.frame);
+        }
+    }
+
+    fn flush_tx(&mut self) {
+        for slot in 0..self.tx.len() {
+            if !self.tx[slot].is_empty() {
+                self.flush_port(slot);
+            }
+        }
+    }
+
+    fn flush_port(&mut self, slot: usize) {
+        let id = self.port_ids[slot];
+        let burst = &mut self.tx[slot];
+        let pkts = burst.as_slice();
+        let sent = self.ports[slot].tx_burst(&mut self.pool, pkts);
+        let bytes: u64 = pkts[..sent].iter().map(|p| p.len as u64).sum();
+        let c = self.counters.port(id as usize);
+        if sent > 0 {
+            c.add_tx(sent as u64, bytes);
+        }
+        if sent < pkts.len() {
+            c.add_drops(DropReason::TxFull, (pkts.len() - sent) as u64);
+            for p in &pkts[sent..] {
+                self.pool.free(p.frame);
+            }
+        }
+        burst.clear();
+    }
+}

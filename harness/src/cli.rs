@@ -1,0 +1,148 @@
+//! The command line (a contract: scripts and users depend on it; see DESIGN.md).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// VirtualBox's five network modes as an AF_XDP poll-mode dataplane, with a harness that
+/// proves each mode's reachability table and measures it.
+#[derive(Debug, Parser)]
+#[command(name = "vnet-bench", version, about, long_about = None)]
+pub struct Cli {
+    /// Mode for the main job (when no subcommand is given).
+    #[arg(long, value_enum, global = false)]
+    pub mode: Option<ModeName>,
+
+    /// Backend for the main job: `auto` uses AF_XDP when running as root, else memory.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The five modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeName {
+    /// Guests and the host on a private switch with DHCP; no uplink.
+    HostOnly,
+    /// Guests on a named switch; nothing else.
+    Internal,
+    /// Guests bridged onto the uplink LAN.
+    Bridged,
+    /// One private NAT per guest.
+    Nat,
+    /// One shared NATed segment.
+    NatNetwork,
+}
+
+impl ModeName {
+    /// The name as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeName::HostOnly => "host-only",
+            ModeName::Internal => "internal",
+            ModeName::Bridged => "bridged",
+            ModeName::Nat => "nat",
+            ModeName::NatNetwork => "nat-network",
+        }
+    }
+}
+
+/// Which port backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// AF_XDP when privileged, memory otherwise.
+    Auto,
+    /// In-process rings.
+    Mem,
+    /// AF_XDP sockets on veth interfaces in the harness's namespaces.
+    Xdp,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the dataplane on existing interfaces of the current network namespace until
+    /// Ctrl-C.
+    Run(RunArgs),
+    /// Build or remove the harness's namespaces, to explore by hand.
+    Topo {
+        #[command(subcommand)]
+        action: TopoAction,
+    },
+}
+
+/// `topo up|down`.
+#[derive(Debug, Subcommand)]
+pub enum TopoAction {
+    /// Create the namespaces and veth pairs for a mode and print how to use them.
+    Up {
+        /// Mode whose topology to build.
+        #[arg(long, value_enum, default_value_t = ModeName::Internal)]
+        mode: ModeName,
+        /// Name prefix of the namespaces.
+        #[arg(long, default_value = "vnb")]
+        prefix: String,
+    },
+    /// Remove every namespace with the prefix.
+    Down {
+        /// Name prefix of the namespaces.
+        #[arg(long, default_value = "vnb")]
+        prefix: String,
+    },
+}
+
+/// XDP attach mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachChoice {
+    /// Native where the driver has it, else generic.
+    Auto,
+    /// Driver (native) XDP only.
+    Native,
+    /// Generic (skb) XDP only.
+    Generic,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The mode to run.
+    #[arg(long, value_enum)]
+    pub mode: ModeName,
+    /// A VM-side interface (repeat for each VM).
+    #[arg(long = "vm", value_name = "IF", required = true)]
+    pub vms: Vec<String>,
+    /// The host-side interface (Host-only, Bridged, NAT modes).
+    #[arg(long, value_name = "IF")]
+    pub host: Option<String>,
+    /// The uplink interface (Bridged, NAT, NAT Network).
+    #[arg(long, value_name = "IF")]
+    pub uplink: Option<String>,
+    /// Internal network name.
+    #[arg(long, default_value = "intnet")]
+    pub network: String,
+    /// Cores to pin workers to, one worker per core (e.g. `0,1`).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub cores: Vec<usize>,
+    /// Seconds between counter printouts (0: only at exit).
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    pub stats_interval: f64,
+    /// Write every port's rx and tx to pcap files in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub capture: Option<PathBuf>,
+    /// FDB size limit.
+    #[arg(long, default_value_t = 4096)]
+    pub fdb_max: usize,
+    /// FDB aging time in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub fdb_aging: u64,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
+    pub xdp_mode: AttachChoice,
+    /// Do not set busy-poll socket options.
+    #[arg(long)]
+    pub no_busy_poll: bool,
+    /// Do not change the interfaces' NAPI settings.
+    #[arg(long)]
+    pub no_napi_tuning: bool,
+}

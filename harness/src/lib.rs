@@ -1,0 +1,19 @@
+//! vnet-bench: VirtualBox's five network modes as an AF_XDP poll-mode dataplane, and the
+//! harness that proves and measures them.
+//!
+//! Layers:
+//! - [`cli`]: the command-line contract (DESIGN.md);
+//! - [`preflight`]: privilege, kernel and interface checks, each failing with one sentence;
+//! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`);
+//! - [`topo`]: the harness's own namespaces joined by veth pairs, removed on drop;
+//! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
+//!   [`mainjob::Dataplane`] child-process handle the live tests use;
+//! - [`stats`]: counter tables.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod mainjob;
+pub mod preflight;
+pub mod run;
+pub mod stats;
+pub mod topo;

@@ -1,0 +1,78 @@
+//! Checks made before touching the kernel, so that a user gets one plain sentence
+//! instead of a libbpf error code.
+
+use anyhow::{bail, Result};
+use std::ffi::CString;
+
+/// Whether the process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Fail unless the process is root.
+pub fn require_root(what: &str) -> Result<()> {
+    if !is_root() {
+        bail!("{what} needs root (it binds AF_XDP sockets and changes interface settings); run it as root, or use `--backend mem`");
+    }
+    Ok(())
+}
+
+/// Whether the kernel has AF_XDP sockets.
+pub fn has_af_xdp() -> bool {
+    // SAFETY: plain socket(2) call; the descriptor is closed right away.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::EAFNOSUPPORT);
+    }
+    // SAFETY: `fd` is a descriptor this function owns.
+    unsafe { libc::close(fd) };
+    true
+}
+
+/// Fail unless the kernel has AF_XDP.
+pub fn require_af_xdp() -> Result<()> {
+    if !has_af_xdp() {
+        bail!("this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS); use a kernel with XDP sockets, or `--backend mem`");
+    }
+    Ok(())
+}
+
+/// Fail unless every named interface exists in the current network namespace.
+pub fn require_interfaces<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            bail!("interface {name} is named twice; give each --vm/--host/--uplink its own interface");
+        }
+        let c = CString::new(name).map_err(|_| anyhow::anyhow!("bad interface name {name:?}"))?;
+        // SAFETY: `c` is a valid NUL-terminated string.
+        if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
+            bail!("no interface named {name} in this network namespace; create it or pass another name");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_interface_is_one_sentence_naming_it() {
+        let err = require_interfaces(["vnb-no-such0"]).unwrap_err().to_string();
+        assert!(err.contains("no interface named vnb-no-such0"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn duplicate_interface_is_refused() {
+        let err = require_interfaces(["lo", "lo"]).unwrap_err().to_string();
+        assert!(err.contains("named twice"), "{err}");
+    }
+
+    #[test]
+    fn loopback_exists() {
+        require_interfaces(["lo"]).unwrap();
+    }
+}

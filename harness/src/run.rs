@@ -1,0 +1,167 @@
+//! `vnet-bench run`: the dataplane as a service on existing interfaces until Ctrl-C.
+//!
+//! Ports are numbered in command-line order (VMs first, then host, then uplink) and
+//! spread round-robin over the workers (one per `--cores` entry); each worker binds its
+//! ports with one shared UMEM. The stop flag is set by SIGINT/SIGTERM; workers then
+//! leave their loops, the ports are dropped (XDP programs detached, sockets closed,
+//! interface settings restored) and the final counters are printed.
+
+use crate::cli::{AttachChoice, ModeName, RunArgs};
+use crate::preflight;
+use crate::stats::print_counters;
+use anyhow::{bail, Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+use vnet_core::counters::CounterSet;
+use vnet_core::engine::{spawn_workers, HandoffMesh, HandoffRx, HandoffTx, Worker, WorkerConfig};
+use vnet_core::frame::{FramePool, PortId};
+use vnet_core::port::capture::CapturePort;
+use vnet_core::port::xdp::{open_worker_ports, AttachMode, XdpConfig};
+use vnet_core::port::Port;
+use vnet_modes::internal::{InternalConfig, InternalMode};
+use vnet_modes::switch::SwitchConfig;
+
+/// Register SIGINT and SIGTERM to set the returned flag.
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("could not install signal handler")?;
+    }
+    Ok(stop)
+}
+
+/// Run the dataplane until a signal arrives.
+pub fn run(args: RunArgs) -> Result<()> {
+    if args.mode != ModeName::Internal {
+        bail!(
+            "mode {} is not implemented in this build yet; `run` supports: internal",
+            args.mode.as_str()
+        );
+    }
+    if args.host.is_some() {
+        bail!("internal mode has no host port; drop --host (an internal network reaches only its VMs)");
+    }
+    if args.uplink.is_some() {
+        bail!("internal mode has no uplink; drop --uplink (an internal network never reaches outside)");
+    }
+    if args.vms.len() < 2 {
+        bail!("give at least two --vm interfaces: a switch with one port forwards nothing");
+    }
+    preflight::require_root("vnet-bench run")?;
+    preflight::require_af_xdp()?;
+    let names: Vec<String> = args.vms.clone();
+    preflight::require_interfaces(names.iter().map(String::as_str))?;
+    if names.len() > vnet_core::frame::MAX_PORTS {
+        bail!("at most {} ports are supported", vnet_core::frame::MAX_PORTS);
+    }
+
+    let workers = args.cores.len().max(1);
+    let cores = args.cores.clone();
+    let owners: Vec<u8> = (0..names.len()).map(|i| (i % workers) as u8).collect();
+    let counters = CounterSet::new(workers, names.len());
+    let mut mesh = HandoffMesh::new(workers, 1024);
+    let xdp = XdpConfig {
+        attach: match args.xdp_mode {
+            AttachChoice::Auto => AttachMode::Auto,
+            AttachChoice::Native => AttachMode::Native,
+            AttachChoice::Generic => AttachMode::Generic,
+        },
+        busy_poll: if args.no_busy_poll {
+            None
+        } else {
+            XdpConfig::default().busy_poll
+        },
+        napi: !args.no_napi_tuning,
+        ..XdpConfig::default()
+    };
+    let mode_config = InternalConfig {
+        network: args.network.clone(),
+        vms: names.len(),
+        switch: SwitchConfig {
+            fdb_max: args.fdb_max,
+            aging: Duration::from_secs(args.fdb_aging),
+        },
+    };
+    if let Some(dir) = &args.capture {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create capture directory {}", dir.display()))?;
+    }
+
+    let mut built = Vec::with_capacity(workers);
+    let mut rx_ends: Vec<HandoffRx> = mesh.rx.drain(..).collect();
+    let mut tx_ends: Vec<HandoffTx> = mesh.tx.drain(..).collect();
+    for w in (0..workers).rev() {
+        let mine: Vec<(String, PortId)> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % workers == w)
+            .map(|(i, n)| (n.clone(), i as PortId))
+            .collect();
+        let (pool, xports): (FramePool, _) = open_worker_ports(&mine, &xdp)?;
+        let mut ports: Vec<(PortId, Box<dyn Port>)> = Vec::new();
+        for ((name, id), port) in mine.iter().zip(xports) {
+            println!("port {id} {name}: {}", startup_detail(&port.info()));
+            let port: Box<dyn Port> = match &args.capture {
+                Some(dir) => Box::new(CapturePort::new(port, dir, name)?),
+                None => Box::new(port),
+            };
+            ports.push((*id, port));
+        }
+        let handoff = (tx_ends.pop().expect("tx end"), rx_ends.pop().expect("rx end"));
+        built.push(Worker::new(
+            w,
+            ports,
+            &owners,
+            pool,
+            InternalMode::new(mode_config.clone()),
+            counters.worker(w),
+            handoff,
+            WorkerConfig::default(),
+        ));
+    }
+    built.reverse();
+    println!(
+        "vnet-bench run: mode internal, network {:?}, {} VM ports, {} worker(s) on cores {}; Ctrl-C to stop",
+        args.network,
+        names.len(),
+        workers,
+        if cores.is_empty() {
+            "unpinned".to_string()
+        } else {
+            cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+        }
+    );
+
+    let stop = stop_flag()?;
+    let handles = spawn_workers(built, &cores, stop.clone())?;
+    let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
+    let mut last = StdInstant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if handles.iter().any(|h| h.thread.is_finished()) {
+            stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        if let Some(iv) = interval {
+            if last.elapsed() >= iv {
+                last = StdInstant::now();
+                print_counters(&names, &counters.snapshot());
+            }
+        }
+    }
+    let mut panicked = false;
+    for h in handles {
+        panicked |= h.thread.join().is_err();
+    }
+    println!("vnet-bench run: stopped; final counters:");
+    print_counters(&names, &counters.snapshot());
+    if panicked {
+        bail!("a worker stopped unexpectedly; see the message above");
+    }
+    Ok(())
+}
+
+fn startup_detail(info: &vnet_core::port::PortInfo) -> String {
+    format!("{} {}", info.backend, info.detail)
+}

@@ -1,0 +1,131 @@
+//! Live test of the Internal mode on AF_XDP: real Linux stacks in the test's own
+//! namespaces, joined by veth pairs to a dataplane namespace where two `vnet-bench run`
+//! processes serve two internal networks (`intnet`: vm1, vm2; `other`: vm3, vm4).
+//!
+//! Needs root. Without it the test is skipped, unless `VNET_REQUIRE_PRIVILEGED` is set
+//! (CI sets it), in which case it fails.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use vnet_bench::mainjob::Dataplane;
+use vnet_bench::topo::{ip, netns_exec, Topology};
+
+fn privileged_or_skip(test: &str) -> bool {
+    let root = vnet_bench::preflight::is_root();
+    let netns_ok = root
+        && Command::new("ip")
+            .args(["netns", "list"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if root && netns_ok && vnet_bench::preflight::has_af_xdp() {
+        return true;
+    }
+    let why = "needs root, network namespaces and AF_XDP";
+    if std::env::var_os("VNET_REQUIRE_PRIVILEGED").is_some() {
+        panic!("{test}: {why}, and VNET_REQUIRE_PRIVILEGED is set");
+    }
+    eprintln!("skipped: {test}: {why}");
+    false
+}
+
+fn ping(from_netns: &str, addr: &str, count: &str) -> bool {
+    netns_exec(from_netns, "ping", &["-c", count, "-i", "0.2", "-W", "1", addr]).is_ok()
+}
+
+/// Start `tcpdump` in a namespace capturing ARP for `addr`; returns the child.
+fn sniff_arp(netns: &str, ifname: &str, addr: &str) -> std::process::Child {
+    let child = Command::new("ip")
+        .args(["netns", "exec", netns, "timeout", "6", "tcpdump", "-l", "-n", "-c", "1", "-i", ifname])
+        .args(["arp", "and", "host", addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump runs");
+    std::thread::sleep(Duration::from_millis(700));
+    child
+}
+
+fn sniffed(child: std::process::Child) -> String {
+    let out = child.wait_with_output().expect("tcpdump ends");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn internal_mode_live_ping_flood_and_isolation() {
+    if !privileged_or_skip("internal_mode_live_ping_flood_and_isolation") {
+        return;
+    }
+    let prefix = format!("ti{}", std::process::id() % 10000);
+    let topo = Topology::build(
+        &prefix,
+        &[
+            ("vm1", Some("192.168.60.11/24")),
+            ("vm2", Some("192.168.60.12/24")),
+            ("vm3", Some("192.168.60.13/24")),
+            ("vm4", Some("192.168.60.14/24")),
+        ],
+    )
+    .expect("topology");
+    let [vm1, vm2, vm3, vm4] = ["vm1", "vm2", "vm3", "vm4"].map(|r| topo.endpoint(r).clone());
+    let exe = env!("CARGO_BIN_EXE_vnet-bench");
+    std::env::set_var("VNET_BENCH_EXE", exe);
+    let mut intnet = Dataplane::start_exe(
+        exe,
+        topo.dp_netns(),
+        &["run", "--mode", "internal", "--network", "intnet", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--stats-interval", "0"],
+    )
+    .expect("intnet dataplane starts");
+    let mut other = Dataplane::start_exe(
+        exe,
+        topo.dp_netns(),
+        &["run", "--mode", "internal", "--network", "other", "--vm", &vm3.dp_ifname, "--vm", &vm4.dp_ifname, "--stats-interval", "0"],
+    )
+    .expect("other dataplane starts");
+
+    // The startup line reports the XDP attach and bind modes.
+    let startup = intnet.log_so_far();
+    assert!(startup.contains("xdp") && startup.contains("bind="), "startup line: {startup}");
+
+    // vm1 <-> vm2 on intnet, both directions; vm3 <-> vm4 on other.
+    assert!(ping(&vm1.netns, "192.168.60.12", "3"), "vm1 cannot ping vm2 through intnet");
+    assert!(ping(&vm2.netns, "192.168.60.11", "3"), "vm2 cannot ping vm1 through intnet");
+    assert!(ping(&vm3.netns, "192.168.60.14", "3"), "vm3 cannot ping vm4 through other");
+
+    // ARP broadcasts flood: vm1 asks for an address nobody has; vm2 sees the request.
+    let sniffer = sniff_arp(&vm2.netns, &vm2.ifname, "192.168.60.99");
+    assert!(!ping(&vm1.netns, "192.168.60.99", "2"));
+    let seen = sniffed(sniffer);
+    assert!(seen.contains("who-has 192.168.60.99"), "vm2 did not see vm1's ARP broadcast: {seen:?}");
+
+    // Isolation: vm3 (network `other`) neither answers vm1 nor sees its ARP broadcast.
+    let sniffer = sniff_arp(&vm3.netns, &vm3.ifname, "192.168.60.13");
+    assert!(!ping(&vm1.netns, "192.168.60.13", "2"), "vm1 reached vm3 on another network");
+    let seen = sniffed(sniffer);
+    assert!(seen.trim().is_empty(), "vm3 saw traffic from intnet: {seen:?}");
+
+    // Clean stop: counters printed, XDP programs detached.
+    let log = intnet.stop().expect("intnet stops cleanly on SIGINT");
+    assert!(log.contains("final counters"), "no final counters: {log}");
+    other.stop().expect("other stops cleanly on SIGINT");
+    for e in [&vm1, &vm2, &vm3, &vm4] {
+        let out = ip(&["-n", topo.dp_netns(), "-d", "link", "show", &e.dp_ifname]).expect("link exists");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("prog/xdp"), "XDP program left on {}: {text}", e.dp_ifname);
+    }
+}
+
+#[test]
+fn run_refuses_missing_interface_in_one_sentence() {
+    if !privileged_or_skip("run_refuses_missing_interface_in_one_sentence") {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_vnet-bench"))
+        .args(["run", "--mode", "internal", "--vm", "vnbnosuch0", "--vm", "vnbnosuch1"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no interface named vnbnosuch0"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
