@@ -16,6 +16,7 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 
+    /// What to do (the main job when absent).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -67,6 +68,7 @@ pub enum Command {
     Run(RunArgs),
     /// Build or remove the harness's namespaces, to explore by hand.
     Topo {
+        /// Up or down.
         #[command(subcommand)]
         action: TopoAction,
     },

@@ -6,9 +6,13 @@
 //!
 //! - [`switch`]: the learning Ethernet switch (bounded, aging FDB);
 //! - [`dhcp`]: the RFC 2131/2132 DHCP server stage;
-//! - [`internal`]: the Internal mode (`intnet`), a switch among VM ports.
+//! - [`layout`]: which port is a VM, the host or the uplink;
+//! - [`internal`]: the Internal mode (`intnet`), a switch among VM ports;
+//! - [`bridged`]: the Bridged mode, a learning bridge of VMs, host and uplink.
 #![warn(missing_docs)]
 
+pub mod bridged;
 pub mod dhcp;
 pub mod internal;
+pub mod layout;
 pub mod switch;
