@@ -82,6 +82,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             fdb_max: args.fdb_max,
             aging: Duration::from_secs(args.fdb_aging),
         },
+        dhcp: None,
     };
     if let Some(dir) = &args.capture {
         std::fs::create_dir_all(dir)
@@ -114,7 +115,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             ports,
             &owners,
             pool,
-            InternalMode::new(mode_config.clone()),
+            InternalMode::internal(mode_config.clone())?,
             counters.worker(w),
             handoff,
             WorkerConfig::default(),

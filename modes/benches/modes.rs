@@ -24,14 +24,14 @@ fn internal_switch(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for macs in [1u32, 64, 4096] {
         let ports = 4usize;
-        let mut mode = InternalMode::new(InternalConfig {
-            network: "intnet".into(),
-            vms: ports,
+        let mut mode = InternalMode::internal(InternalConfig {
             switch: SwitchConfig {
                 fdb_max: 4096,
                 ..SwitchConfig::default()
             },
-        });
+            ..InternalConfig::new(ports)
+        })
+        .expect("internal mode");
         let mut pool = FramePool::with_heap(4096, 2048, 256);
         let now = Instant::from_secs(1);
         // Learn every station: one broadcast from each.

@@ -5,75 +5,26 @@
 //! Invariants: frames are never rewritten and never originated; every port of the
 //! layout is a bridge member.
 
-use crate::internal::SWEEP_EVERY;
 use crate::layout::PortLayout;
+use crate::segment::{SegmentKind, SwitchedMode};
 use crate::switch::{L2Switch, SwitchConfig};
-use vnet_core::frame::{FramePool, Pkt, PortId};
-use vnet_core::pipeline::{Emitter, Pipeline, Verdict};
-use vnet_core::time::Instant;
 
-/// The Bridged mode pipeline.
-#[derive(Debug)]
-pub struct BridgedMode {
-    layout: PortLayout,
-    switch: L2Switch,
-    next_sweep: Instant,
-}
+/// The Bridged mode's pipeline.
+pub type BridgedMode = SwitchedMode;
 
-impl BridgedMode {
+impl SwitchedMode {
     /// A bridge over every port of `layout`.
-    pub fn new(layout: PortLayout, switch: SwitchConfig) -> Self {
-        Self {
-            layout,
-            switch: L2Switch::new(layout.all(), switch),
-            next_sweep: Instant::ZERO,
-        }
-    }
-
-    /// The port layout.
-    pub fn layout(&self) -> PortLayout {
-        self.layout
-    }
-
-    /// The bridge (read-only).
-    pub fn switch(&self) -> &L2Switch {
-        &self.switch
-    }
-}
-
-impl Pipeline for BridgedMode {
-    fn process(
-        &mut self,
-        now: Instant,
-        pool: &mut FramePool,
-        pkts: &mut [Pkt],
-        verdicts: &mut [Verdict],
-    ) {
-        for (pkt, verdict) in pkts.iter().zip(verdicts.iter_mut()) {
-            *verdict = self.switch.forward(now, pool.bytes(pkt), pkt.port);
-        }
-    }
-
-    fn observe_handoff(&mut self, now: Instant, bytes: &[u8], ingress: PortId) {
-        self.switch.learn(now, bytes, ingress);
-    }
-
-    fn poll_at(&self) -> Option<Instant> {
-        Some(self.next_sweep)
-    }
-
-    fn poll(&mut self, now: Instant, _pool: &mut FramePool, _out: &mut Emitter) {
-        if now >= self.next_sweep {
-            self.switch.sweep(now);
-            self.next_sweep = now + SWEEP_EVERY;
-        }
+    pub fn bridged(layout: PortLayout, switch: SwitchConfig) -> Self {
+        Self::from_parts(SegmentKind::Bridged, layout, L2Switch::new(layout.all(), switch), None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vnet_core::pipeline::PortMask;
+    use vnet_core::frame::{FramePool, PortId};
+    use vnet_core::pipeline::{Pipeline, PortMask, Verdict};
+    use vnet_core::time::Instant;
 
     fn run(mode: &mut BridgedMode, pool: &mut FramePool, bytes: &[u8], port: PortId) -> Verdict {
         let mut pkts = [pool.alloc_copy(bytes, port).unwrap()];
@@ -86,7 +37,7 @@ mod tests {
     #[test]
     fn vm_host_and_uplink_all_reach_each_other() {
         let layout = PortLayout::new(2, true, true);
-        let mut m = BridgedMode::new(layout, SwitchConfig::default());
+        let mut m = BridgedMode::bridged(layout, SwitchConfig::default());
         let mut pool = FramePool::with_heap(8, 2048, 0);
         let mac = |n: u8| [2, 0, 0, 0, 0, n];
         let frame = |d: [u8; 6], s: [u8; 6]| {

@@ -1,21 +1,23 @@
 //! Internal mode (VirtualBox `intnet`): a learning switch among the VM ports of one named
-//! network. No host port, no uplink, no DHCP unless configured. Networks with different
-//! names are separate dataplanes and never exchange a frame.
+//! network. No host port, no uplink; no DHCP unless configured (then Host-only's server).
+//! Networks with different names are separate dataplanes and never exchange a frame.
 //!
-//! Invariants: every port of the dataplane is a VM port of this network; the pipeline
-//! never rewrites frames and never originates any.
+//! Invariants: every port of the dataplane is a VM port of this network; without DHCP the
+//! pipeline never rewrites frames and never originates any.
 
+use crate::dhcp::{DhcpConfigError, DhcpServer, DhcpServerConfig};
+use crate::gateway::Gateway;
+use crate::layout::PortLayout;
+use crate::segment::{SegmentKind, SwitchedMode};
 use crate::switch::{L2Switch, SwitchConfig};
-use std::time::Duration;
-use vnet_core::frame::{FramePool, Pkt, PortId};
-use vnet_core::pipeline::{Emitter, Pipeline, PortMask, Verdict};
-use vnet_core::time::Instant;
 
-/// How often aged FDB entries are reclaimed.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+pub use crate::segment::SWEEP_EVERY;
+
+/// The Internal mode's pipeline.
+pub type InternalMode = SwitchedMode;
 
 /// Settings of an Internal network.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InternalConfig {
     /// The network's name (VirtualBox `--intnet`), default `intnet`.
     pub network: String,
@@ -23,74 +25,42 @@ pub struct InternalConfig {
     pub vms: usize,
     /// The switch's FDB settings.
     pub switch: SwitchConfig,
+    /// An optional DHCP server (`--dhcp`).
+    pub dhcp: Option<DhcpServerConfig>,
 }
 
 impl InternalConfig {
-    /// `vms` VM ports on network `intnet` with default switch settings.
+    /// `vms` VM ports on network `intnet` with default switch settings and no DHCP.
     pub fn new(vms: usize) -> Self {
         Self {
             network: "intnet".into(),
             vms,
             switch: SwitchConfig::default(),
+            dhcp: None,
         }
     }
 }
 
-/// The Internal mode pipeline.
-#[derive(Debug)]
-pub struct InternalMode {
-    config: InternalConfig,
-    switch: L2Switch,
-    next_sweep: Instant,
-}
-
-impl InternalMode {
-    /// The pipeline for `config`.
-    pub fn new(config: InternalConfig) -> Self {
-        let switch = L2Switch::new(PortMask::first(config.vms), config.switch);
-        Self {
-            config,
-            switch,
-            next_sweep: Instant::ZERO,
-        }
-    }
-
-    /// The network name.
-    pub fn network(&self) -> &str {
-        &self.config.network
-    }
-
-    /// The switch stage (read-only).
-    pub fn switch(&self) -> &L2Switch {
-        &self.switch
-    }
-}
-
-impl Pipeline for InternalMode {
-    fn process(
-        &mut self,
-        now: Instant,
-        pool: &mut FramePool,
-        pkts: &mut [Pkt],
-        verdicts: &mut [Verdict],
-    ) {
-        for (pkt, verdict) in pkts.iter().zip(verdicts.iter_mut()) {
-            *verdict = self.switch.forward(now, pool.bytes(pkt), pkt.port);
-        }
-    }
-
-    fn observe_handoff(&mut self, now: Instant, bytes: &[u8], ingress: PortId) {
-        self.switch.learn(now, bytes, ingress);
-    }
-
-    fn poll_at(&self) -> Option<Instant> {
-        Some(self.next_sweep)
-    }
-
-    fn poll(&mut self, now: Instant, _pool: &mut FramePool, _out: &mut Emitter) {
-        if now >= self.next_sweep {
-            self.switch.sweep(now);
-            self.next_sweep = now + SWEEP_EVERY;
-        }
+impl SwitchedMode {
+    /// The Internal mode pipeline.
+    ///
+    /// # Errors
+    /// When the DHCP configuration is invalid or its lease file unreadable.
+    pub fn internal(config: InternalConfig) -> Result<Self, DhcpConfigError> {
+        let layout = PortLayout::new(config.vms, false, false);
+        let gateway = match config.dhcp {
+            Some(dhcp) => {
+                let ip = dhcp.server_ip;
+                let server = DhcpServer::new(dhcp)?;
+                Some(Gateway::new(&[ip], layout.all()).with_dhcp(server, ip))
+            }
+            None => None,
+        };
+        Ok(Self::from_parts(
+            SegmentKind::Internal,
+            layout,
+            L2Switch::new(layout.vm_mask(), config.switch),
+            gateway,
+        ))
     }
 }

@@ -7,12 +7,18 @@
 //! - [`switch`]: the learning Ethernet switch (bounded, aging FDB);
 //! - [`dhcp`]: the RFC 2131/2132 DHCP server stage;
 //! - [`layout`]: which port is a VM, the host or the uplink;
+//! - [`gateway`]: the dataplane's own addresses (ARP, ICMP echo, DHCP), answered in place;
+//! - [`segment`]: the switched pipeline the three L2 modes share;
 //! - [`internal`]: the Internal mode (`intnet`), a switch among VM ports;
+//! - [`host_only`]: the Host-only mode, VMs and host with a DHCP server;
 //! - [`bridged`]: the Bridged mode, a learning bridge of VMs, host and uplink.
 #![warn(missing_docs)]
 
 pub mod bridged;
 pub mod dhcp;
+pub mod gateway;
+pub mod host_only;
 pub mod internal;
 pub mod layout;
+pub mod segment;
 pub mod switch;

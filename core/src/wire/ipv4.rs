@@ -550,7 +550,7 @@ mod tests {
     static UDP_PACKET: [u8; 28] = [
         0x45, 0x00, 0x00, 0x1c, // v4, IHL 5, total 28
         0x1c, 0x46, 0x40, 0x00, // ident 0x1c46, DF
-        0x40, 0x11, 0x9c, 0xd2, // TTL 64, UDP, checksum
+        0x40, 0x11, 0x9c, 0x72, // TTL 64, UDP, checksum
         0xc0, 0xa8, 0x00, 0x01, // 192.168.0.1
         0xc0, 0xa8, 0x00, 0xc7, // 192.168.0.199
         0x00, 0x35, 0xe5, 0x8c, 0x00, 0x08, 0x00, 0x00, // UDP header
@@ -587,7 +587,7 @@ mod tests {
         assert_eq!(p.frag_offset(), 0);
         assert_eq!(p.hop_limit(), 64);
         assert_eq!(p.next_header(), IpProtocol::Udp);
-        assert_eq!(p.checksum(), 0x9cd2);
+        assert_eq!(p.checksum(), 0x9c72);
         assert!(p.verify_checksum());
         assert_eq!(p.src_addr(), Ipv4Addr::new(192, 168, 0, 1));
         assert_eq!(p.dst_addr(), Ipv4Addr::new(192, 168, 0, 199));
