@@ -138,6 +138,28 @@ pub struct RunArgs {
     /// FDB aging time in seconds.
     #[arg(long, default_value_t = 300)]
     pub fdb_aging: u64,
+    /// The network's addressing as ADDRESS/PREFIX: Host-only's host address (default
+    /// 192.168.56.1/24); Internal's with --dhcp (default 192.168.60.1/24).
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// Serve DHCP on an Internal network.
+    #[arg(long)]
+    pub dhcp: bool,
+    /// Do not serve DHCP on a Host-only network.
+    #[arg(long, conflicts_with = "dhcp")]
+    pub no_dhcp: bool,
+    /// The DHCP server's address (default: .100 of the subnet).
+    #[arg(long, value_name = "IP")]
+    pub dhcp_server: Option<std::net::Ipv4Addr>,
+    /// The DHCP pool as FIRST-LAST (default: .101-.254 of the subnet).
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub dhcp_range: Option<String>,
+    /// DHCP lease time in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "S")]
+    pub lease_time: u64,
+    /// Keep DHCP leases in this file across restarts (written atomically).
+    #[arg(long, value_name = "PATH")]
+    pub lease_file: Option<PathBuf>,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
     pub xdp_mode: AttachChoice,

@@ -97,7 +97,7 @@ fn internal_mem() -> Result<()> {
         vec![(0, Box::new(p0) as Box<dyn Port>), (1, Box::new(p1) as Box<dyn Port>)],
         &[0, 0],
         FramePool::with_heap(4096, 2048, 256),
-        InternalMode::internal(InternalConfig::new(2)).expect("internal mode"),
+        InternalMode::internal(InternalConfig::new(2), Instant::ZERO).expect("internal mode"),
         counters.worker(0),
         (HandoffTx::none(), HandoffRx::none()),
         WorkerConfig::default(),

@@ -6,8 +6,8 @@
 //! leave their loops, the ports are dropped (XDP programs detached, sockets closed,
 //! interface settings restored) and the final counters are printed.
 
-use crate::cli::{AttachChoice, ModeName, RunArgs};
-use crate::preflight;
+use crate::cli::{AttachChoice, RunArgs};
+use crate::{modespec, preflight};
 use crate::stats::print_counters;
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,8 +19,6 @@ use vnet_core::frame::{FramePool, PortId};
 use vnet_core::port::capture::CapturePort;
 use vnet_core::port::xdp::{open_worker_ports, AttachMode, XdpConfig};
 use vnet_core::port::Port;
-use vnet_modes::internal::{InternalConfig, InternalMode};
-use vnet_modes::switch::SwitchConfig;
 
 /// Register SIGINT and SIGTERM to set the returned flag.
 pub fn stop_flag() -> Result<Arc<AtomicBool>> {
@@ -33,24 +31,10 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>> {
 
 /// Run the dataplane until a signal arrives.
 pub fn run(args: RunArgs) -> Result<()> {
-    if args.mode != ModeName::Internal {
-        bail!(
-            "mode {} is not implemented in this build yet; `run` supports: internal",
-            args.mode.as_str()
-        );
-    }
-    if args.host.is_some() {
-        bail!("internal mode has no host port; drop --host (an internal network reaches only its VMs)");
-    }
-    if args.uplink.is_some() {
-        bail!("internal mode has no uplink; drop --uplink (an internal network never reaches outside)");
-    }
-    if args.vms.len() < 2 {
-        bail!("give at least two --vm interfaces: a switch with one port forwards nothing");
-    }
+    let plan = modespec::plan(&args)?;
     preflight::require_root("vnet-bench run")?;
     preflight::require_af_xdp()?;
-    let names: Vec<String> = args.vms.clone();
+    let names = plan.ports.clone();
     preflight::require_interfaces(names.iter().map(String::as_str))?;
     if names.len() > vnet_core::frame::MAX_PORTS {
         bail!("at most {} ports are supported", vnet_core::frame::MAX_PORTS);
@@ -75,15 +59,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         napi: !args.no_napi_tuning,
         ..XdpConfig::default()
     };
-    let mode_config = InternalConfig {
-        network: args.network.clone(),
-        vms: names.len(),
-        switch: SwitchConfig {
-            fdb_max: args.fdb_max,
-            aging: Duration::from_secs(args.fdb_aging),
-        },
-        dhcp: None,
-    };
     if let Some(dir) = &args.capture {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create capture directory {}", dir.display()))?;
@@ -102,7 +77,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         let (pool, xports): (FramePool, _) = open_worker_ports(&mine, &xdp)?;
         let mut ports: Vec<(PortId, Box<dyn Port>)> = Vec::new();
         for ((name, id), port) in mine.iter().zip(xports) {
-            println!("port {id} {name}: {}", startup_detail(&port.info()));
+            println!(
+                "port {id} {name} ({}): {}",
+                plan.roles[*id as usize],
+                startup_detail(&port.info())
+            );
             let port: Box<dyn Port> = match &args.capture {
                 Some(dir) => Box::new(CapturePort::new(port, dir, name)?),
                 None => Box::new(port),
@@ -115,7 +94,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             ports,
             &owners,
             pool,
-            InternalMode::internal(mode_config.clone())?,
+            plan.spec.build(w),
             counters.worker(w),
             handoff,
             WorkerConfig::default(),
@@ -123,8 +102,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     built.reverse();
     println!(
-        "vnet-bench run: mode internal, network {:?}, {} VM ports, {} worker(s) on cores {}; Ctrl-C to stop",
-        args.network,
+        "vnet-bench run: {}, {} ports, {} worker(s) on cores {}; Ctrl-C to stop",
+        plan.summary,
         names.len(),
         workers,
         if cores.is_empty() {

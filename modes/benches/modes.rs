@@ -30,7 +30,7 @@ fn internal_switch(c: &mut Criterion) {
                 ..SwitchConfig::default()
             },
             ..InternalConfig::new(ports)
-        })
+        }, Instant::ZERO)
         .expect("internal mode");
         let mut pool = FramePool::with_heap(4096, 2048, 256);
         let now = Instant::from_secs(1);

@@ -6,16 +6,29 @@
 //! layout is a bridge member.
 
 use crate::layout::PortLayout;
-use crate::segment::{SegmentKind, SwitchedMode};
-use crate::switch::{L2Switch, SwitchConfig};
+use crate::segment::{SegmentKind, SegmentSpec, SwitchedMode};
+use crate::switch::SwitchConfig;
 
 /// The Bridged mode's pipeline.
 pub type BridgedMode = SwitchedMode;
 
-impl SwitchedMode {
+impl SegmentSpec {
     /// A bridge over every port of `layout`.
     pub fn bridged(layout: PortLayout, switch: SwitchConfig) -> Self {
-        Self::from_parts(SegmentKind::Bridged, layout, L2Switch::new(layout.all(), switch), None)
+        Self {
+            kind: SegmentKind::Bridged,
+            layout,
+            members: layout.all(),
+            switch,
+            dhcp: None,
+        }
+    }
+}
+
+impl SwitchedMode {
+    /// The Bridged pipeline for a single worker.
+    pub fn bridged(layout: PortLayout, switch: SwitchConfig) -> Self {
+        SegmentSpec::bridged(layout, switch).build(0)
     }
 }
 

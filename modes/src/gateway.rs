@@ -15,12 +15,19 @@
 //!
 //! On start (first [`Gateway::poll`]) a gratuitous ARP announces every service address.
 //!
+//! With several workers, each has its own gateway, but they share one DHCP server behind
+//! a mutex ([`SharedDhcp`]): DHCP is a slow path (a few frames per client per lease), so
+//! the lock is never taken for data traffic, and one lease table stays the only truth.
+//! Lease-file writes happen from [`Gateway::poll`] (timers), at most once a second.
+//!
 //! Invariants: a frame the gateway does not answer is left untouched; a reply never leaves
 //! on a port other than the request's ingress (except gratuitous ARP, which floods to the
 //! member ports); the scratch buffer is the only memory the services use per packet.
 
 use crate::dhcp::{DhcpServer, ReplyDest};
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 use vnet_core::counters::DropReason;
 use vnet_core::frame::{FramePool, Pkt};
 use vnet_core::pipeline::{Emitter, PortMask, Verdict};
@@ -45,6 +52,12 @@ pub fn service_mac(ip: Ipv4Addr) -> EthernetAddress {
     EthernetAddress([0x02, 0x76, 0x6e, o[1], o[2], o[3]])
 }
 
+/// A DHCP server shared by the gateways of every worker.
+pub type SharedDhcp = Arc<Mutex<DhcpServer>>;
+
+/// How often a changed lease table is written to the lease file.
+pub const LEASE_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// What the services did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GatewayStats {
@@ -58,6 +71,8 @@ pub struct GatewayStats {
     pub dhcp_silent: u64,
     /// Gratuitous ARPs sent.
     pub garps: u64,
+    /// Lease-file writes that failed.
+    pub lease_file_errors: u64,
 }
 
 /// The service stage.
@@ -66,7 +81,8 @@ pub struct Gateway {
     addrs: [(Ipv4Addr, EthernetAddress); MAX_SERVICE_ADDRS],
     n_addrs: usize,
     /// The DHCP server and the index of the address it answers from.
-    dhcp: Option<(usize, DhcpServer)>,
+    dhcp: Option<(usize, SharedDhcp)>,
+    next_lease_flush: Instant,
     /// Where gratuitous ARPs go.
     announce_to: PortMask,
     announced: bool,
@@ -89,6 +105,7 @@ impl Gateway {
             addrs: table,
             n_addrs: addrs.len(),
             dhcp: None,
+            next_lease_flush: Instant::ZERO,
             announce_to,
             announced: false,
             scratch: Box::new([0; 1600]),
@@ -100,7 +117,7 @@ impl Gateway {
     ///
     /// # Panics
     /// When `server_ip` is not a service address.
-    pub fn with_dhcp(mut self, server: DhcpServer, server_ip: Ipv4Addr) -> Self {
+    pub fn with_dhcp(mut self, server: SharedDhcp, server_ip: Ipv4Addr) -> Self {
         let idx = self
             .find(server_ip)
             .expect("the DHCP server address must be a service address");
@@ -114,13 +131,14 @@ impl Gateway {
     }
 
     /// The DHCP server, if any.
-    pub fn dhcp(&self) -> Option<&DhcpServer> {
+    pub fn dhcp(&self) -> Option<&SharedDhcp> {
         self.dhcp.as_ref().map(|(_, s)| s)
     }
 
-    /// The DHCP server, mutable (timers, lease file).
-    pub fn dhcp_mut(&mut self) -> Option<&mut DhcpServer> {
-        self.dhcp.as_mut().map(|(_, s)| s)
+    /// Do not send gratuitous ARPs (all workers but one).
+    pub fn without_announcements(mut self) -> Self {
+        self.announced = true;
+        self
     }
 
     /// The service addresses and their MACs.
@@ -234,10 +252,11 @@ impl Gateway {
     }
 
     fn dhcp_request(&mut self, now: Instant, pool: &mut FramePool, pkt: &mut Pkt) -> Verdict {
-        let Some((idx, server)) = self.dhcp.as_mut() else {
+        let Some((idx, server)) = self.dhcp.as_ref() else {
             return Verdict::Drop(DropReason::Unhandled);
         };
         let (server_ip, server_mac) = self.addrs[*idx];
+        let server = server.clone();
         let (client_mac, payload_at) = {
             let bytes = pool.bytes(pkt);
             let Ok(ip) = Ipv4Packet::new_checked(&bytes[ETHERNET_HEADER_LEN..]) else {
@@ -260,6 +279,9 @@ impl Gateway {
             )
         };
         let request = &pool.bytes(pkt)[payload_at..];
+        // A poisoned lock means another worker panicked mid-request; the table is still
+        // consistent enough to keep serving.
+        let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
         let (len, dest) = match server.handle_bytes(now, request, &mut self.scratch[..]) {
             Ok(Some(reply)) => reply,
             Ok(None) | Err(_) => {
@@ -269,7 +291,7 @@ impl Gateway {
         };
         let (dst_ip, dst_mac) = match dest {
             ReplyDest::Broadcast => (Ipv4Addr::BROADCAST, EthernetAddress::BROADCAST),
-            ReplyDest::Unicast { ip, mac } => (ip, EthernetAddress(mac_bytes(mac))),
+            ReplyDest::Unicast { ip, mac } => (ip, EthernetAddress(mac.0)),
             // No relay agents on a VirtualBox segment: answer the relay's frame sender.
             ReplyDest::Relay { giaddr } => (giaddr, client_mac),
         };
@@ -293,8 +315,15 @@ impl Gateway {
 
     /// Timers: the DHCP server's expiry, and the gratuitous ARPs on start.
     pub fn poll(&mut self, now: Instant, pool: &mut FramePool, out: &mut Emitter) {
-        if let Some((_, server)) = self.dhcp.as_mut() {
+        if let Some((_, server)) = self.dhcp.as_ref() {
+            let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
             server.poll(now);
+            if now >= self.next_lease_flush {
+                self.next_lease_flush = now + LEASE_FLUSH_EVERY;
+                if server.flush_if_dirty(now, SystemTime::now()).is_err() {
+                    self.stats.lease_file_errors += 1;
+                }
+            }
         }
         if self.announced || self.announce_to.is_empty() {
             return;
@@ -316,10 +345,6 @@ impl Gateway {
             }
         }
     }
-}
-
-fn mac_bytes(mac: impl Into<[u8; 6]>) -> [u8; 6] {
-    mac.into()
 }
 
 /// Write a gratuitous ARP request (sender = target = `ip`) from `mac` to broadcast into
@@ -353,7 +378,7 @@ pub fn write_udp_headers(
     let udp_len = frame.len() - ETHERNET_HEADER_LEN - IPV4_HEADER_LEN;
     frame[..6].copy_from_slice(&dst_mac.0);
     frame[6..12].copy_from_slice(&src_mac.0);
-    frame[12..14].copy_from_slice(&EtherType::Ipv4.to_u16().to_be_bytes());
+    frame[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
     {
         let ip_bytes = &mut frame[ETHERNET_HEADER_LEN..];
         let mut ip = Ipv4Packet::new_unchecked(&mut ip_bytes[..]);

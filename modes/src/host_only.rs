@@ -7,10 +7,12 @@
 //! from its own address and MAC (it is a service of the dataplane, not the host).
 
 use crate::dhcp::{DhcpConfigError, DhcpServer, DhcpServerConfig};
-use crate::gateway::Gateway;
 use crate::layout::PortLayout;
-use crate::segment::{SegmentKind, SwitchedMode};
-use crate::switch::{L2Switch, SwitchConfig};
+use crate::segment::{SegmentKind, SegmentSpec, SwitchedMode};
+use crate::switch::SwitchConfig;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use vnet_core::time::Instant;
 use std::net::Ipv4Addr;
 
 /// The Host-only mode's pipeline.
@@ -38,26 +40,34 @@ pub struct HostOnlyConfig {
     pub dhcp: Option<DhcpServerConfig>,
 }
 
-impl SwitchedMode {
-    /// The Host-only pipeline.
+impl SegmentSpec {
+    /// The Host-only mode.
     ///
     /// # Errors
-    /// When the DHCP configuration is invalid or its lease file unreadable.
-    pub fn host_only(config: HostOnlyConfig) -> Result<Self, DhcpConfigError> {
+    /// When the DHCP configuration is invalid or its lease file unreadable. `now` is the
+    /// dataplane clock at start (the lease file's wall-clock expiries are mapped onto it).
+    pub fn host_only(config: HostOnlyConfig, now: Instant) -> Result<Self, DhcpConfigError> {
         let layout = PortLayout::new(config.vms, true, false);
-        let gateway = match config.dhcp {
-            Some(dhcp) => {
-                let ip = dhcp.server_ip;
-                let server = DhcpServer::new(dhcp)?;
-                Some(Gateway::new(&[ip], layout.all()).with_dhcp(server, ip))
-            }
+        let dhcp = match config.dhcp {
+            Some(dhcp) => Some((dhcp.server_ip, Arc::new(Mutex::new(DhcpServer::new(dhcp, now, SystemTime::now())?)))),
             None => None,
         };
-        Ok(Self::from_parts(
-            SegmentKind::HostOnly,
+        Ok(Self {
+            kind: SegmentKind::HostOnly,
             layout,
-            L2Switch::new(layout.all(), config.switch),
-            gateway,
-        ))
+            members: layout.all(),
+            switch: config.switch,
+            dhcp,
+        })
+    }
+}
+
+impl SwitchedMode {
+    /// The Host-only pipeline for a single worker.
+    ///
+    /// # Errors
+    /// As [`SegmentSpec::host_only`].
+    pub fn host_only(config: HostOnlyConfig, now: Instant) -> Result<Self, DhcpConfigError> {
+        Ok(SegmentSpec::host_only(config, now)?.build(0))
     }
 }

@@ -6,10 +6,12 @@
 //! pipeline never rewrites frames and never originates any.
 
 use crate::dhcp::{DhcpConfigError, DhcpServer, DhcpServerConfig};
-use crate::gateway::Gateway;
 use crate::layout::PortLayout;
-use crate::segment::{SegmentKind, SwitchedMode};
-use crate::switch::{L2Switch, SwitchConfig};
+use crate::segment::{SegmentKind, SegmentSpec, SwitchedMode};
+use crate::switch::SwitchConfig;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use vnet_core::time::Instant;
 
 pub use crate::segment::SWEEP_EVERY;
 
@@ -41,26 +43,34 @@ impl InternalConfig {
     }
 }
 
-impl SwitchedMode {
-    /// The Internal mode pipeline.
+impl SegmentSpec {
+    /// The Internal mode.
     ///
     /// # Errors
-    /// When the DHCP configuration is invalid or its lease file unreadable.
-    pub fn internal(config: InternalConfig) -> Result<Self, DhcpConfigError> {
+    /// When the DHCP configuration is invalid or its lease file unreadable. `now` is the
+    /// dataplane clock at start (the lease file's wall-clock expiries are mapped onto it).
+    pub fn internal(config: InternalConfig, now: Instant) -> Result<Self, DhcpConfigError> {
         let layout = PortLayout::new(config.vms, false, false);
-        let gateway = match config.dhcp {
-            Some(dhcp) => {
-                let ip = dhcp.server_ip;
-                let server = DhcpServer::new(dhcp)?;
-                Some(Gateway::new(&[ip], layout.all()).with_dhcp(server, ip))
-            }
+        let dhcp = match config.dhcp {
+            Some(dhcp) => Some((dhcp.server_ip, Arc::new(Mutex::new(DhcpServer::new(dhcp, now, SystemTime::now())?)))),
             None => None,
         };
-        Ok(Self::from_parts(
-            SegmentKind::Internal,
+        Ok(Self {
+            kind: SegmentKind::Internal,
             layout,
-            L2Switch::new(layout.vm_mask(), config.switch),
-            gateway,
-        ))
+            members: layout.vm_mask(),
+            switch: config.switch,
+            dhcp,
+        })
+    }
+}
+
+impl SwitchedMode {
+    /// The Internal mode pipeline for a single worker.
+    ///
+    /// # Errors
+    /// As [`SegmentSpec::internal`].
+    pub fn internal(config: InternalConfig, now: Instant) -> Result<Self, DhcpConfigError> {
+        Ok(SegmentSpec::internal(config, now)?.build(0))
     }
 }

@@ -8,9 +8,10 @@
 //! learns from every frame (so replies to a guest go straight to its port); a frame the
 //! services answer never also reaches another port.
 
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, SharedDhcp};
 use crate::layout::PortLayout;
-use crate::switch::L2Switch;
+use crate::switch::{L2Switch, SwitchConfig};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 use vnet_core::frame::{FramePool, Pkt, PortId};
 use vnet_core::pipeline::{Emitter, Pipeline, Verdict};
@@ -28,6 +29,38 @@ pub enum SegmentKind {
     HostOnly,
     /// Bridged onto the uplink.
     Bridged,
+}
+
+/// Everything needed to build a switched mode's pipeline for each worker: made once
+/// (validating the configuration, creating the shared DHCP server), then
+/// [`SegmentSpec::build`] once per worker.
+#[derive(Debug, Clone)]
+pub struct SegmentSpec {
+    /// Which mode.
+    pub kind: SegmentKind,
+    /// The ports.
+    pub layout: PortLayout,
+    /// Which ports the switch connects.
+    pub members: vnet_core::pipeline::PortMask,
+    /// FDB settings.
+    pub switch: SwitchConfig,
+    /// The DHCP service address and the server shared by every worker.
+    pub dhcp: Option<(Ipv4Addr, SharedDhcp)>,
+}
+
+impl SegmentSpec {
+    /// The pipeline of worker `worker` (worker 0 sends the gratuitous ARPs).
+    pub fn build(&self, worker: usize) -> SwitchedMode {
+        let gateway = self.dhcp.as_ref().map(|(ip, server)| {
+            let gw = Gateway::new(&[*ip], self.layout.all()).with_dhcp(server.clone(), *ip);
+            if worker == 0 {
+                gw
+            } else {
+                gw.without_announcements()
+            }
+        });
+        SwitchedMode::from_parts(self.kind, self.layout, L2Switch::new(self.members, self.switch), gateway)
+    }
 }
 
 /// The pipeline of a switched mode.

@@ -153,8 +153,12 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     fn addr_range(&self, index: usize) -> core::ops::Range<usize> {
         let h = usize::from(self.hardware_len());
         let p = usize::from(self.protocol_len());
-        let start = field::ADDRS + (index / 2) * (h + p) + (index % 2) * h;
-        let len = if index % 2 == 0 { h } else { p };
+        let (start, len) = match index {
+            0 => (field::ADDRS, h),
+            1 => (field::ADDRS + h, p),
+            2 => (field::ADDRS + h + p, h),
+            _ => (field::ADDRS + 2 * h + p, p),
+        };
         start..start + len
     }
 
@@ -406,7 +410,10 @@ mod tests {
         padded[..28].copy_from_slice(&REPLY);
         let p = ArpPacket::new_checked(&padded[..]).unwrap();
         let r = ArpRepr::parse(&p).unwrap();
-        assert_eq!(r, request_repr().reply(EthernetAddress([0x52, 0x55, 0x0a, 0, 2, 2])));
+        assert_eq!(
+            r,
+            request_repr().reply(EthernetAddress([0x52, 0x55, 0x0a, 0, 2, 2]))
+        );
     }
 
     #[test]
@@ -439,7 +446,10 @@ mod tests {
             b[..28].copy_from_slice(&REQUEST);
             b[at] = value;
             let p = ArpPacket::new_checked(&b[..]).unwrap();
-            assert_eq!(ArpRepr::parse(&p), Err(WireError::Malformed(Layer::Arp, kind)));
+            assert_eq!(
+                ArpRepr::parse(&p),
+                Err(WireError::Malformed(Layer::Arp, kind))
+            );
         }
         // A large announced length is only a truncation for the view, never a panic.
         let mut b = REQUEST;

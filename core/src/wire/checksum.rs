@@ -13,7 +13,10 @@
 //!
 //! Incremental updates use RFC 1624 equation 3, `HC' = ~(~HC + ~m + m')`, which (unlike
 //! equation 2 of RFC 1141) never turns a correct `0x0000` into `0xffff` or the reverse: the
-//! result equals a full recomputation whenever the covered data is not all zeros.
+//! result equals a full recomputation whenever the covered data is not all zeros. (If the
+//! rewrite makes *all* covered data zero, equation 3 gives `0x0000` where recomputation gives
+//! `0xffff`; that cannot happen for IPv4, whose first byte holds the version, nor for UDP and
+//! TCP, whose pseudo-header holds the protocol number.)
 
 use std::net::Ipv4Addr;
 
@@ -71,7 +74,12 @@ pub fn data(bytes: &[u8]) -> u16 {
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, length: u16) -> u32 {
     let s = u32::from(src);
     let d = u32::from(dst);
-    (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(u8::from(protocol)) + u32::from(length)
+    (s >> 16)
+        + (s & 0xffff)
+        + (d >> 16)
+        + (d & 0xffff)
+        + u32::from(u8::from(protocol))
+        + u32::from(length)
 }
 
 /// RFC 1624 incremental update of `old_checksum` for one 16-bit word of the covered data
@@ -179,7 +187,10 @@ mod tests {
         // m = 0xffff and m' = 0x0000 are the same one's complement value.
         let words = [0x12, 0x34, 0xff, 0xff];
         let hc = data(&words);
-        assert_eq!(update16(hc, 0xffff, 0x0000), data(&[0x12, 0x34, 0x00, 0x00]));
+        assert_eq!(
+            update16(hc, 0xffff, 0x0000),
+            data(&[0x12, 0x34, 0x00, 0x00])
+        );
     }
 
     /// Rewrites the 16-bit word at `at` (an even offset) and checks the incremental result
@@ -192,8 +203,10 @@ mod tests {
         if buf.iter().any(|&b| b != 0) {
             prop_assert_eq!(inc, data(&buf));
         } else {
-            // All-zero data: the only case where the two differ, and both verify.
-            prop_assert_eq!(fold(sum(&buf) + u32::from(inc)), 0xffff);
+            // All-zero data, the documented exception: equation 3 gives +0 (0x0000) where
+            // recomputation gives -0 (0xffff).
+            prop_assert_eq!(inc, 0x0000);
+            prop_assert_eq!(data(&buf), 0xffff);
         }
         Ok(())
     }

@@ -220,7 +220,7 @@ impl std::error::Error for WireError {}
 macro_rules! reason_tables {
     (
         layers: [$(($layer:ident, $lname:literal)),* $(,)?],
-        kinds: $kinds:tt
+        kinds: $kinds:tt $(,)?
     ) => {
         const fn truncated_reason(layer: Layer) -> &'static str {
             match layer {
@@ -313,7 +313,8 @@ mod tests {
         }
         for r in &all {
             assert!(
-                r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{r}"
             );
             assert!(r.contains('_'), "{r}");

@@ -115,8 +115,7 @@ impl FromStr for EthernetAddress {
         let mut parts = s.split(sep);
         for slot in &mut out {
             let part = parts.next().ok_or(ParseEthernetAddressError)?;
-            if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_hexdigit())
-            {
+            if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ParseEthernetAddressError);
             }
             *slot = u8::from_str_radix(part, 16).map_err(|_| ParseEthernetAddressError)?;
@@ -273,8 +272,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
             ));
         }
         let mut tags = 0;
-        while EtherType::from(get_u16(data, field::ETHERTYPE + VLAN_TAG_LEN * tags)).is_vlan_tag()
-        {
+        while EtherType::from(get_u16(data, field::ETHERTYPE + VLAN_TAG_LEN * tags)).is_vlan_tag() {
             if tags == MAX_VLAN_TAGS {
                 return Err(WireError::Malformed(Layer::Vlan, Malformed::TooManyTags));
             }
@@ -293,13 +291,16 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Number of VLAN tags (0, 1 or 2 on a checked frame).
+    ///
+    /// Only tags that are wholly in the buffer are counted, so the header stays in bounds
+    /// even if a setter wrote a TPID where the EtherType was.
     #[inline]
     pub fn vlan_count(&self) -> usize {
         let data = self.buffer.as_ref();
         let mut tags = 0;
         while tags < MAX_VLAN_TAGS
-            && EtherType::from(get_u16(data, field::ETHERTYPE + VLAN_TAG_LEN * tags))
-                .is_vlan_tag()
+            && data.len() >= ETHERNET_HEADER_LEN + VLAN_TAG_LEN * (tags + 1)
+            && EtherType::from(get_u16(data, field::ETHERTYPE + VLAN_TAG_LEN * tags)).is_vlan_tag()
         {
             tags += 1;
         }
@@ -441,8 +442,10 @@ impl EthernetRepr {
     /// # Errors
     ///
     /// `Malformed(Vlan, TooManyTags)` for a Q-in-Q frame (read those with
-    /// [`EthernetFrame::vlan_ids`]).
+    /// [`EthernetFrame::vlan_ids`]); the errors of [`EthernetFrame::check_len`] for an
+    /// unchecked view.
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<Self, WireError> {
+        frame.check_len()?;
         if frame.vlan_count() > 1 {
             return Err(WireError::Malformed(Layer::Vlan, Malformed::TooManyTags));
         }
@@ -547,7 +550,10 @@ mod tests {
         assert_eq!(f.header_len(), 18);
         assert_eq!(f.vlan_id(), Some(100));
         let tag = f.vlan_tag(0).unwrap();
-        assert_eq!((tag.tpid, tag.pcp(), tag.dei(), tag.vid()), (EtherType::Vlan, 5, false, 100));
+        assert_eq!(
+            (tag.tpid, tag.pcp(), tag.dei(), tag.vid()),
+            (EtherType::Vlan, 5, false, 100)
+        );
         assert_eq!(f.vlan_tag(1), None);
         assert_eq!(f.payload(), &[0x45, 0x00]);
         let r = EthernetRepr::parse(&f).unwrap();
@@ -668,11 +674,29 @@ mod tests {
     }
 
     #[test]
+    fn tpid_written_by_setter_stays_in_bounds() {
+        let mut buf = UNTAGGED;
+        let mut f = EthernetFrame::new_checked(&mut buf[..]).unwrap();
+        f.set_ethertype(EtherType::Vlan);
+        // Two bytes after the TPID: not a whole tag, so not counted.
+        assert_eq!(f.vlan_count(), 0);
+        assert_eq!(f.ethertype(), EtherType::Vlan);
+        assert_eq!(f.payload().len(), 2);
+        assert_eq!(
+            EthernetFrame::new_checked(&buf[..]).unwrap_err().layer(),
+            Layer::Vlan
+        );
+    }
+
+    #[test]
     fn address_text() {
         let a: EthernetAddress = "52:54:00:AB:cd:0f".parse().unwrap();
         assert_eq!(a, EthernetAddress([0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f]));
         assert_eq!(a.to_string(), "52:54:00:ab:cd:0f");
-        assert_eq!("2-0-0-0-0-1".parse(), Ok(EthernetAddress([2, 0, 0, 0, 0, 1])));
+        assert_eq!(
+            "2-0-0-0-0-1".parse(),
+            Ok(EthernetAddress([2, 0, 0, 0, 0, 1]))
+        );
         for bad in [
             "",
             "52:54:00:ab:cd",
@@ -683,10 +707,14 @@ mod tests {
             "52:54-00:ab:cd:0f",
             "+5:54:00:ab:cd:0f",
         ] {
-            assert_eq!(bad.parse::<EthernetAddress>(), Err(ParseEthernetAddressError), "{bad}");
+            assert_eq!(
+                bad.parse::<EthernetAddress>(),
+                Err(ParseEthernetAddressError),
+                "{bad}"
+            );
         }
         assert!(EthernetAddress([0x02, 0, 0, 0, 0, 1]).is_local());
-        assert!(!EthernetAddress([0x52, 0, 0, 0, 0, 1]).is_local());
+        assert!(!EthernetAddress([0x00, 0x1b, 0x21, 0, 0, 1]).is_local());
     }
 
     #[test]

@@ -20,8 +20,8 @@
 use core::fmt;
 
 use super::checksum;
+use super::IPV4_HEADER_LEN;
 use super::{get_u16, get_u32, put_u16, put_u32, Ipv4Packet, Layer, Malformed, WireError};
-use super::{IPV4_HEADER_LEN};
 
 /// Length of the ICMPv4 header (type, code, checksum, 4 bytes rest-of-header).
 pub const ICMPV4_HEADER_LEN: usize = 8;
@@ -358,7 +358,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     /// The data after the header, mutable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_mut().get_mut(field::DATA..).unwrap_or(&mut [])
+        self.buffer
+            .as_mut()
+            .get_mut(field::DATA..)
+            .unwrap_or(&mut [])
     }
 
     /// Computes the checksum over the whole buffer and writes it.
@@ -429,8 +432,10 @@ pub enum Icmpv4Repr {
 impl Icmpv4Repr {
     /// Reads a checked view (the buffer is the whole message) and verifies its checksum.
     ///
-    /// Echo messages with a nonzero code, and unreachable/time-exceeded messages are
-    /// described precisely; everything else becomes [`Icmpv4Repr::Other`].
+    /// Echo request/reply with code 0, and destination unreachable / time exceeded whose
+    /// unused rest-of-header bytes are zero, get their own variant; everything else
+    /// (including RFC 4884 extended errors) becomes [`Icmpv4Repr::Other`], so that
+    /// [`emit`](Self::emit) reproduces every parsed header byte for byte.
     ///
     /// # Errors
     ///
@@ -632,7 +637,10 @@ mod tests {
         assert_eq!(inner.dst_addr(), Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(inner.next_header(), super::super::IpProtocol::Udp);
         assert_eq!(inner.total_len(), 36);
-        assert_eq!(inner.payload(), &[0x9c, 0x40, 0x00, 0x35, 0x00, 0x10, 0x00, 0x00]);
+        assert_eq!(
+            inner.payload(),
+            &[0x9c, 0x40, 0x00, 0x35, 0x00, 0x10, 0x00, 0x00]
+        );
         assert_eq!(
             Icmpv4Repr::parse(&p).unwrap(),
             Icmpv4Repr::DstUnreachable {
@@ -659,12 +667,18 @@ mod tests {
         let mut bad = b;
         bad[8] = 0x65;
         assert_eq!(
-            Icmpv4Packet::new_checked(&bad[..]).unwrap().inner_ipv4().unwrap_err(),
+            Icmpv4Packet::new_checked(&bad[..])
+                .unwrap()
+                .inner_ipv4()
+                .unwrap_err(),
             WireError::Malformed(Layer::Icmpv4, Malformed::BadVersion)
         );
         bad[8] = 0x43;
         assert_eq!(
-            Icmpv4Packet::new_checked(&bad[..]).unwrap().inner_ipv4().unwrap_err(),
+            Icmpv4Packet::new_checked(&bad[..])
+                .unwrap()
+                .inner_ipv4()
+                .unwrap_err(),
             WireError::Malformed(Layer::Icmpv4, Malformed::BadHeaderLen)
         );
     }
@@ -729,7 +743,10 @@ mod tests {
         assert!(p.verify_checksum());
         assert_eq!(p.next_hop_mtu(), 1400);
         assert_eq!(Icmpv4Repr::parse(&p).unwrap(), repr);
-        assert_eq!(&buf[..8], &[0x03, 0x04, buf[2], buf[3], 0x00, 0x00, 0x05, 0x78]);
+        assert_eq!(
+            &buf[..8],
+            &[0x03, 0x04, buf[2], buf[3], 0x00, 0x00, 0x05, 0x78]
+        );
 
         let repr = Icmpv4Repr::TimeExceeded {
             code: Icmpv4TimeExceeded::TtlExpired,
