@@ -103,6 +103,10 @@ pub enum Verdict {
     Drop(DropReason),
     /// The mode kept the frame (it owns it now).
     Consumed,
+    /// Another worker owns the state this packet needs (e.g. the NAT mapping of its
+    /// external port): hand the frame, as received, to that worker's pipeline. A packet
+    /// already handed off once is not handed off again (it is dropped as `no_route`).
+    HandOff(u8),
 }
 
 /// Frames a mode originates, with where they go. Fixed capacity, no allocation.

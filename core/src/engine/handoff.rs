@@ -7,7 +7,8 @@
 //! nothing grows and nothing is locked.
 //!
 //! Each message carries the frame, the port it entered the dataplane on and the ports
-//! (all owned by the receiver) it must leave on.
+//! (all owned by the receiver) it must leave on; an empty port set means "run it through
+//! your pipeline" (the sender's mode named the receiver as the owner of its state).
 
 use crate::frame::PortId;
 use crate::pipeline::PortMask;
@@ -24,7 +25,7 @@ pub struct HandoffMsg {
     len: usize,
     /// Port the frame entered the dataplane on.
     pub ingress: PortId,
-    /// Ports of the receiving worker to transmit it on.
+    /// Ports of the receiving worker to transmit it on; empty: process it.
     pub ports: PortMask,
 }
 

@@ -159,20 +159,7 @@ impl<M: Pipeline> Worker<M> {
             let id = self.port_ids[slot];
             let bytes: u64 = self.rx.as_slice().iter().map(|p| p.len as u64).sum();
             self.counters.port(id as usize).add_rx(n as u64, bytes);
-            let verdicts = &mut self.verdicts[..n];
-            self.pipeline
-                .process(now, &mut self.pool, self.rx.as_mut_slice(), verdicts);
-            for i in 0..n {
-                let pkt = self.rx.as_slice()[i];
-                match self.verdicts[i] {
-                    Verdict::Tx(mask) => self.dispatch(pkt, mask),
-                    Verdict::Drop(reason) => {
-                        self.counters.port(pkt.port as usize).add_drop(reason);
-                        self.pool.free(pkt.frame);
-                    }
-                    Verdict::Consumed => {}
-                }
-            }
+            self.process_rx(now, false);
             // Keep bursts short: transmit before the next port's burst can fill them.
             self.flush_tx();
         }
@@ -187,6 +174,45 @@ impl<M: Pipeline> Worker<M> {
             self.run_timers(now);
         }
         received
+    }
+
+    /// Run the packets in `self.rx` through the pipeline and act on the verdicts.
+    /// `handed_off`: they came from another worker (no second hand-off).
+    fn process_rx(&mut self, now: Instant, handed_off: bool) {
+        let n = self.rx.len();
+        let verdicts = &mut self.verdicts[..n];
+        self.pipeline
+            .process(now, &mut self.pool, self.rx.as_mut_slice(), verdicts);
+        for i in 0..n {
+            let pkt = self.rx.as_slice()[i];
+            match self.verdicts[i] {
+                Verdict::Tx(mask) => self.dispatch(pkt, mask),
+                Verdict::Drop(reason) => {
+                    self.counters.port(pkt.port as usize).add_drop(reason);
+                    self.pool.free(pkt.frame);
+                }
+                Verdict::Consumed => {}
+                Verdict::HandOff(worker) => {
+                    let sent = !handed_off
+                        && worker as usize != self.index
+                        && self.handoff_tx.send(
+                            worker as usize,
+                            self.pool.bytes(&pkt),
+                            pkt.port,
+                            PortMask::EMPTY,
+                        );
+                    if !sent {
+                        let reason = if handed_off || worker as usize == self.index {
+                            DropReason::NoRoute
+                        } else {
+                            DropReason::HandoffFull
+                        };
+                        self.counters.port(pkt.port as usize).add_drop(reason);
+                    }
+                    self.pool.free(pkt.frame);
+                }
+            }
+        }
     }
 
     fn run_timers(&mut self, now: Instant) {
@@ -273,8 +299,22 @@ impl<M: Pipeline> Worker<M> {
         // Bounded per loop so that a busy peer cannot starve this worker's own ports.
         for _ in 0..(4 * BURST / CHUNK) {
             let mut n = 0;
-            let (pool, pipeline, counters) = (&mut self.pool, &mut self.pipeline, &self.counters);
+            let mut handled = 0;
+            self.rx.clear();
+            let (pool, pipeline, counters, rx) =
+                (&mut self.pool, &mut self.pipeline, &self.counters, &mut self.rx);
             self.handoff_rx.drain(CHUNK, |msg| {
+                handled += 1;
+                if msg.ports.is_empty() {
+                    // To be processed here: the sender's mode named this worker the owner.
+                    match pool.alloc_copy(msg.bytes(), msg.ingress) {
+                        Some(pkt) => {
+                            let _ = rx.push(pkt);
+                        }
+                        None => counters.port(msg.ingress as usize).add_drop(DropReason::NoFrame),
+                    }
+                    return;
+                }
                 pipeline.observe_handoff(now, msg.bytes(), msg.ingress);
                 match pool.alloc_copy(msg.bytes(), msg.ingress) {
                     Some(pkt) => {
@@ -289,10 +329,14 @@ impl<M: Pipeline> Worker<M> {
             for &(pkt, mask) in &staged[..n] {
                 self.dispatch(pkt, mask);
             }
-            if n < CHUNK {
+            if !self.rx.is_empty() {
+                self.process_rx(now, true);
+            }
+            if handled < CHUNK {
                 break;
             }
         }
+        self.rx.clear();
     }
 
     #[inline]
@@ -336,5 +380,83 @@ impl<M: Pipeline> Worker<M> {
             }
         }
         burst.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::CounterSet;
+    use crate::engine::handoff::HandoffMesh;
+    use crate::port::mem::mem_pair;
+
+    /// Worker 0 serves port 0, worker 1 serves port 1. Frames whose first byte is 1 are
+    /// owned by worker 1 (handed off, then sent out of port 1 by it); others are sent
+    /// straight to port 1 (a cross-worker transmit).
+    #[derive(Debug)]
+    struct OwnerByFirstByte {
+        me: u8,
+        processed: u32,
+    }
+
+    impl Pipeline for OwnerByFirstByte {
+        fn process(&mut self, _: Instant, pool: &mut FramePool, pkts: &mut [Pkt], v: &mut [Verdict]) {
+            for (p, v) in pkts.iter().zip(v.iter_mut()) {
+                self.processed += 1;
+                let owner = pool.bytes(p)[0];
+                *v = if owner != self.me && owner == 1 {
+                    Verdict::HandOff(owner)
+                } else if owner == 9 {
+                    Verdict::HandOff(self.me)
+                } else {
+                    Verdict::Tx(PortMask::one(1))
+                };
+            }
+        }
+    }
+
+    #[test]
+    fn hand_off_runs_the_owner_s_pipeline_and_cross_worker_tx_works() {
+        let (p0, peer0) = mem_pair("p0", 0, 64);
+        let (p1, peer1) = mem_pair("p1", 1, 64);
+        let counters = CounterSet::new(2, 2);
+        let mut mesh = HandoffMesh::new(2, 16);
+        let h1 = (mesh.tx.pop().unwrap(), mesh.rx.pop().unwrap());
+        let h0 = (mesh.tx.pop().unwrap(), mesh.rx.pop().unwrap());
+        let mut w0 = Worker::new(
+            0,
+            vec![(0, Box::new(p0) as Box<dyn Port>)],
+            &[0, 1],
+            FramePool::with_heap(64, 2048, 0),
+            OwnerByFirstByte { me: 0, processed: 0 },
+            counters.worker(0),
+            h0,
+            WorkerConfig::default(),
+        );
+        let mut w1 = Worker::new(
+            1,
+            vec![(1, Box::new(p1) as Box<dyn Port>)],
+            &[0, 1],
+            FramePool::with_heap(64, 2048, 0),
+            OwnerByFirstByte { me: 1, processed: 0 },
+            counters.worker(1),
+            h1,
+            WorkerConfig::default(),
+        );
+        peer0.send(&[1; 60]); // owned by worker 1: handed off, processed there
+        peer0.send(&[0; 60]); // processed by worker 0, transmitted by worker 1
+        peer0.send(&[9; 60]); // hand-off to self: dropped as no_route
+        w0.run_once(Instant::ZERO);
+        w1.run_once(Instant::ZERO);
+        let got = peer1.drain();
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&vec![1; 60]) && got.contains(&vec![0; 60]));
+        assert_eq!(w0.pipeline().processed, 3);
+        assert_eq!(w1.pipeline().processed, 1, "worker 1 ran its pipeline on the hand-off");
+        let totals = counters.snapshot();
+        assert_eq!(totals[0].drops_for(DropReason::NoRoute), 1);
+        assert_eq!(totals[1].tx_packets, 2);
+        assert_eq!(w0.pool().free_count(), 64);
+        assert_eq!(w1.pool().free_count(), 64);
     }
 }

@@ -357,9 +357,8 @@ mod tests {
         assert_eq!(peer.drain(), tx_frames[..3].to_vec());
         let s = cap.capture_stats();
         assert_eq!((s.rx_recorded, s.tx_recorded, s.missed), (2, 3, 0));
-        assert!(cap.info().detail.ends_with(
-            "capture=".to_string() + &dir.join("m0").display().to_string() + "-{rx,tx}.pcap"
-        ));
+        let want = format!("capture={}-{{rx,tx}}.pcap", dir.join("m0").display());
+        assert!(cap.info().detail.ends_with(&want), "{}", cap.info().detail);
         assert_eq!(cap.info().backend, "mem");
     }
 

@@ -506,9 +506,15 @@ impl PcapPort {
     }
 
     /// Whether the input has ended: every record was delivered or skipped, or a read
-    /// error stopped it. A port without input is always exhausted.
+    /// error stopped it. The end is found by reading: this turns true during the
+    /// `rx_burst` that reaches it (one that returns less than the room it was given, or
+    /// the next one if a burst ended exactly on the last record). A port without input
+    /// is always exhausted.
     pub fn is_exhausted(&self) -> bool {
-        self.input.as_ref().map_or(true, Input::is_exhausted)
+        match &self.input {
+            Some(input) => input.is_exhausted(),
+            None => true,
+        }
     }
 
     /// Record timestamp (since the Unix epoch, as in the file) of the last packet
@@ -968,9 +974,11 @@ pub(crate) mod tests {
         assert_eq!(port.tx_burst(&mut pool, &[p]), 1);
         assert_eq!(pool.free_count(), 4);
         assert_eq!(port.pcap_stats().tx_discarded, 1);
-        assert!(port.is_exhausted());
+        // The end is found by reading.
+        assert!(!port.is_exhausted());
         let mut b = Burst::new();
         assert_eq!(port.rx_burst(&mut pool, &mut b), 0);
+        assert!(port.is_exhausted());
     }
 
     #[test]

@@ -11,13 +11,15 @@
 //! - a slot has a deadline in the heap if and only if it is `Offered` (end of the offer
 //!   hold), `Bound` (end of the lease) or `Declined` (end of the quarantine); when the
 //!   deadline passes ([`LeaseTable::expire`]) the slot becomes `Free`, keeping its client;
+//! - two bitmaps mirror the slots: `free_any` has a bit set exactly for `Free` slots,
+//!   `free_fresh` exactly for `Free` slots remembering no client;
 //! - `active()` is the number of `Offered` + `Bound` slots and never exceeds
 //!   `max_active()` through [`LeaseTable::hold`] (the caller checks [`LeaseTable::can_hold`]).
 //!
 //! Costs: lookups by address are O(1), by client O(1) expected (open addressing with a
 //! randomly keyed SipHash, load factor at most 1/2), deadline changes O(log n), and
-//! [`LeaseTable::find_free`] is a linear scan of the pool (at most 65536 slots), done only
-//! for a DHCPDISCOVER from a client that has no address yet.
+//! [`LeaseTable::find_free`] scans two bitmaps of the pool (one bit per address, at most
+//! 1024 words), done only for a DHCPDISCOVER from a client that has no address yet.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -376,8 +378,27 @@ pub struct LeaseTable {
     slots: Vec<Slot>,
     index: ClientIndex,
     deadlines: DeadlineHeap,
+    /// One bit per slot: `Free`.
+    free_any: Vec<u64>,
+    /// One bit per slot: `Free` and remembering no client.
+    free_fresh: Vec<u64>,
     active: usize,
     max_active: usize,
+}
+
+fn set_bit(bits: &mut [u64], i: usize, value: bool) {
+    let (word, bit) = (i / 64, 1u64 << (i % 64));
+    if value {
+        bits[word] |= bit;
+    } else {
+        bits[word] &= !bit;
+    }
+}
+
+fn first_set(bits: &[u64]) -> Option<usize> {
+    bits.iter()
+        .position(|&w| w != 0)
+        .map(|word| word * 64 + bits[word].trailing_zeros() as usize)
 }
 
 impl fmt::Debug for LeaseTable {
@@ -389,6 +410,15 @@ impl fmt::Debug for LeaseTable {
             .field("max_active", &self.max_active)
             .finish_non_exhaustive()
     }
+}
+
+/// A bitmap of `len` bits, all set.
+fn all_set(len: usize) -> Vec<u64> {
+    let mut bits = vec![0u64; len.div_ceil(64)];
+    for i in 0..len {
+        set_bit(&mut bits, i, true);
+    }
+    bits
 }
 
 impl LeaseTable {
@@ -407,6 +437,8 @@ impl LeaseTable {
             ],
             index: ClientIndex::with_capacity(pool_len),
             deadlines: DeadlineHeap::new(pool_len),
+            free_any: all_set(pool_len),
+            free_fresh: all_set(pool_len),
             active: 0,
             max_active,
         }
@@ -485,17 +517,21 @@ impl LeaseTable {
 
     /// The first `Free` address that remembers no client, else the first `Free`
     /// address at all (forgetting its old client is the price of serving a new one).
+    ///
+    /// Scans one bit per address (a /16 pool is 1024 words), lowest address first.
     pub fn find_free(&self) -> Option<Ipv4Addr> {
-        let mut fallback = None;
-        for (i, slot) in self.slots.iter().enumerate() {
-            if slot.state == LeaseState::Free {
-                if slot.client.is_none() {
-                    return Some(self.addr_of(i));
-                }
-                fallback = fallback.or(Some(i));
-            }
-        }
-        fallback.map(|i| self.addr_of(i))
+        first_set(&self.free_fresh)
+            .or_else(|| first_set(&self.free_any))
+            .map(|i| self.addr_of(i))
+    }
+
+    /// Recomputes `slot`'s bits in the free bitmaps from its state and client; called
+    /// after every change of either.
+    fn sync_free_bits(&mut self, slot: usize) {
+        let s = &self.slots[slot];
+        let free = s.state == LeaseState::Free;
+        set_bit(&mut self.free_any, slot, free);
+        set_bit(&mut self.free_fresh, slot, free && s.client.is_none());
     }
 
     /// Makes `slot` remember `client`, and only it: forgets the client's other slot and
@@ -508,9 +544,11 @@ impl LeaseTable {
             self.index.remove(client, &self.slots);
             self.set_inactive(other);
             self.slots[other].client = None;
+            self.sync_free_bits(other);
         }
         self.detach(slot);
         self.slots[slot].client = Some(*client);
+        self.sync_free_bits(slot);
         self.index.insert(client, slot);
     }
 
@@ -519,6 +557,7 @@ impl LeaseTable {
         if let Some(old) = self.slots[slot].client {
             self.index.remove(&old, &self.slots);
             self.slots[slot].client = None;
+            self.sync_free_bits(slot);
         }
     }
 
@@ -531,6 +570,7 @@ impl LeaseTable {
             self.active -= 1;
         }
         self.slots[slot].state = LeaseState::Free;
+        self.sync_free_bits(slot);
         self.deadlines.remove(slot);
     }
 
@@ -559,6 +599,7 @@ impl LeaseTable {
             self.active += 1;
         }
         self.slots[slot].state = state;
+        self.sync_free_bits(slot);
         self.deadlines.set(slot, until);
         true
     }
@@ -607,6 +648,7 @@ impl LeaseTable {
             self.set_inactive(slot);
             self.detach(slot);
             self.slots[slot].state = LeaseState::Declined;
+            self.sync_free_bits(slot);
             self.deadlines.set(slot, until);
         }
     }
@@ -649,6 +691,13 @@ impl LeaseTable {
         let mut active = 0;
         let mut remembered = 0;
         for (i, s) in self.slots.iter().enumerate() {
+            let bit = |bits: &[u64]| bits[i / 64] & (1 << (i % 64)) != 0;
+            assert_eq!(bit(&self.free_any), s.state == LeaseState::Free, "slot {i}");
+            assert_eq!(
+                bit(&self.free_fresh),
+                s.state == LeaseState::Free && s.client.is_none(),
+                "slot {i}"
+            );
             match s.state {
                 LeaseState::Offered | LeaseState::Bound => {
                     active += 1;
