@@ -272,6 +272,19 @@ fn rfc2131_4_3_1_requested_address_offered_when_free() {
     assert_eq!(h.send(0, &payload).unwrap().repr.yiaddr, ip(102));
 }
 
+#[test]
+fn rfc2131_4_3_1_discover_from_bound_client_keeps_its_lease() {
+    let mut h = Harness::new();
+    assert_eq!(h.bind(0, MAC_A), ip(101));
+    // "The client's current address as recorded in the client's current binding".
+    let offer = h.send(100, &discover(BROADCAST, MAC_A)).unwrap();
+    assert_eq!(offer.repr.yiaddr, ip(101));
+    // Offering does not shorten the lease to an offer hold.
+    let lease = h.server.leases().lease(ip(101)).unwrap();
+    assert_eq!(lease.state, LeaseState::Bound);
+    assert_eq!(lease.deadline, Some(at(3600)));
+}
+
 // ---- 4.3.2 DHCPREQUEST, one test per row of the table and per outcome ----
 
 #[test]

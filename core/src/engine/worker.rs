@@ -170,7 +170,7 @@ impl<M: Pipeline> Worker<M> {
         }
         self.loops += 1;
         let due = self.pipeline.poll_at().is_some_and(|t| t <= now);
-        if due || self.loops % self.config.timer_every as u64 == 0 {
+        if due || self.loops.is_multiple_of(self.config.timer_every.max(1) as u64) {
             self.run_timers(now);
         }
         received

@@ -6,7 +6,7 @@
 //! reply, wraps it again as its [`ReplyDest`] says.
 //!
 //! - [`config`]: [`DhcpServerConfig`], its VirtualBox presets and its validation;
-//! - [`leases`]: the bounded [`LeaseTable`](leases::LeaseTable) (one slot per pool
+//! - [`leases`]: the bounded [`LeaseTable`] (one slot per pool
 //!   address, a client index, a deadline heap);
 //! - [`server`]: [`DhcpServer`], the RFC 2131 state logic, the reply rules of Table 3 and
 //!   4.1, and the [`DhcpCounters`];
