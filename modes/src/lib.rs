@@ -8,6 +8,8 @@
 //! - [`dhcp`]: the RFC 2131/2132 DHCP server stage;
 //! - [`layout`]: which port is a VM, the host or the uplink;
 //! - [`gateway`]: the dataplane's own addresses (ARP, ICMP echo, DHCP), answered in place;
+//! - [`neighbor`]: the own address on a routed link and the next hop's MAC (ARP);
+//! - [`dns_proxy`]: the NAT modes' DNS proxy (forward upstream, or SERVFAIL);
 //! - [`segment`]: the switched pipeline the three L2 modes share;
 //! - [`internal`]: the Internal mode (`intnet`), a switch among VM ports;
 //! - [`host_only`]: the Host-only mode, VMs and host with a DHCP server;
@@ -16,9 +18,11 @@
 
 pub mod bridged;
 pub mod dhcp;
+pub mod dns_proxy;
 pub mod gateway;
 pub mod host_only;
 pub mod internal;
 pub mod layout;
+pub mod neighbor;
 pub mod segment;
 pub mod switch;

@@ -193,22 +193,22 @@ mod tests {
         assert_eq!(n.next_hop_mac(Instant::ZERO), None);
 
         // The gateway's reply teaches its MAC.
-        let reply = pool.alloc_copy(&arp(2, [9, 9, 9, 9, 9, 1], GW, ME), 3).unwrap();
+        let reply = pool.alloc_copy(&arp(2, [0x0a, 9, 9, 9, 9, 1], GW, ME), 3).unwrap();
         assert_eq!(n.on_arp(Instant::from_secs(1), &mut pool, &reply), Some(Verdict::Tx(PortMask::EMPTY)));
         pool.free(reply.frame);
-        assert_eq!(n.next_hop_mac(Instant::from_secs(1)), Some(EthernetAddress([9, 9, 9, 9, 9, 1])));
+        assert_eq!(n.next_hop_mac(Instant::from_secs(1)), Some(EthernetAddress([0x0a, 9, 9, 9, 9, 1])));
 
         // Its request for our address is answered in place and teaches a new MAC.
-        let req = pool.alloc_copy(&arp(1, [9, 9, 9, 9, 9, 2], GW, ME), 3).unwrap();
+        let req = pool.alloc_copy(&arp(1, [0x0a, 9, 9, 9, 9, 2], GW, ME), 3).unwrap();
         assert_eq!(n.on_arp(Instant::from_secs(2), &mut pool, &req), Some(Verdict::Tx(PortMask::one(3))));
         let b = pool.bytes(&req);
-        assert_eq!(&b[0..6], &[9, 9, 9, 9, 9, 2]);
+        assert_eq!(&b[0..6], &[0x0a, 9, 9, 9, 9, 2]);
         assert_eq!(&b[20..22], &[0, 2]);
         assert_eq!(&b[22..28], &MY_MAC.0);
         assert_eq!(&b[28..32], &ME.octets());
         pool.free(req.frame);
         assert_eq!(n.mac_changes, 1);
-        assert_eq!(n.next_hop_mac(Instant::from_secs(2)), Some(EthernetAddress([9, 9, 9, 9, 9, 2])));
+        assert_eq!(n.next_hop_mac(Instant::from_secs(2)), Some(EthernetAddress([0x0a, 9, 9, 9, 9, 2])));
         // Stale after silence.
         assert_eq!(n.next_hop_mac(Instant::from_secs(2) + STALE + Duration::from_secs(1)), None);
     }

@@ -53,8 +53,10 @@ pub struct DhcpReply {
     pub dest: ReplyDest,
 }
 
-/// One counter per outcome. Every handled message increments exactly one of the
-/// `offers`..`malformed` outcome counters (the `*_received` counters count input).
+/// One counter per outcome. Every message increments exactly one of the outcome
+/// counters `offers`..`malformed`; `discovers_received`/`requests_received` count input,
+/// `reply_too_large` counts a reply that was decided (and counted) but did not fit the
+/// caller's buffer, and `expired` counts leases running out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DhcpCounters {
     /// DHCPDISCOVERs received.
