@@ -117,8 +117,19 @@ pub fn run(args: RunArgs) -> Result<()> {
     let handles = spawn_workers(built, &cores, stop.clone())?;
     let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
     let mut last = StdInstant::now();
+    let mut last_lease_flush = StdInstant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        // The lease file is written here, on the control thread, never by a worker.
+        if let Some((_, server)) = &plan.spec.dhcp {
+            if last_lease_flush.elapsed() >= Duration::from_secs(1) {
+                last_lease_flush = StdInstant::now();
+                let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = server.flush_if_dirty(vnet_core::time::Instant::now(), std::time::SystemTime::now()) {
+                    eprintln!("warning: could not write the lease file: {e}");
+                }
+            }
+        }
         if handles.iter().any(|h| h.thread.is_finished()) {
             stop.store(true, Ordering::Relaxed);
             break;
@@ -136,6 +147,19 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     println!("vnet-bench run: stopped; final counters:");
     print_counters(&names, &counters.snapshot());
+    if let Some((ip, server)) = &plan.spec.dhcp {
+        let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
+        let c = server.counters();
+        println!(
+            "dhcp {ip}: discovers={} requests={} offers={} acks={} naks={} declines={} releases={} informs={} exhausted={} malformed={} active_leases={}",
+            c.discovers_received, c.requests_received, c.offers, c.acks, c.naks, c.declines,
+            c.releases, c.informs, c.exhausted, c.malformed, server.leases().active()
+        );
+        // A no-op without --lease-file.
+        if let Err(e) = server.save(vnet_core::time::Instant::now(), std::time::SystemTime::now()) {
+            eprintln!("warning: could not write the lease file: {e}");
+        }
+    }
     if panicked {
         bail!("a worker stopped unexpectedly; see the message above");
     }

@@ -5,50 +5,15 @@
 //! Needs root. Without it the test is skipped, unless `VNET_REQUIRE_PRIVILEGED` is set
 //! (CI sets it), in which case it fails.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod common;
+
+use common::{ping, privileged_or_skip, sniff, sniffed};
+use std::process::Command;
 use vnet_bench::mainjob::Dataplane;
-use vnet_bench::topo::{ip, netns_exec, Topology};
+use vnet_bench::topo::{ip, Topology};
 
-fn privileged_or_skip(test: &str) -> bool {
-    let root = vnet_bench::preflight::is_root();
-    let netns_ok = root
-        && Command::new("ip")
-            .args(["netns", "list"])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if root && netns_ok && vnet_bench::preflight::has_af_xdp() {
-        return true;
-    }
-    let why = "needs root, network namespaces and AF_XDP";
-    if std::env::var_os("VNET_REQUIRE_PRIVILEGED").is_some() {
-        panic!("{test}: {why}, and VNET_REQUIRE_PRIVILEGED is set");
-    }
-    eprintln!("skipped: {test}: {why}");
-    false
-}
-
-fn ping(from_netns: &str, addr: &str, count: &str) -> bool {
-    netns_exec(from_netns, "ping", &["-c", count, "-i", "0.2", "-W", "1", addr]).is_ok()
-}
-
-/// Start `tcpdump` in a namespace capturing ARP for `addr`; returns the child.
 fn sniff_arp(netns: &str, ifname: &str, addr: &str) -> std::process::Child {
-    let child = Command::new("ip")
-        .args(["netns", "exec", netns, "timeout", "6", "tcpdump", "-l", "-n", "-c", "1", "-i", ifname])
-        .args(["arp", "and", "host", addr])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tcpdump runs");
-    std::thread::sleep(Duration::from_millis(700));
-    child
-}
-
-fn sniffed(child: std::process::Child) -> String {
-    let out = child.wait_with_output().expect("tcpdump ends");
-    String::from_utf8_lossy(&out.stdout).to_string()
+    sniff(netns, ifname, "1", &["arp", "and", "host", addr])
 }
 
 #[test]

@@ -18,7 +18,8 @@
 //! With several workers, each has its own gateway, but they share one DHCP server behind
 //! a mutex ([`SharedDhcp`]): DHCP is a slow path (a few frames per client per lease), so
 //! the lock is never taken for data traffic, and one lease table stays the only truth.
-//! Lease-file writes happen from [`Gateway::poll`] (timers), at most once a second.
+//! The lease file is written by the control thread (`vnet-bench run` flushes it every
+//! second when leases changed), never by a worker.
 //!
 //! Invariants: a frame the gateway does not answer is left untouched; a reply never leaves
 //! on a port other than the request's ingress (except gratuitous ARP, which floods to the
@@ -27,7 +28,6 @@
 use crate::dhcp::{DhcpServer, ReplyDest};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 use vnet_core::counters::DropReason;
 use vnet_core::frame::{FramePool, Pkt};
 use vnet_core::pipeline::{Emitter, PortMask, Verdict};
@@ -55,9 +55,6 @@ pub fn service_mac(ip: Ipv4Addr) -> EthernetAddress {
 /// A DHCP server shared by the gateways of every worker.
 pub type SharedDhcp = Arc<Mutex<DhcpServer>>;
 
-/// How often a changed lease table is written to the lease file.
-pub const LEASE_FLUSH_EVERY: Duration = Duration::from_secs(1);
-
 /// What the services did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GatewayStats {
@@ -71,8 +68,8 @@ pub struct GatewayStats {
     pub dhcp_silent: u64,
     /// Gratuitous ARPs sent.
     pub garps: u64,
-    /// Lease-file writes that failed.
-    pub lease_file_errors: u64,
+    /// DHCP replies for a relay agent, dropped (no relays on a VirtualBox segment).
+    pub dhcp_relay_dropped: u64,
 }
 
 /// The service stage.
@@ -82,7 +79,6 @@ pub struct Gateway {
     n_addrs: usize,
     /// The DHCP server and the index of the address it answers from.
     dhcp: Option<(usize, SharedDhcp)>,
-    next_lease_flush: Instant,
     /// Where gratuitous ARPs go.
     announce_to: PortMask,
     announced: bool,
@@ -105,7 +101,6 @@ impl Gateway {
             addrs: table,
             n_addrs: addrs.len(),
             dhcp: None,
-            next_lease_flush: Instant::ZERO,
             announce_to,
             announced: false,
             scratch: Box::new([0; 1600]),
@@ -257,7 +252,7 @@ impl Gateway {
         };
         let (server_ip, server_mac) = self.addrs[*idx];
         let server = server.clone();
-        let (client_mac, payload_at) = {
+        let payload_at = {
             let bytes = pool.bytes(pkt);
             let Ok(ip) = Ipv4Packet::new_checked(&bytes[ETHERNET_HEADER_LEN..]) else {
                 return Verdict::Drop(DropReason::Malformed);
@@ -271,12 +266,7 @@ impl Gateway {
             if !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
                 return Verdict::Drop(DropReason::Malformed);
             }
-            let mut mac = [0u8; 6];
-            mac.copy_from_slice(&bytes[6..12]);
-            (
-                EthernetAddress(mac),
-                ETHERNET_HEADER_LEN + ip.header_len() + UDP_HEADER_LEN,
-            )
+            ETHERNET_HEADER_LEN + ip.header_len() + UDP_HEADER_LEN
         };
         let request = &pool.bytes(pkt)[payload_at..];
         // A poisoned lock means another worker panicked mid-request; the table is still
@@ -292,8 +282,12 @@ impl Gateway {
         let (dst_ip, dst_mac) = match dest {
             ReplyDest::Broadcast => (Ipv4Addr::BROADCAST, EthernetAddress::BROADCAST),
             ReplyDest::Unicast { ip, mac } => (ip, EthernetAddress(mac.0)),
-            // No relay agents on a VirtualBox segment: answer the relay's frame sender.
-            ReplyDest::Relay { giaddr } => (giaddr, client_mac),
+            // No relay agents on a VirtualBox segment (the server ignores relays from
+            // other subnets); a same-subnet relay is not supported: count and drop.
+            ReplyDest::Relay { .. } => {
+                self.stats.dhcp_relay_dropped += 1;
+                return Verdict::Tx(PortMask::EMPTY);
+            }
         };
         let total = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEADER_LEN + len;
         let frame = pool.frame_mut(pkt.frame);
@@ -316,14 +310,7 @@ impl Gateway {
     /// Timers: the DHCP server's expiry, and the gratuitous ARPs on start.
     pub fn poll(&mut self, now: Instant, pool: &mut FramePool, out: &mut Emitter) {
         if let Some((_, server)) = self.dhcp.as_ref() {
-            let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
-            server.poll(now);
-            if now >= self.next_lease_flush {
-                self.next_lease_flush = now + LEASE_FLUSH_EVERY;
-                if server.flush_if_dirty(now, SystemTime::now()).is_err() {
-                    self.stats.lease_file_errors += 1;
-                }
-            }
+            server.lock().unwrap_or_else(|e| e.into_inner()).poll(now);
         }
         if self.announced || self.announce_to.is_empty() {
             return;

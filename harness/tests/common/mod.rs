@@ -1,0 +1,91 @@
+//! Shared pieces of the live tests: the skip-or-fail rule for privileged tests, and the
+//! real tools (ping, tcpdump, DHCP clients) run inside the test's namespaces.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use vnet_bench::topo::netns_exec;
+
+/// True when the test can run (root, namespaces, AF_XDP). Otherwise: panic when
+/// `VNET_REQUIRE_PRIVILEGED` is set (CI), else print "skipped" and return false.
+pub fn privileged_or_skip(test: &str) -> bool {
+    let root = vnet_bench::preflight::is_root();
+    let netns_ok = root
+        && Command::new("ip")
+            .args(["netns", "list"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if root && netns_ok && vnet_bench::preflight::has_af_xdp() {
+        return true;
+    }
+    let why = "needs root, network namespaces and AF_XDP";
+    if std::env::var_os("VNET_REQUIRE_PRIVILEGED").is_some() {
+        panic!("{test}: {why}, and VNET_REQUIRE_PRIVILEGED is set");
+    }
+    eprintln!("skipped: {test}: {why}");
+    false
+}
+
+/// `ping -c COUNT` from a namespace; true when every reply came.
+pub fn ping(from_netns: &str, addr: &str, count: &str) -> bool {
+    netns_exec(from_netns, "ping", &["-c", count, "-i", "0.2", "-W", "1", addr]).is_ok()
+}
+
+/// Start `tcpdump` in a namespace printing up to `count` packets matching `filter`
+/// within 6 s.
+pub fn sniff(netns: &str, ifname: &str, count: &str, filter: &[&str]) -> Child {
+    let child = Command::new("ip")
+        .args(["netns", "exec", netns, "timeout", "6", "tcpdump", "-l", "-n", "-c", count, "-i", ifname])
+        .args(filter)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump runs");
+    std::thread::sleep(Duration::from_millis(700));
+    child
+}
+
+/// What a sniffer printed.
+pub fn sniffed(child: Child) -> String {
+    let out = child.wait_with_output().expect("tcpdump ends");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh directory under the system temp dir.
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("vnet-live-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+    /// A path inside.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Write an executable shell script.
+pub fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("script");
+    Command::new("chmod").arg("+x").arg(path).status().expect("chmod");
+}
+
+/// The IPv4 address (without prefix) of an interface in a namespace, if any.
+pub fn addr_of(netns: &str, ifname: &str) -> Option<String> {
+    let out = netns_exec(netns, "ip", &["-4", "-o", "addr", "show", "dev", ifname]).ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let word = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    Some(word.split('/').next()?.to_string())
+}
