@@ -34,7 +34,6 @@ fn internal_mode_live_ping_flood_and_isolation() {
     .expect("topology");
     let [vm1, vm2, vm3, vm4] = ["vm1", "vm2", "vm3", "vm4"].map(|r| topo.endpoint(r).clone());
     let exe = env!("CARGO_BIN_EXE_vnet-bench");
-    std::env::set_var("VNET_BENCH_EXE", exe);
     let mut intnet = Dataplane::start_exe(
         exe,
         topo.dp_netns(),

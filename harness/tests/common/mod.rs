@@ -89,3 +89,25 @@ pub fn addr_of(netns: &str, ifname: &str) -> Option<String> {
     let word = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
     Some(word.split('/').next()?.to_string())
 }
+
+/// A real TCP exchange: an iperf3 server (one test, then exit) in `server_netns`, a
+/// 1-second client run from `client_netns`. True when the client completed.
+pub fn tcp_exchange(server_netns: &str, server_addr: &str, client_netns: &str, port: u16) -> bool {
+    let port_s = port.to_string();
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", server_netns, "iperf3", "-s", "-1", "-p", &port_s, "-B", server_addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 server runs");
+    std::thread::sleep(Duration::from_millis(500));
+    let ok = Command::new("ip")
+        .args(["netns", "exec", client_netns, "timeout", "10", "iperf3", "-c", server_addr, "-p", &port_s, "-t", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = server.kill();
+    let _ = server.wait();
+    ok
+}
