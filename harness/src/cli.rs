@@ -65,7 +65,10 @@ pub enum BackendChoice {
 pub enum Command {
     /// Run the dataplane on existing interfaces of the current network namespace until
     /// Ctrl-C.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Prove each mode's row of Table 1-1 by real traffic between independent stacks;
+    /// exits 1 when any case does not match MODES.md.
+    Conformance(crate::conformance::ConformanceArgs),
     /// Build or remove the harness's namespaces, to explore by hand.
     Topo {
         /// Up or down.

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod conformance;
 pub mod mainjob;
 pub mod modespec;
 pub mod preflight;

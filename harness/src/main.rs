@@ -2,12 +2,17 @@
 
 use clap::Parser;
 use vnet_bench::cli::{Cli, Command, ModeName, TopoAction};
-use vnet_bench::{mainjob, preflight, run, topo};
+use vnet_bench::{conformance, mainjob, preflight, run, topo};
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Run(args)) => run::run(args),
+        Some(Command::Run(args)) => run::run(*args),
+        Some(Command::Conformance(args)) => match conformance::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
         Some(Command::Topo { action }) => topo_command(action),
         None => mainjob::main_job(cli.mode.unwrap_or(ModeName::Internal), cli.backend),
     };

@@ -178,7 +178,7 @@ mod tests {
         let mut argv = vec!["vnet-bench", "run"];
         argv.extend(line.split_whitespace());
         match Cli::parse_from(argv).command {
-            Some(crate::cli::Command::Run(a)) => a,
+            Some(crate::cli::Command::Run(a)) => *a,
             _ => unreachable!(),
         }
     }

@@ -201,14 +201,24 @@ pub fn cases_for(mode: ModeName, row: &[Reach; 6], translation: Translation) -> 
                         target,
                         forward,
                     };
-                    cases.push(variant(Variant::NoRule, Expect::Block, via(FORWARDED_PORT), None));
+                    cases.push(variant(
+                        Variant::NoRule,
+                        Expect::Block,
+                        via(FORWARDED_PORT),
+                        None,
+                    ));
                     cases.push(variant(
                         Variant::Rule,
                         Expect::Deliver { source },
                         via(FORWARDED_PORT),
                         Some(rule),
                     ));
-                    cases.push(variant(Variant::OtherPort, Expect::Block, via(OTHER_PORT), Some(rule)));
+                    cases.push(variant(
+                        Variant::OtherPort,
+                        Expect::Block,
+                        via(OTHER_PORT),
+                        Some(rule),
+                    ));
                 }
             }
         }
@@ -230,7 +240,12 @@ mod tests {
             let names: BTreeSet<_> = cases.iter().map(|c| c.name.clone()).collect();
             assert_eq!(names.len(), cases.len());
             let forwards = row.iter().filter(|r| **r == Reach::PortForward).count();
-            assert_eq!(cases.len(), 3 * (6 - forwards) + 9 * forwards, "{}", mode.as_str());
+            assert_eq!(
+                cases.len(),
+                3 * (6 - forwards) + 9 * forwards,
+                "{}",
+                mode.as_str()
+            );
         }
     }
 
@@ -250,7 +265,10 @@ mod tests {
         assert_eq!(inet_tcp[0].name, "nat/inet-vm/tcp/no-rule");
         assert_eq!(inet_tcp[0].expect, Expect::Block);
         assert!(matches!(inet_tcp[1].expect, Expect::Deliver { .. }));
-        assert_eq!(inet_tcp[1].forward.map(|r| r.host_port), Some(FORWARDED_PORT));
+        assert_eq!(
+            inet_tcp[1].forward.map(|r| r.host_port),
+            Some(FORWARDED_PORT)
+        );
         assert_eq!(
             inet_tcp[2].target,
             Target::Via {

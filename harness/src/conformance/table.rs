@@ -333,8 +333,14 @@ mod tests {
             assert_ne!(d.from(), d.to());
             assert_eq!(Direction::between(d.from(), d.to()), Some(d));
         }
-        assert_eq!(Direction::between(Role::Vm2, Role::Host), Some(Direction::VmToHost));
-        assert_eq!(Direction::between(Role::Inet, Role::Vm2), Some(Direction::InetToVm));
+        assert_eq!(
+            Direction::between(Role::Vm2, Role::Host),
+            Some(Direction::VmToHost)
+        );
+        assert_eq!(
+            Direction::between(Role::Inet, Role::Vm2),
+            Some(Direction::InetToVm)
+        );
         assert_eq!(Direction::between(Role::Host, Role::Inet), None);
     }
 

@@ -1,0 +1,346 @@
+//! Interface NAPI settings that make AF_XDP busy polling pay off, applied while the
+//! ports run and restored when they are dropped.
+//!
+//! For each bound interface [`NapiGuard`] writes `napi_defer_hard_irqs` = 2 and
+//! `gro_flush_timeout` = 200000 (ns) and, where the file exists, `threaded` = 0, under
+//! `/sys/class/net/IF/`, remembering the values it replaced. With `SO_PREFER_BUSY_POLL`
+//! these let the application's `recvfrom` run the NAPI context instead of softirqs
+//! (on veth: testpmd went from 0.25 to 0.86 Mpps with them).
+//!
+//! Network namespaces: `/sys/class/net` shows the namespace of whoever mounted `/sys`,
+//! not the calling thread's. The guard therefore checks that the sysfs entry it found is
+//! the interface the socket is bound to (same ifindex and MAC as rtnetlink reports in
+//! the caller's namespace); when it is not (a thread that entered a namespace with
+//! `setns`), it mounts a fresh sysfs in a private mount namespace of a short-lived helper
+//! thread, which sees the caller's network namespace, and keeps only a directory fd to
+//! the interface. All later reads and writes go through that fd, so restoring works from
+//! any thread.
+//!
+//! Invariant: only values this guard changed are restored, newest first.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Value written to `napi_defer_hard_irqs`.
+pub const NAPI_DEFER_HARD_IRQS: &str = "2";
+/// Value written to `gro_flush_timeout` (nanoseconds).
+pub const GRO_FLUSH_TIMEOUT: &str = "200000";
+
+/// (file, value, whether the file may be missing)
+const KNOBS: [(&str, &str, bool); 3] = [
+    ("napi_defer_hard_irqs", NAPI_DEFER_HARD_IRQS, false),
+    ("gro_flush_timeout", GRO_FLUSH_TIMEOUT, false),
+    ("threaded", "0", true),
+];
+
+/// The NAPI settings of one interface, held for as long as its port lives.
+#[derive(Debug)]
+pub struct NapiGuard {
+    ifname: String,
+    dir: OwnedFd,
+    /// Knobs this guard changed, with the value found before, in write order.
+    saved: Vec<(&'static str, String)>,
+}
+
+impl NapiGuard {
+    /// Apply the settings to `ifname` (index `ifindex`) as seen from the calling
+    /// thread's network namespace.
+    ///
+    /// # Errors
+    /// A sentence for the port's info line when the settings could not be applied (no
+    /// writable sysfs for this namespace, not root...).
+    /// `mac` is the interface's address as rtnetlink reports it in that namespace, used
+    /// to make sure the sysfs entry is the same device.
+    pub(crate) fn apply(ifname: &str, ifindex: u32, mac: Option<[u8; 6]>) -> Result<Self, String> {
+        let dir = match open_dir_at_sys(ifname) {
+            Ok(dir) if same_device(&dir, ifindex, mac) => dir,
+            _ => {
+                let dir = private_sysfs_dir(ifname)
+                    .map_err(|e| format!("no sysfs view of {ifname} in this namespace ({e})"))?;
+                if !same_device(&dir, ifindex, mac) {
+                    return Err(format!("sysfs shows another {ifname} than the bound one"));
+                }
+                dir
+            }
+        };
+        Self::apply_at(dir, ifname).map_err(|e| format!("could not write NAPI settings ({e})"))
+    }
+
+    /// Apply the settings through `dir`, an open directory holding the knob files
+    /// (normally `/sys/class/net/IF`; any directory in tests).
+    ///
+    /// # Errors
+    /// The first read or write that failed; knobs changed before it are restored.
+    pub(crate) fn apply_at(dir: OwnedFd, ifname: &str) -> io::Result<Self> {
+        let mut guard = Self {
+            ifname: ifname.to_string(),
+            dir,
+            saved: Vec::new(),
+        };
+        for (name, value, optional) in KNOBS {
+            let old = match read_knob(&guard.dir, name) {
+                Ok(old) => old,
+                Err(e) if optional && e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if old == value {
+                continue;
+            }
+            write_knob(&guard.dir, name, value)?;
+            guard.saved.push((name, old));
+        }
+        Ok(guard)
+    }
+
+    /// The interface.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// For the info line: `napi_defer_hard_irqs=2 gro_flush_timeout=200000`.
+    pub fn summary(&self) -> String {
+        format!("napi_defer_hard_irqs={NAPI_DEFER_HARD_IRQS} gro_flush_timeout={GRO_FLUSH_TIMEOUT}")
+    }
+}
+
+impl Drop for NapiGuard {
+    fn drop(&mut self) {
+        for (name, old) in self.saved.iter().rev() {
+            // Nothing useful to do on failure while dropping; the interface keeps the
+            // tuned value, which is harmless.
+            let _ = write_knob(&self.dir, name, old);
+        }
+    }
+}
+
+fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn open_dir(path: &str) -> io::Result<OwnedFd> {
+    let path = cstring(path)?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call; the result is
+    // checked before being owned.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn open_dir_at_sys(ifname: &str) -> io::Result<OwnedFd> {
+    if ifname.contains('/') || ifname.is_empty() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    open_dir(&format!("/sys/class/net/{ifname}"))
+}
+
+fn open_knob(dir: &OwnedFd, name: &str, flags: i32) -> io::Result<File> {
+    let name = cstring(name)?;
+    // SAFETY: `dir` is an open directory fd and `name` a NUL-terminated relative path,
+    // both alive for the call; the result is checked before being owned.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+fn read_knob(dir: &OwnedFd, name: &str) -> io::Result<String> {
+    let mut s = String::new();
+    open_knob(dir, name, libc::O_RDONLY)?.read_to_string(&mut s)?;
+    Ok(s.trim().to_string())
+}
+
+fn write_knob(dir: &OwnedFd, name: &str, value: &str) -> io::Result<()> {
+    open_knob(dir, name, libc::O_WRONLY | libc::O_TRUNC)?.write_all(value.as_bytes())
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Whether the sysfs directory describes the device rtnetlink knows as `ifindex`/`mac`.
+fn same_device(dir: &OwnedFd, ifindex: u32, mac: Option<[u8; 6]>) -> bool {
+    let index_ok = read_knob(dir, "ifindex")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        == Some(ifindex);
+    let mac_ok = match mac {
+        Some(mac) => read_knob(dir, "address").ok().and_then(|s| parse_mac(&s)) == Some(mac),
+        None => true,
+    };
+    index_ok && mac_ok
+}
+
+/// Open `class/net/IF` of a sysfs mounted from the calling thread's network namespace.
+///
+/// A helper thread (which starts in the caller's network namespace) unshares its mount
+/// namespace, makes it private so nothing propagates to the host, mounts sysfs over
+/// `/sys` there and opens the interface directory. When the thread ends its mount
+/// namespace goes away; the directory fd keeps the (now detached) sysfs mount usable.
+fn private_sysfs_dir(ifname: &str) -> io::Result<OwnedFd> {
+    if ifname.contains('/') || ifname.is_empty() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let path = format!("/sys/class/net/{ifname}");
+    std::thread::scope(|s| {
+        s.spawn(|| -> io::Result<OwnedFd> {
+            // SAFETY: unshare(2) with a constant flag; affects only this helper thread
+            // (CLONE_NEWNS implies CLONE_FS, which gives the thread its own fs state).
+            if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let root = cstring("/")?;
+            // SAFETY: mount(2) changing propagation of "/" to private inside the mount
+            // namespace this thread just unshared; null source/type/data are allowed for
+            // a propagation change.
+            let rc = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let (src, target, fstype) = (cstring("sysfs")?, cstring("/sys")?, cstring("sysfs")?);
+            // SAFETY: mounts a new sysfs instance over /sys in this thread's private mount
+            // namespace; all strings are NUL-terminated and outlive the call.
+            let rc = unsafe {
+                libc::mount(
+                    src.as_ptr(),
+                    target.as_ptr(),
+                    fstype.as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    std::ptr::null(),
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            open_dir(&path)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("sysfs helper thread panicked")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "vnet-napi-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+        fn write(&self, name: &str, v: &str) {
+            std::fs::write(self.0.join(name), v).unwrap();
+        }
+        fn read(&self, name: &str) -> String {
+            std::fs::read_to_string(self.0.join(name)).unwrap()
+        }
+        fn fd(&self) -> OwnedFd {
+            open_dir(self.0.to_str().unwrap()).unwrap()
+        }
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn applies_then_restores_what_it_changed() {
+        let d = TempDir::new("restore");
+        d.write("napi_defer_hard_irqs", "0\n");
+        d.write("gro_flush_timeout", "0\n");
+        d.write("threaded", "1\n");
+        let g = NapiGuard::apply_at(d.fd(), "vm1").unwrap();
+        assert_eq!(d.read("napi_defer_hard_irqs"), "2");
+        assert_eq!(d.read("gro_flush_timeout"), "200000");
+        assert_eq!(d.read("threaded"), "0");
+        assert_eq!(
+            g.summary(),
+            "napi_defer_hard_irqs=2 gro_flush_timeout=200000"
+        );
+        drop(g);
+        assert_eq!(d.read("napi_defer_hard_irqs"), "0");
+        assert_eq!(d.read("gro_flush_timeout"), "0");
+        assert_eq!(d.read("threaded"), "1");
+    }
+
+    #[test]
+    fn missing_threaded_is_fine_and_unchanged_values_are_left_alone() {
+        let d = TempDir::new("partial");
+        d.write("napi_defer_hard_irqs", "2\n");
+        d.write("gro_flush_timeout", "20000\n");
+        let g = NapiGuard::apply_at(d.fd(), "vm1").unwrap();
+        assert_eq!(g.saved.len(), 1);
+        assert!(!d.path().join("threaded").exists());
+        d.write("napi_defer_hard_irqs", "7");
+        drop(g);
+        // Only gro_flush_timeout was changed by the guard, so only it is restored.
+        assert_eq!(d.read("gro_flush_timeout"), "20000");
+        assert_eq!(d.read("napi_defer_hard_irqs"), "7");
+    }
+
+    #[test]
+    fn missing_required_knob_is_an_error() {
+        let d = TempDir::new("missing");
+        d.write("napi_defer_hard_irqs", "0");
+        let err = NapiGuard::apply_at(d.fd(), "vm1").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        // The knob written before the failure was put back.
+        assert_eq!(d.read("napi_defer_hard_irqs"), "0");
+    }
+
+    #[test]
+    fn macs_parse_strictly() {
+        assert_eq!(
+            parse_mac("02:00:0a:ff:00:01"),
+            Some([2, 0, 0x0a, 0xff, 0, 1])
+        );
+        assert_eq!(parse_mac("02:00:0a:ff:00"), None);
+        assert_eq!(parse_mac("02:00:0a:ff:00:01:02"), None);
+        assert_eq!(parse_mac("zz:00:0a:ff:00:01"), None);
+    }
+
+    #[test]
+    fn slashes_in_names_are_refused() {
+        assert!(open_dir_at_sys("../etc").is_err());
+        assert!(private_sysfs_dir("a/b").is_err());
+    }
+}

@@ -1,0 +1,605 @@
+//! Privileged tests of the AF_XDP backend on veth pairs.
+//!
+//! Each test builds its own network namespace (`vnxt-<test>-<pid>`) with veth pairs,
+//! enters it on the test thread with `setns`, binds [`XdpPort`]s there, and talks to the
+//! far ends of the pairs through AF_PACKET sockets. Guards leave the namespace and
+//! delete it even when the test panics. Nothing touches the machine's real interfaces.
+//!
+//! Without root (or where `ip netns add` fails) a test prints `skipped: ...` and passes,
+//! unless `VNET_REQUIRE_PRIVILEGED` is set (CI), where it fails with the reason.
+//!
+//! Run with `cargo test -p vnet-core --test xdp_veth -- --test-threads=1`.
+#![cfg(feature = "xdp")]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use vnet_core::frame::{FramePool, Pkt};
+use vnet_core::port::xdp::{
+    open_worker_ports, AttachMode, BindMode, XdpConfig, XdpError, XdpPort,
+};
+use vnet_core::port::{Burst, Port};
+
+/// The IEEE local experimental EtherType: nothing in the namespace reacts to it.
+const ETH_P_TEST: u16 = 0x88b5;
+
+// ---------------------------------------------------------------------------------
+// Namespace and veth plumbing
+// ---------------------------------------------------------------------------------
+
+/// A network namespace of our own; deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn create(test: &str) -> Result<Self, String> {
+        let name = format!("vnxt-{test}-{}", std::process::id());
+        // A namespace left over by a killed run of the same pid is ours to remove.
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .map_err(|e| format!("cannot run ip: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`ip netns add` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let ns = Self { name };
+        // Quiet links: no IPv6 autoconfiguration traffic on the test interfaces.
+        let _ = ns.exec(&[
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]);
+        ns.ip(&["link", "set", "lo", "up"]);
+        Ok(ns)
+    }
+
+    /// `ip -n NS ARGS...`, which must succeed.
+    fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip -n {} {}: {}",
+            self.name,
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run a command inside the namespace with its own sysfs (`ip netns exec`).
+    fn exec(&self, cmd: &[&str]) -> io::Result<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "{}: {}",
+                cmd.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A veth pair `a`<->`b`, both up.
+    fn veth(&self, a: &str, b: &str) {
+        self.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        self.ip(&["link", "set", a, "up"]);
+        self.ip(&["link", "set", b, "up"]);
+    }
+
+    /// A sysfs value of an interface, as seen inside the namespace.
+    fn sysfs(&self, ifname: &str, knob: &str) -> String {
+        self.exec(&["cat", &format!("/sys/class/net/{ifname}/{knob}")])
+            .unwrap_or_else(|e| panic!("read {knob} of {ifname}: {e}"))
+            .trim()
+            .to_string()
+    }
+
+    fn set_sysfs(&self, ifname: &str, knob: &str, value: &str) {
+        self.exec(&[
+            "sh",
+            "-c",
+            &format!("echo {value} > /sys/class/net/{ifname}/{knob}"),
+        ])
+        .unwrap_or_else(|e| panic!("write {knob} of {ifname}: {e}"));
+    }
+
+    /// `ip -d link show IF`.
+    fn link_details(&self, ifname: &str) -> String {
+        self.ip(&["-d", "link", "show", ifname])
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// The test thread inside a namespace; back in the original one on drop.
+struct Entered {
+    orig: File,
+}
+
+fn setns(fd: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: setns(2) on a valid namespace fd affects only the calling thread's
+    // network namespace.
+    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn enter(ns: &Netns) -> Entered {
+    let orig = File::open("/proc/thread-self/ns/net").expect("open own netns");
+    let target = File::open(format!("/var/run/netns/{}", ns.name)).expect("open test netns");
+    setns(&target).expect("enter test netns");
+    Entered { orig }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        setns(&self.orig).expect("return to the original netns");
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The namespace for `test`, or `None` (after saying why) when the test cannot run here.
+fn privileged(test: &str) -> Option<Netns> {
+    let why = if !is_root() {
+        Some("needs root (AF_XDP, XDP and network namespaces)".to_string())
+    } else {
+        match Netns::create(test) {
+            Ok(ns) => return Some(ns),
+            Err(e) => Some(format!("cannot create a network namespace: {e}")),
+        }
+    };
+    let why = why.unwrap_or_default();
+    if std::env::var_os("VNET_REQUIRE_PRIVILEGED").is_some() {
+        panic!("{test}: {why}, and VNET_REQUIRE_PRIVILEGED is set");
+    }
+    eprintln!("skipped: {test} {why}");
+    None
+}
+
+// ---------------------------------------------------------------------------------
+// AF_PACKET endpoints
+// ---------------------------------------------------------------------------------
+
+/// A raw socket on one interface, for the test EtherType only.
+struct RawSock {
+    fd: OwnedFd,
+}
+
+impl RawSock {
+    fn open(ifname: &str) -> Self {
+        let proto = ETH_P_TEST.to_be() as i32;
+        // SAFETY: socket(2) with constant arguments; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+        assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
+        // SAFETY: a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let name = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: NUL-terminated name alive for the call.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(ifindex != 0, "no interface {ifname}");
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid starting value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_TEST.to_be();
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a live sockaddr_ll and the length is its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "bind AF_PACKET: {}", io::Error::last_os_error());
+        let size: i32 = 16 << 20;
+        // SAFETY: `size` is a live i32 and the length is its size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const i32).cast(),
+                4,
+            )
+        };
+        Self { fd }
+    }
+
+    fn send(&self, frame: &[u8]) {
+        // SAFETY: `frame` is a live buffer of `frame.len()` bytes the kernel only reads.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(n, frame.len() as isize, "send: {}", io::Error::last_os_error());
+    }
+
+    /// The next incoming (not locally sent) frame, waiting at most `timeout`.
+    fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one live pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+            if rc <= 0 {
+                return None;
+            }
+            // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut flen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            // SAFETY: `buf` and `from` are live and writable for the lengths passed.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut flen,
+                )
+            };
+            if n < 0 {
+                continue;
+            }
+            if from.sll_pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            return Some(buf[..n as usize].to_vec());
+        }
+    }
+}
+
+/// Test frame `seq`: broadcast, test EtherType, sequence number, pattern; `len` bytes.
+fn frame(seq: u64, len: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f.extend_from_slice(&ETH_P_TEST.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    while f.len() < len {
+        f.push((f.len() as u64 ^ seq) as u8);
+    }
+    f.truncate(len);
+    f
+}
+
+fn seq_of(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes[14..22].try_into().unwrap())
+}
+
+/// Receive up to `want` packets from `port`, servicing every port, within `timeout`.
+fn receive(
+    ports: &mut [XdpPort],
+    rx: usize,
+    pool: &mut FramePool,
+    want: usize,
+    timeout: Duration,
+) -> Vec<Pkt> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::with_capacity(want);
+    let mut burst = Burst::new();
+    while got.len() < want && Instant::now() < deadline {
+        ports[rx].rx_burst(pool, &mut burst);
+        got.extend_from_slice(burst.as_slice());
+        burst.clear();
+        for p in ports.iter_mut() {
+            p.service(pool);
+        }
+    }
+    got
+}
+
+/// Transmit all of `pkts` on `port`, servicing while the ring is full.
+fn transmit(ports: &mut [XdpPort], tx: usize, pool: &mut FramePool, pkts: &[Pkt]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut done = 0;
+    while done < pkts.len() {
+        assert!(Instant::now() < deadline, "tx ring stayed full");
+        done += ports[tx].tx_burst(pool, &pkts[done..]);
+        for p in ports.iter_mut() {
+            p.service(pool);
+        }
+    }
+}
+
+/// Service until every transmitted frame has completed; then the frame accounting.
+fn settle(ports: &mut [XdpPort], pool: &mut FramePool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ports.iter().any(|p| p.tx_outstanding() > 0) {
+        assert!(Instant::now() < deadline, "transmissions never completed");
+        for p in ports.iter_mut() {
+            p.service(pool);
+        }
+    }
+    let held: u32 = ports.iter().map(|p| p.frames_held()).sum();
+    assert_eq!(
+        pool.free_count() as u32 + held,
+        pool.count(),
+        "frames leaked: {} free + {held} in fill rings != {}",
+        pool.free_count(),
+        pool.count()
+    );
+}
+
+fn no_xdp(details: &str) -> bool {
+    !details.contains("prog/xdp") && !details.split_whitespace().any(|w| w.starts_with("xdp"))
+}
+
+// ---------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------
+
+fn receive_and_forward(ns: &Netns, cfg: &XdpConfig) {
+    let _inside = enter(ns);
+    let ifaces = [("vnxt-a0".to_string(), 0), ("vnxt-b0".to_string(), 1)];
+    let (mut pool, mut ports) = open_worker_ports(&ifaces, cfg).expect("open ports");
+    for p in &ports {
+        let info = p.info();
+        println!("{}: {} (max_frame {})", info.name, info.detail, info.max_frame);
+        assert_eq!(info.backend, "xdp");
+        assert!(info.detail.contains("bind=copy"), "{}", info.detail);
+        assert_eq!(p.bind_mode(), BindMode::Copy, "veth has no zero-copy");
+        match cfg.attach {
+            AttachMode::Generic => assert_eq!(p.attach_mode(), AttachMode::Generic),
+            _ => assert_eq!(p.attach_mode(), AttachMode::Native, "veth supports native XDP"),
+        }
+    }
+    let a1 = RawSock::open("vnxt-a1");
+    let b1 = RawSock::open("vnxt-b1");
+
+    let lens = [60usize, 64, 128, 333, 1000, 1514];
+    let sent: Vec<Vec<u8>> = (0..48u64)
+        .map(|i| frame(i, lens[i as usize % lens.len()]))
+        .collect();
+    for f in &sent {
+        a1.send(f);
+    }
+    let got = receive(&mut ports, 0, &mut pool, sent.len(), Duration::from_secs(5));
+    assert_eq!(got.len(), sent.len(), "frames lost between vnxt-a1 and the a0 socket");
+    for (p, want) in got.iter().zip(&sent) {
+        assert_eq!(p.port, 0);
+        assert_eq!(pool.bytes(p), &want[..], "frame {} differs after rx", seq_of(want));
+        assert_eq!(
+            pool.addr_of(p.frame) % pool.frame_size() as u64,
+            pool.data_offset() as u64
+        );
+    }
+    assert_eq!(ports[0].realigned(), 0);
+
+    transmit(&mut ports, 1, &mut pool, &got);
+    for want in &sent {
+        let f = b1
+            .recv(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("frame {} never reached vnxt-b1", seq_of(want)));
+        assert_eq!(&f, want, "frame {} differs after tx", seq_of(want));
+    }
+    settle(&mut ports, &mut pool);
+    let stats = ports[1].stats();
+    assert!(stats.tx_kicks > 0, "copy mode transmits only when kicked");
+    assert_eq!(ports[0].stats().invalid_descs, 0);
+    println!(
+        "a0 {:?} pokes={}, b0 {:?} pokes={}",
+        ports[0].stats(),
+        ports[0].rx_pokes(),
+        stats,
+        ports[1].rx_pokes()
+    );
+}
+
+#[test]
+fn xdp_port_receives_and_transmits_frames() {
+    let Some(ns) = privileged("rxtx") else { return };
+    ns.veth("vnxt-a0", "vnxt-a1");
+    ns.veth("vnxt-b0", "vnxt-b1");
+    // Defaults: auto attach (native on veth), need_wakeup, busy polling, NAPI tuning.
+    receive_and_forward(&ns, &XdpConfig::default());
+    // The other corner: generic XDP, no need_wakeup, no busy polling, NAPI untouched.
+    receive_and_forward(
+        &ns,
+        &XdpConfig {
+            attach: AttachMode::Generic,
+            need_wakeup: false,
+            busy_poll: None,
+            napi: false,
+            frames_per_port: 1024,
+            ..XdpConfig::default()
+        },
+    );
+}
+
+#[test]
+fn xdp_frames_do_not_leak() {
+    let Some(ns) = privileged("leak") else { return };
+    ns.veth("vnxt-a0", "vnxt-a1");
+    ns.veth("vnxt-b0", "vnxt-b1");
+    let _inside = enter(&ns);
+    // A small UMEM, so that a leak of even a few frames per thousand would run it dry.
+    let cfg = XdpConfig {
+        frames_per_port: 1024,
+        ..XdpConfig::default()
+    };
+    let ifaces = [("vnxt-a0".to_string(), 0), ("vnxt-b0".to_string(), 1)];
+    let (mut pool, mut ports) = open_worker_ports(&ifaces, &cfg).expect("open ports");
+    let a1 = RawSock::open("vnxt-a1");
+    let b1 = RawSock::open("vnxt-b1");
+
+    const TOTAL: u64 = 200_000;
+    const BATCH: u64 = 200;
+    let started = Instant::now();
+    let mut received_b1 = 0u64;
+    let mut seq = 0u64;
+    while seq < TOTAL {
+        let n = BATCH.min(TOTAL - seq);
+        for i in 0..n {
+            a1.send(&frame(seq + i, 60 + ((seq + i) % 64) as usize));
+        }
+        let got = receive(&mut ports, 0, &mut pool, n as usize, Duration::from_secs(5));
+        assert_eq!(
+            got.len() as u64,
+            n,
+            "rx stalled at frame {seq}: {:?} {:?}",
+            ports[0].stats(),
+            ports[0]
+        );
+        assert_eq!(seq_of(pool.bytes(&got[0])), seq);
+        transmit(&mut ports, 1, &mut pool, &got);
+        seq += n;
+        while let Some(f) = b1.recv(Duration::ZERO) {
+            assert_eq!(seq_of(&f), received_b1, "b1 saw frames out of order");
+            received_b1 += 1;
+        }
+    }
+    settle(&mut ports, &mut pool);
+    while received_b1 < TOTAL {
+        let Some(f) = b1.recv(Duration::from_secs(2)) else {
+            break;
+        };
+        assert_eq!(seq_of(&f), received_b1);
+        received_b1 += 1;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{TOTAL} frames a1 -> a0 -> b0 -> b1 in {elapsed:?}; a0 {:?} pokes={}; b0 {:?} \
+         pokes={}; pool {} free of {}",
+        ports[0].stats(),
+        ports[0].rx_pokes(),
+        ports[1].stats(),
+        ports[1].rx_pokes(),
+        pool.free_count(),
+        pool.count()
+    );
+    assert_eq!(received_b1, TOTAL, "frames lost on the way to vnxt-b1");
+    let s0 = ports[0].stats();
+    assert_eq!(s0.rx_dropped, 0, "the kernel dropped frames at a0");
+    assert_eq!(s0.invalid_descs + ports[1].stats().invalid_descs, 0);
+    assert_eq!(ports[0].fill_level(), cfg.fill_target(), "fill ring not kept full");
+}
+
+#[test]
+fn xdp_errors_are_plain_sentences() {
+    let Some(ns) = privileged("errors") else { return };
+    ns.veth("vnxt-a0", "vnxt-a1");
+    let _inside = enter(&ns);
+
+    let e = open_worker_ports(&[("vnxt-missing".to_string(), 0)], &XdpConfig::default())
+        .unwrap_err();
+    assert!(matches!(e, XdpError::NoInterface { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "no interface named vnxt-missing in this network namespace; create it or pass another \
+         --vm/--host/--uplink"
+    );
+
+    let e = open_worker_ports(
+        &[("vnxt-a0".to_string(), 0), ("vnxt-a0".to_string(), 1)],
+        &XdpConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, XdpError::DuplicateInterface { .. }), "{e:?}");
+
+    let (mut pool, mut ports) =
+        open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default()).expect("first open");
+    let e = open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default()).unwrap_err();
+    println!("second open: {e}");
+    assert!(matches!(e, XdpError::AlreadyBound { queue: 0, .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "interface vnxt-a0 already has an XDP program or AF_XDP socket on queue 0; stop the other \
+         program (ip link set dev vnxt-a0 xdp off) and retry"
+    );
+    for msg in [e.to_string()] {
+        assert!(!msg.contains('\n') && msg.matches("; ").count() == 1, "{msg}");
+    }
+
+    // The failed second open left the first one working.
+    let a1 = RawSock::open("vnxt-a1");
+    a1.send(&frame(7, 60));
+    let got = receive(&mut ports, 0, &mut pool, 1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "the first port stopped receiving after the failed open");
+    assert_eq!(seq_of(pool.bytes(&got[0])), 7);
+    pool.free(got[0].frame);
+}
+
+#[test]
+fn xdp_program_detached_on_drop() {
+    let Some(ns) = privileged("detach") else { return };
+    ns.veth("vnxt-a0", "vnxt-a1");
+    ns.veth("vnxt-b0", "vnxt-b1");
+    ns.set_sysfs("vnxt-a0", "gro_flush_timeout", "1000");
+    let before = (
+        ns.sysfs("vnxt-a0", "napi_defer_hard_irqs"),
+        ns.sysfs("vnxt-a0", "gro_flush_timeout"),
+    );
+    assert_eq!(before.1, "1000");
+    let inside = enter(&ns);
+
+    // Native on a0 (auto), generic on b0, in two workers' worth of UMEM.
+    let (pool_a, ports_a) =
+        open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default()).expect("open a0");
+    let generic = XdpConfig {
+        attach: AttachMode::Generic,
+        ..XdpConfig::default()
+    };
+    let (pool_b, ports_b) =
+        open_worker_ports(&[("vnxt-b0".to_string(), 1)], &generic).expect("open b0");
+    assert_eq!(ports_a[0].attach_mode(), AttachMode::Native);
+    assert_eq!(ports_b[0].attach_mode(), AttachMode::Generic);
+    let a = ns.link_details("vnxt-a0");
+    let b = ns.link_details("vnxt-b0");
+    assert!(a.contains("prog/xdp") && !a.contains("xdpgeneric"), "{a}");
+    assert!(b.contains("xdpgeneric"), "{b}");
+    assert_eq!(ns.sysfs("vnxt-a0", "napi_defer_hard_irqs"), "2");
+    assert_eq!(ns.sysfs("vnxt-a0", "gro_flush_timeout"), "200000");
+    assert!(ports_a[0].napi().is_some());
+
+    drop(ports_a);
+    drop(pool_a);
+    drop(ports_b);
+    drop(pool_b);
+    drop(inside);
+
+    for ifname in ["vnxt-a0", "vnxt-b0"] {
+        let d = ns.link_details(ifname);
+        assert!(no_xdp(&d), "XDP program left on {ifname}:\n{d}");
+    }
+    let after = (
+        ns.sysfs("vnxt-a0", "napi_defer_hard_irqs"),
+        ns.sysfs("vnxt-a0", "gro_flush_timeout"),
+    );
+    assert_eq!(after, before, "NAPI settings not restored");
+
+    // And the interface is free again: a new worker can bind it.
+    let _inside = enter(&ns);
+    let (_pool, ports) =
+        open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default()).expect("rebind");
+    assert_eq!(ports.len(), 1);
+}

@@ -1,0 +1,1133 @@
+//! [`Napt`]: the tables of one worker and the translation paths.
+//!
+//! Tables (all sized at construction, indices are `u32`, `NIL` is "none"):
+//!
+//! - `mappings`: a slab of [`Mapping`]s (dynamic ones, plus up to [`MAX_FORWARDS`] static
+//!   ones for forwarding rules), with a free list;
+//! - `inside`: `(realm, proto, inside ip, inside port)` -> mapping (static mappings of
+//!   several rules on one inside endpoint are chained through `next_inside`);
+//! - `ext_head`: a direct array `(proto, external port)` -> mapping, chained through
+//!   `next_ext` (several static rules may share a port on different addresses);
+//! - `sessions`: a slab of [`Session`]s, each on its mapping's doubly linked list, indexed
+//!   by `by_session`: `(mapping, remote ip, remote port)` -> session;
+//! - `addrs`: per `(dynamic mapping, remote ip)` the number of sessions and the latest
+//!   deadline among them, indexed by `by_addr` (address-dependent filtering in O(1));
+//! - `wheel`: the timing wheel over session indices.
+//!
+//! Invariants:
+//!
+//! - a live dynamic mapping has at least one session; it is freed with its last one;
+//! - a mapping's `expires` is at least the deadline of each of its sessions (it may be
+//!   later after a TCP close shortened one), an address entry's likewise for its sessions;
+//! - `session_count <= max_sessions`; the slabs' free lists were allocated full, so
+//!   pushing back never allocates;
+//! - every live session is linked in the wheel, except while [`Napt::poll`] holds it.
+
+use std::net::Ipv4Addr;
+
+use vnet_core::time::Instant;
+use vnet_core::wire::{TcpFlags, TcpPacket, UdpPacket};
+
+use super::config::{external_target, NaptConfig, NaptConfigError};
+use super::forward::{ForwardError, ForwardRule, MAX_FORWARDS};
+use super::ports::PortSpace;
+use super::table::{FixedMap, Key};
+use super::tcp_state::{Dir, TcpTrack};
+use super::timer::Wheel;
+use super::translate::{rd16, rd32, rewrite, rewrite_quoted, L4, DST, SRC};
+use super::{Inbound, MappingInfo, NaptCounters, NatDrop, NatProto, Outbound};
+use vnet_core::wire::checksum;
+
+const NIL: u32 = u32::MAX;
+const NEVER: Instant = Instant::from_nanos(u64::MAX);
+const PORTS: usize = 65536;
+
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    realm: u16,
+    proto: NatProto,
+    inside_ip: u32,
+    inside_port: u16,
+    ext_port: u16,
+    /// Dynamic: the external address. Static: the rule's address, 0 for every address.
+    ext_ip: u32,
+    is_static: bool,
+    live: bool,
+    /// Head of the session list.
+    sessions: u32,
+    session_count: u32,
+    expires: Instant,
+    next_ext: u32,
+    next_inside: u32,
+}
+
+const FREE_MAPPING: Mapping = Mapping {
+    realm: 0,
+    proto: NatProto::Udp,
+    inside_ip: 0,
+    inside_port: 0,
+    ext_port: 0,
+    ext_ip: 0,
+    is_static: false,
+    live: false,
+    sessions: NIL,
+    session_count: 0,
+    expires: Instant::ZERO,
+    next_ext: NIL,
+    next_inside: NIL,
+};
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    mapping: u32,
+    remote_ip: u32,
+    remote_port: u16,
+    tcp: TcpTrack,
+    /// The external address this session uses (resolves a rule's "every address").
+    ext_ip: u32,
+    /// Index in `addrs`, `NIL` for sessions of static mappings.
+    addr: u32,
+    expires: Instant,
+    prev: u32,
+    next: u32,
+}
+
+const FREE_SESSION: Session = Session {
+    mapping: NIL,
+    remote_ip: 0,
+    remote_port: 0,
+    tcp: TcpTrack::ZERO,
+    ext_ip: 0,
+    addr: NIL,
+    expires: Instant::ZERO,
+    prev: NIL,
+    next: NIL,
+};
+
+#[derive(Debug, Clone, Copy, Default)]
+struct AddrEntry {
+    count: u32,
+    expires: Instant,
+}
+
+#[inline]
+fn inside_key(realm: u16, proto: NatProto, ip: u32, port: u16) -> Key {
+    Key {
+        k0: u64::from(ip) << 32 | u64::from(realm) << 16 | u64::from(port),
+        k1: proto as u32,
+    }
+}
+
+#[inline]
+fn session_key(mapping: u32, remote_ip: u32, remote_port: u16) -> Key {
+    Key {
+        k0: u64::from(remote_ip) << 32 | u64::from(mapping),
+        k1: u32::from(remote_port),
+    }
+}
+
+#[inline]
+fn addr_key(mapping: u32, remote_ip: u32) -> Key {
+    Key {
+        k0: u64::from(remote_ip) << 32 | u64::from(mapping),
+        k1: 0,
+    }
+}
+
+#[inline]
+fn ext_index(proto: NatProto, port: u16) -> usize {
+    proto as usize * PORTS + usize::from(port)
+}
+
+/// The checked IPv4 header of a packet.
+#[derive(Debug, Clone, Copy)]
+struct Hdr {
+    hl: usize,
+    tl: usize,
+    proto: u8,
+    src: u32,
+    dst: u32,
+}
+
+fn parse_ip(ip: &[u8]) -> Result<Hdr, NatDrop> {
+    let (hl, tl) = super::config::ip_bounds(ip).ok_or(NatDrop::Malformed)?;
+    if checksum::fold(checksum::sum(&ip[..hl])) != 0xffff {
+        return Err(NatDrop::BadChecksum);
+    }
+    if rd16(ip, 6) & 0x3fff != 0 {
+        return Err(NatDrop::Fragment);
+    }
+    Ok(Hdr {
+        hl,
+        tl,
+        proto: ip[9],
+        src: rd32(ip, SRC),
+        dst: rd32(ip, DST),
+    })
+}
+
+/// The quoted packet of an ICMP error.
+#[derive(Debug, Clone, Copy)]
+struct Quote {
+    ihl: usize,
+    proto: NatProto,
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+}
+
+/// Verifies an ICMP error (`icmp` from its type byte) and reads its quote (RFC 5508 REQ-3):
+/// ICMP checksum, then the quoted IPv4 header (options skipped) and its checksum; the
+/// quoted transport checksum is not checked. `query_type` is the ICMP type the quote must
+/// carry if it is an ICMP query (8 for our own outbound echo requests, 0 for echo replies
+/// we delivered inside).
+fn parse_quote(icmp: &[u8], query_type: u8) -> Result<Quote, NatDrop> {
+    if icmp.len() < 8 + 20 + 8 {
+        return Err(NatDrop::Malformed);
+    }
+    if checksum::fold(checksum::sum(icmp)) != 0xffff {
+        return Err(NatDrop::BadChecksum);
+    }
+    let inner = &icmp[8..];
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    if inner[0] >> 4 != 4 || ihl < 20 || inner.len() < ihl + 8 {
+        return Err(NatDrop::Malformed);
+    }
+    if checksum::fold(checksum::sum(&inner[..ihl])) != 0xffff {
+        return Err(NatDrop::BadChecksum);
+    }
+    if rd16(inner, 6) & 0x1fff != 0 {
+        return Err(NatDrop::Fragment);
+    }
+    let t = &inner[ihl..];
+    let (proto, sport, dport) = match inner[9] {
+        6 => (NatProto::Tcp, rd16(t, 0), rd16(t, 2)),
+        17 => (NatProto::Udp, rd16(t, 0), rd16(t, 2)),
+        1 if t[0] == query_type => (NatProto::Icmp, rd16(t, 4), 0),
+        _ => return Err(NatDrop::Unsupported),
+    };
+    Ok(Quote {
+        ihl,
+        proto,
+        src: rd32(inner, SRC),
+        dst: rd32(inner, DST),
+        sport,
+        dport,
+    })
+}
+
+fn l4_of(proto: NatProto) -> L4 {
+    match proto {
+        NatProto::Tcp => L4::Tcp,
+        NatProto::Udp => L4::Udp,
+        NatProto::Icmp => L4::Icmp,
+    }
+}
+
+/// One worker's NAPT stage. See the [module documentation](super).
+#[derive(Debug)]
+pub struct Napt {
+    cfg: NaptConfig,
+    ext_ip: u32,
+    mappings: Box<[Mapping]>,
+    free_mappings: Vec<u32>,
+    dynamic_count: usize,
+    sessions: Box<[Session]>,
+    free_sessions: Vec<u32>,
+    session_count: usize,
+    addrs: Box<[AddrEntry]>,
+    free_addrs: Vec<u32>,
+    inside: FixedMap<u32>,
+    by_session: FixedMap<u32>,
+    by_addr: FixedMap<u32>,
+    ext_head: Box<[u32]>,
+    ports: PortSpace,
+    wheel: Wheel,
+    forwards: Vec<(ForwardRule, u32)>,
+    /// External addresses of rules other than `ext_ip` (hairpin detection).
+    extra_ips: Vec<u32>,
+    counters: NaptCounters,
+}
+
+impl Napt {
+    /// A stage for `config`, its clock starting at `now`; allocates every table.
+    ///
+    /// # Errors
+    ///
+    /// [`NaptConfigError`] if `config` does not [validate](NaptConfig::validate).
+    pub fn new(config: NaptConfig, now: Instant) -> Result<Self, NaptConfigError> {
+        config.validate()?;
+        let max = config.max_sessions;
+        let max_mappings = max + MAX_FORWARDS;
+        let seed = config.hash_seed;
+        let (lo, hi) = config.port_range;
+        Ok(Self {
+            ext_ip: u32::from(config.external_ip),
+            mappings: vec![FREE_MAPPING; max_mappings].into_boxed_slice(),
+            free_mappings: (0..max_mappings as u32).rev().collect(),
+            dynamic_count: 0,
+            sessions: vec![FREE_SESSION; max].into_boxed_slice(),
+            free_sessions: (0..max as u32).rev().collect(),
+            session_count: 0,
+            addrs: vec![AddrEntry::default(); max].into_boxed_slice(),
+            free_addrs: (0..max as u32).rev().collect(),
+            inside: FixedMap::with_limit(max_mappings, seed),
+            by_session: FixedMap::with_limit(max, seed.rotate_left(21)),
+            by_addr: FixedMap::with_limit(max, seed.rotate_left(42)),
+            ext_head: vec![NIL; 3 * PORTS].into_boxed_slice(),
+            ports: PortSpace::new(lo, hi, config.worker, config.workers),
+            wheel: Wheel::new(max, now),
+            forwards: Vec::new(),
+            extra_ips: Vec::new(),
+            counters: NaptCounters::default(),
+            cfg: config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NaptConfig {
+        &self.cfg
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &NaptCounters {
+        &self.counters
+    }
+
+    /// Dynamic mappings held (expired ones not yet reclaimed by [`poll`](Self::poll)
+    /// included).
+    pub fn mapping_count(&self) -> usize {
+        self.dynamic_count
+    }
+
+    /// Sessions held (expired ones not yet reclaimed included).
+    pub fn session_count(&self) -> usize {
+        self.session_count
+    }
+
+    /// The worker owning external port (identifier) `port`; see
+    /// [`owner_of_port`](super::owner_of_port).
+    pub fn owner_of_port(&self, port: u16) -> usize {
+        self.cfg.owner_of_port(port)
+    }
+
+    /// The worker that must translate the inbound packet `ip`; see
+    /// [`NaptConfig::owner_of_packet`].
+    pub fn owner_of_packet(&self, ip: &[u8]) -> Option<usize> {
+        self.cfg.owner_of_packet(ip)
+    }
+
+    /// The mapping of an inside endpoint, if any (a live one, or a forwarding rule's).
+    pub fn mapping(
+        &self,
+        now: Instant,
+        realm: u16,
+        proto: NatProto,
+        inside_ip: Ipv4Addr,
+        inside_port: u16,
+    ) -> Option<MappingInfo> {
+        let m = self
+            .inside
+            .get(inside_key(realm, proto, u32::from(inside_ip), inside_port))?;
+        let mp = &self.mappings[m as usize];
+        if !mp.is_static && mp.expires <= now {
+            return None;
+        }
+        Some(MappingInfo {
+            realm,
+            proto,
+            inside_ip,
+            inside_port,
+            external_ip: (mp.ext_ip != 0).then(|| Ipv4Addr::from(mp.ext_ip)),
+            external_port: mp.ext_port,
+            sessions: mp.session_count,
+            forwarded: mp.is_static,
+            expires: (!mp.is_static).then_some(mp.expires),
+        })
+    }
+
+    // ---------------------------------------------------------------- outbound
+
+    /// Translates a packet from the inside endpoint's `realm`; see [`Outbound`].
+    pub fn outbound(&mut self, now: Instant, realm: u16, ip: &mut [u8]) -> Outbound {
+        match self.outbound_inner(now, realm, ip) {
+            Ok(()) => {
+                self.counters.translated_out += 1;
+                self.after_outbound(now, ip)
+            }
+            Err(d) => {
+                self.counters.count_drop(d);
+                Outbound::Drop(d)
+            }
+        }
+    }
+
+    fn outbound_inner(&mut self, now: Instant, realm: u16, ip: &mut [u8]) -> Result<(), NatDrop> {
+        let h = parse_ip(ip)?;
+        let l4 = &ip[h.hl..h.tl];
+        let (proto, sport, dport, flags) = match h.proto {
+            6 => {
+                let t = TcpPacket::new_checked(l4).map_err(|_| NatDrop::Malformed)?;
+                (NatProto::Tcp, t.src_port(), t.dst_port(), t.flags())
+            }
+            17 => {
+                let u = UdpPacket::new_checked(l4).map_err(|_| NatDrop::Malformed)?;
+                (NatProto::Udp, u.src_port(), u.dst_port(), TcpFlags::empty())
+            }
+            1 => {
+                if l4.len() < 8 {
+                    return Err(NatDrop::Malformed);
+                }
+                match l4[0] {
+                    8 => (NatProto::Icmp, rd16(l4, 4), 0, TcpFlags::empty()),
+                    3 | 11 | 12 => return self.outbound_error(now, realm, h, ip),
+                    _ => return Err(NatDrop::Unsupported),
+                }
+            }
+            _ => return Err(NatDrop::Unsupported),
+        };
+        if proto != NatProto::Icmp && (sport == 0 || dport == 0) {
+            return Err(NatDrop::Malformed);
+        }
+        let (ext_ip, ext_port) =
+            self.outbound_flow(now, realm, proto, h.src, sport, h.dst, dport, flags)?;
+        rewrite(ip, h.hl, l4_of(proto), SRC, ext_ip, ext_port);
+        Ok(())
+    }
+
+    /// Finds or creates the mapping and session of an outbound packet, updates and
+    /// refreshes the session; the external address and port to write.
+    #[allow(clippy::too_many_arguments)]
+    fn outbound_flow(
+        &mut self,
+        now: Instant,
+        realm: u16,
+        proto: NatProto,
+        src: u32,
+        sport: u16,
+        dst: u32,
+        dport: u16,
+        flags: TcpFlags,
+    ) -> Result<(u32, u16), NatDrop> {
+        let rst_only = proto == NatProto::Tcp && flags.contains(TcpFlags::RST);
+        let mut m = match self.inside.get(inside_key(realm, proto, src, sport)) {
+            Some(m) => m,
+            None => {
+                if rst_only {
+                    return Err(NatDrop::NoMapping);
+                }
+                if self.session_count >= self.cfg.max_sessions {
+                    return Err(NatDrop::TableFull);
+                }
+                let port = self
+                    .ports
+                    .allocate(proto, sport)
+                    .ok_or(NatDrop::PortsExhausted)?;
+                self.new_dynamic_mapping(realm, proto, src, sport, port)
+            }
+        };
+        if self.mappings[m as usize].next_inside != NIL {
+            m = self.pick_sibling(m, dst, dport);
+        }
+        let mp = self.mappings[m as usize];
+        match self.by_session.get(session_key(m, dst, dport)) {
+            Some(s) => {
+                let sess = &mut self.sessions[s as usize];
+                if sess.expires <= now {
+                    // Expired, not yet reclaimed: start afresh, as if it had been.
+                    sess.tcp = TcpTrack::new(Dir::Out, flags);
+                    self.counters.new_sessions += 1;
+                } else if proto == NatProto::Tcp {
+                    sess.tcp.update(Dir::Out, flags);
+                }
+                let ext_ip = sess.ext_ip;
+                self.refresh(s, now);
+                Ok((ext_ip, mp.ext_port))
+            }
+            None => {
+                let ext_ip = if mp.ext_ip != 0 { mp.ext_ip } else { self.ext_ip };
+                if rst_only {
+                    // A reset creates no state; translate it if the mapping exists.
+                    return Ok((ext_ip, mp.ext_port));
+                }
+                if self.session_count >= self.cfg.max_sessions {
+                    if mp.is_static {
+                        self.counters.forward_untracked += 1;
+                        return Ok((ext_ip, mp.ext_port));
+                    }
+                    return Err(NatDrop::TableFull);
+                }
+                let tcp = TcpTrack::new(Dir::Out, flags);
+                self.new_session(now, m, dst, dport, ext_ip, tcp);
+                Ok((ext_ip, mp.ext_port))
+            }
+        }
+    }
+
+    /// Translates an ICMP error from the inside (RFC 5508 REQ-5): the quoted packet is an
+    /// inbound packet we delivered, its destination is reverted to the external address and
+    /// port, the outer source becomes the external address. Creates and refreshes nothing.
+    fn outbound_error(
+        &mut self,
+        now: Instant,
+        realm: u16,
+        h: Hdr,
+        ip: &mut [u8],
+    ) -> Result<(), NatDrop> {
+        let q = parse_quote(&ip[h.hl..h.tl], 0)?;
+        let (inside_port, remote_port) = match q.proto {
+            NatProto::Icmp => (q.sport, 0),
+            _ => (q.dport, q.sport),
+        };
+        let mut m = self
+            .inside
+            .get(inside_key(realm, q.proto, q.dst, inside_port))
+            .ok_or(NatDrop::IcmpErrorNoMapping)?;
+        if self.mappings[m as usize].next_inside != NIL {
+            m = self.pick_sibling(m, q.src, remote_port);
+        }
+        let mp = self.mappings[m as usize];
+        if !mp.is_static && mp.expires <= now {
+            return Err(NatDrop::IcmpErrorNoMapping);
+        }
+        let ext_ip = match self.by_session.get(session_key(m, q.src, remote_port)) {
+            Some(s) => self.sessions[s as usize].ext_ip,
+            None if mp.ext_ip != 0 => mp.ext_ip,
+            None => self.ext_ip,
+        };
+        let (hl, tl) = (h.hl, h.tl);
+        rewrite_quoted(
+            &mut ip[hl..tl],
+            q.ihl,
+            l4_of(q.proto),
+            DST,
+            ext_ip,
+            mp.ext_port,
+        );
+        let old = rd32(ip, SRC);
+        ip[SRC..SRC + 4].copy_from_slice(&ext_ip.to_be_bytes());
+        let c = checksum::update32(rd16(ip, 10), old, ext_ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        self.counters.icmp_errors_translated += 1;
+        Ok(())
+    }
+
+    /// Hairpinning: a translated outbound packet to one of our external addresses is
+    /// translated inbound at once (or handed to the worker owning its target port).
+    fn after_outbound(&mut self, now: Instant, ip: &mut [u8]) -> Outbound {
+        let dst = rd32(ip, DST);
+        if dst != self.ext_ip && !self.extra_ips.contains(&dst) {
+            return Outbound::Translated;
+        }
+        if let Some((proto, port)) = external_target(ip) {
+            let owner = self.cfg.owner_of_port(port);
+            let proto = match proto {
+                6 => NatProto::Tcp,
+                17 => NatProto::Udp,
+                _ => NatProto::Icmp,
+            };
+            if owner != self.cfg.worker && !self.has_static(proto, port, dst) {
+                self.counters.handoffs += 1;
+                return Outbound::Handoff { worker: owner };
+            }
+        }
+        match self.inbound_inner(now, ip) {
+            Ok(realm) => {
+                self.counters.translated_in += 1;
+                self.counters.hairpins += 1;
+                Outbound::Hairpin { realm }
+            }
+            Err(d) => {
+                self.counters.count_drop(d);
+                Outbound::Drop(d)
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- inbound
+
+    /// Translates a packet from the outside; see [`Inbound`].
+    pub fn inbound(&mut self, now: Instant, ip: &mut [u8]) -> Inbound {
+        match self.inbound_inner(now, ip) {
+            Ok(realm) => {
+                self.counters.translated_in += 1;
+                Inbound::Translated { realm }
+            }
+            Err(d) => {
+                self.counters.count_drop(d);
+                Inbound::Drop(d)
+            }
+        }
+    }
+
+    fn inbound_inner(&mut self, now: Instant, ip: &mut [u8]) -> Result<u16, NatDrop> {
+        let h = parse_ip(ip)?;
+        let l4 = &ip[h.hl..h.tl];
+        let (proto, sport, dport, flags) = match h.proto {
+            6 => {
+                let t = TcpPacket::new_checked(l4).map_err(|_| NatDrop::Malformed)?;
+                (NatProto::Tcp, t.src_port(), t.dst_port(), t.flags())
+            }
+            17 => {
+                let u = UdpPacket::new_checked(l4).map_err(|_| NatDrop::Malformed)?;
+                (NatProto::Udp, u.src_port(), u.dst_port(), TcpFlags::empty())
+            }
+            1 => {
+                if l4.len() < 8 {
+                    return Err(NatDrop::Malformed);
+                }
+                match l4[0] {
+                    0 => (NatProto::Icmp, 0, rd16(l4, 4), TcpFlags::empty()),
+                    3 | 11 | 12 => return self.inbound_error(now, h, ip),
+                    8 => return Err(NatDrop::NoMapping),
+                    _ => return Err(NatDrop::Unsupported),
+                }
+            }
+            _ => return Err(NatDrop::Unsupported),
+        };
+        if proto != NatProto::Icmp && (sport == 0 || dport == 0) {
+            return Err(NatDrop::Malformed);
+        }
+        let m = match self.inbound_flow(now, proto, h.src, sport, h.dst, dport, flags) {
+            Ok(m) => m,
+            Err(d) => {
+                if proto == NatProto::Tcp
+                    && flags.contains(TcpFlags::SYN)
+                    && !flags.contains(TcpFlags::ACK)
+                {
+                    self.counters.unsolicited_syn += 1;
+                }
+                return Err(d);
+            }
+        };
+        let mp = self.mappings[m as usize];
+        rewrite(ip, h.hl, l4_of(proto), DST, mp.inside_ip, mp.inside_port);
+        Ok(mp.realm)
+    }
+
+    /// Finds the mapping of an inbound packet, applies filtering (dynamic mappings) and
+    /// updates the session.
+    #[allow(clippy::too_many_arguments)]
+    fn inbound_flow(
+        &mut self,
+        now: Instant,
+        proto: NatProto,
+        src: u32,
+        sport: u16,
+        dst: u32,
+        dport: u16,
+        flags: TcpFlags,
+    ) -> Result<u32, NatDrop> {
+        let m = self.find_ext(proto, dport, dst).ok_or(NatDrop::NoMapping)?;
+        let mp = self.mappings[m as usize];
+        if !mp.is_static {
+            if mp.expires <= now {
+                return Err(NatDrop::NoMapping);
+            }
+            if proto == NatProto::Tcp {
+                // A session of this very connection decides; else the filter.
+                if let Some(s) = self.by_session.get(session_key(m, src, sport)) {
+                    if self.sessions[s as usize].expires <= now {
+                        return Err(NatDrop::Filtered);
+                    }
+                    self.sessions[s as usize].tcp.update(Dir::In, flags);
+                    self.refresh(s, now);
+                    return Ok(m);
+                }
+            }
+            if !self.permits(now, m, src, sport) {
+                return Err(NatDrop::Filtered);
+            }
+            return Ok(m);
+        }
+        // A forwarding rule: no filtering; track the session when there is room.
+        match self.by_session.get(session_key(m, src, sport)) {
+            Some(s) => {
+                let sess = &mut self.sessions[s as usize];
+                if sess.expires <= now {
+                    sess.tcp = TcpTrack::new(Dir::In, flags);
+                    sess.ext_ip = dst;
+                    self.counters.new_sessions += 1;
+                } else if proto == NatProto::Tcp {
+                    sess.tcp.update(Dir::In, flags);
+                }
+                self.refresh(s, now);
+            }
+            None => {
+                if self.session_count < self.cfg.max_sessions {
+                    let tcp = TcpTrack::new(Dir::In, flags);
+                    self.new_session(now, m, src, sport, dst, tcp);
+                } else {
+                    self.counters.forward_untracked += 1;
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Whether the filter lets `remote_ip:remote_port` reach dynamic mapping `m`.
+    fn permits(&self, now: Instant, m: u32, remote_ip: u32, remote_port: u16) -> bool {
+        use super::Filtering::*;
+        match self.cfg.filtering {
+            EndpointIndependent => self.mappings[m as usize].expires > now,
+            AddressDependent => self
+                .by_addr
+                .get(addr_key(m, remote_ip))
+                .is_some_and(|a| self.addrs[a as usize].expires > now),
+            AddressPortDependent => self
+                .by_session
+                .get(session_key(m, remote_ip, remote_port))
+                .is_some_and(|s| self.sessions[s as usize].expires > now),
+        }
+    }
+
+    /// Translates an ICMP error from the outside (RFC 5508 REQ-4): the quoted packet is one
+    /// we translated outbound; its source is reverted to the inside endpoint and the outer
+    /// destination becomes the inside address. Creates and refreshes nothing (REQ-6).
+    fn inbound_error(&mut self, now: Instant, h: Hdr, ip: &mut [u8]) -> Result<u16, NatDrop> {
+        let q = parse_quote(&ip[h.hl..h.tl], 8)?;
+        let m = self
+            .find_ext(q.proto, q.sport, q.src)
+            .ok_or(NatDrop::IcmpErrorNoMapping)?;
+        let mp = self.mappings[m as usize];
+        if h.dst != q.src {
+            return Err(NatDrop::IcmpErrorNoMapping);
+        }
+        if !mp.is_static {
+            if mp.expires <= now {
+                return Err(NatDrop::IcmpErrorNoMapping);
+            }
+            if !self.permits(now, m, q.dst, q.dport) {
+                return Err(NatDrop::Filtered);
+            }
+        }
+        let (hl, tl) = (h.hl, h.tl);
+        rewrite_quoted(
+            &mut ip[hl..tl],
+            q.ihl,
+            l4_of(q.proto),
+            SRC,
+            mp.inside_ip,
+            mp.inside_port,
+        );
+        let old = rd32(ip, DST);
+        ip[DST..DST + 4].copy_from_slice(&mp.inside_ip.to_be_bytes());
+        let c = checksum::update32(rd16(ip, 10), old, mp.inside_ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        self.counters.icmp_errors_translated += 1;
+        Ok(mp.realm)
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Reclaims every session (and emptied dynamic mapping) whose deadline is `<= now`;
+    /// returns how many sessions expired. Amortised O(1) per session (timing wheel).
+    pub fn poll(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        self.wheel.begin_poll(now);
+        while let Some(s) = self.wheel.pop_due() {
+            let sess = self.sessions[s as usize];
+            if sess.expires > now {
+                self.wheel.insert(s, sess.expires);
+                continue;
+            }
+            expired += 1;
+            self.counters.expired_sessions += 1;
+            let m = sess.mapping;
+            self.remove_session(s);
+            let mp = &self.mappings[m as usize];
+            if !mp.is_static && mp.session_count == 0 {
+                self.drop_mapping(m);
+                self.counters.expired_mappings += 1;
+            }
+        }
+        expired
+    }
+
+    /// When [`poll`](Self::poll) next has work (`None`: no state at all).
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.wheel.next_deadline()
+    }
+
+    // ---------------------------------------------------------------- forwarding
+
+    /// Installs a forwarding rule (control plane: may allocate). Dynamic mappings on the
+    /// rule's external port or of its inside endpoint are removed first (counted in
+    /// [`NaptCounters::evicted_by_forward`]); their port then belongs to the rule.
+    ///
+    /// # Errors
+    ///
+    /// [`ForwardError`]: a duplicate name, a collision (same protocol and external port on
+    /// an overlapping address; the error names both rules), a port of 0, or
+    /// [`MAX_FORWARDS`] rules already installed. Nothing changes then.
+    pub fn add_forward(&mut self, rule: ForwardRule) -> Result<(), ForwardError> {
+        if rule.external_port == 0 || rule.inside_port == 0 {
+            return Err(ForwardError::PortZero { rule: rule.name });
+        }
+        if self.forwards.iter().any(|(r, _)| r.name == rule.name) {
+            return Err(ForwardError::DuplicateName { name: rule.name });
+        }
+        for (r, _) in &self.forwards {
+            if let Some(overlap) = rule.overlap(r) {
+                return Err(ForwardError::Collision {
+                    rule: rule.name,
+                    existing: r.name.clone(),
+                    proto: rule.proto,
+                    port: rule.external_port,
+                    overlap,
+                });
+            }
+        }
+        if self.forwards.len() >= MAX_FORWARDS {
+            return Err(ForwardError::TooMany { rule: rule.name });
+        }
+        let proto = NatProto::from(rule.proto);
+        let port = rule.external_port;
+        let inside_ip = u32::from(rule.inside_ip);
+        // Evict dynamic mappings in the way.
+        let mut m = self.ext_head[ext_index(proto, port)];
+        while m != NIL {
+            let next = self.mappings[m as usize].next_ext;
+            if !self.mappings[m as usize].is_static {
+                self.evict(m);
+            }
+            m = next;
+        }
+        let key = inside_key(rule.realm, proto, inside_ip, rule.inside_port);
+        if let Some(m) = self.inside.get(key) {
+            if !self.mappings[m as usize].is_static {
+                self.evict(m);
+            }
+        }
+        // The static mapping. The slab holds MAX_FORWARDS more than max_sessions, and
+        // dynamic mappings never outnumber sessions, so a slot is free.
+        let m = self.free_mappings.pop().expect("slab sized for rules");
+        let head = &mut self.ext_head[ext_index(proto, port)];
+        self.mappings[m as usize] = Mapping {
+            realm: rule.realm,
+            proto,
+            inside_ip,
+            inside_port: rule.inside_port,
+            ext_port: port,
+            ext_ip: rule.external_ip.map_or(0, u32::from),
+            is_static: true,
+            live: true,
+            sessions: NIL,
+            session_count: 0,
+            expires: NEVER,
+            next_ext: *head,
+            next_inside: NIL,
+        };
+        *head = m;
+        match self.inside.get(key) {
+            Some(first) => {
+                let mut last = first;
+                while self.mappings[last as usize].next_inside != NIL {
+                    last = self.mappings[last as usize].next_inside;
+                }
+                self.mappings[last as usize].next_inside = m;
+            }
+            None => self.inside.insert(key, m),
+        }
+        self.ports.reserve(proto, port);
+        self.forwards.push((rule, m));
+        self.recompute_extra_ips();
+        Ok(())
+    }
+
+    /// Removes the rule named `name` and its sessions; whether it existed.
+    pub fn remove_forward(&mut self, name: &str) -> bool {
+        let Some(pos) = self.forwards.iter().position(|(r, _)| &*r.name == name) else {
+            return false;
+        };
+        let (_, m) = self.forwards.remove(pos);
+        self.remove_all_sessions(m);
+        self.drop_mapping(m);
+        self.recompute_extra_ips();
+        true
+    }
+
+    /// The installed rules, in installation order.
+    pub fn forwards(&self) -> impl Iterator<Item = &ForwardRule> + '_ {
+        self.forwards.iter().map(|(r, _)| r)
+    }
+
+    fn recompute_extra_ips(&mut self) {
+        self.extra_ips.clear();
+        for (r, _) in &self.forwards {
+            if let Some(ip) = r.external_ip {
+                let ip = u32::from(ip);
+                if ip != self.ext_ip && !self.extra_ips.contains(&ip) {
+                    self.extra_ips.push(ip);
+                }
+            }
+        }
+    }
+
+    fn evict(&mut self, m: u32) {
+        self.remove_all_sessions(m);
+        self.drop_mapping(m);
+        self.counters.evicted_by_forward += 1;
+    }
+
+    // ---------------------------------------------------------------- tables
+
+    /// The mapping an inbound packet to `dst:port` reaches.
+    #[inline]
+    fn find_ext(&self, proto: NatProto, port: u16, dst: u32) -> Option<u32> {
+        let mut m = self.ext_head[ext_index(proto, port)];
+        while m != NIL {
+            let mp = &self.mappings[m as usize];
+            let matches = if mp.is_static {
+                mp.ext_ip == 0 || mp.ext_ip == dst
+            } else {
+                dst == self.ext_ip
+            };
+            if matches {
+                return Some(m);
+            }
+            m = mp.next_ext;
+        }
+        None
+    }
+
+    fn has_static(&self, proto: NatProto, port: u16, dst: u32) -> bool {
+        self.find_ext(proto, port, dst)
+            .is_some_and(|m| self.mappings[m as usize].is_static)
+    }
+
+    /// Among the static mappings sharing `m`'s inside endpoint, the one with a session to
+    /// `remote` (the rule the conversation came in through), else `m`.
+    fn pick_sibling(&self, m: u32, remote_ip: u32, remote_port: u16) -> u32 {
+        let mut c = m;
+        while c != NIL {
+            if self
+                .by_session
+                .get(session_key(c, remote_ip, remote_port))
+                .is_some()
+            {
+                return c;
+            }
+            c = self.mappings[c as usize].next_inside;
+        }
+        m
+    }
+
+    fn new_dynamic_mapping(
+        &mut self,
+        realm: u16,
+        proto: NatProto,
+        inside_ip: u32,
+        inside_port: u16,
+        ext_port: u16,
+    ) -> u32 {
+        // Dynamic mappings never outnumber sessions, and the caller checked that a session
+        // fits: a slot is free.
+        let m = self.free_mappings.pop().expect("slab sized for sessions");
+        let head = &mut self.ext_head[ext_index(proto, ext_port)];
+        self.mappings[m as usize] = Mapping {
+            realm,
+            proto,
+            inside_ip,
+            inside_port,
+            ext_port,
+            ext_ip: self.ext_ip,
+            is_static: false,
+            live: true,
+            sessions: NIL,
+            session_count: 0,
+            expires: Instant::ZERO,
+            next_ext: *head,
+            next_inside: NIL,
+        };
+        *head = m;
+        self.inside
+            .insert(inside_key(realm, proto, inside_ip, inside_port), m);
+        self.dynamic_count += 1;
+        self.counters.new_mappings += 1;
+        m
+    }
+
+    /// Frees mapping `m` (its sessions already removed): indices, port, slot.
+    fn drop_mapping(&mut self, m: u32) {
+        let mp = self.mappings[m as usize];
+        debug_assert!(mp.live && mp.session_count == 0);
+        let key = inside_key(mp.realm, mp.proto, mp.inside_ip, mp.inside_port);
+        match self.inside.get(key) {
+            Some(first) if first == m => {
+                if mp.next_inside != NIL {
+                    self.inside.insert(key, mp.next_inside);
+                } else {
+                    self.inside.remove(key);
+                }
+            }
+            Some(first) => {
+                let mut c = first;
+                while c != NIL {
+                    let next = self.mappings[c as usize].next_inside;
+                    if next == m {
+                        self.mappings[c as usize].next_inside = mp.next_inside;
+                        break;
+                    }
+                    c = next;
+                }
+            }
+            None => {}
+        }
+        let slot = ext_index(mp.proto, mp.ext_port);
+        if self.ext_head[slot] == m {
+            self.ext_head[slot] = mp.next_ext;
+        } else {
+            let mut c = self.ext_head[slot];
+            while c != NIL {
+                let next = self.mappings[c as usize].next_ext;
+                if next == m {
+                    self.mappings[c as usize].next_ext = mp.next_ext;
+                    break;
+                }
+                c = next;
+            }
+        }
+        if self.ext_head[slot] == NIL {
+            self.ports.release(mp.proto, mp.ext_port);
+        }
+        if !mp.is_static {
+            self.dynamic_count -= 1;
+        }
+        self.mappings[m as usize] = FREE_MAPPING;
+        self.free_mappings.push(m);
+    }
+
+    fn new_session(
+        &mut self,
+        now: Instant,
+        m: u32,
+        remote_ip: u32,
+        remote_port: u16,
+        ext_ip: u32,
+        tcp: TcpTrack,
+    ) {
+        let s = self.free_sessions.pop().expect("caller checked max_sessions");
+        let mp = &mut self.mappings[m as usize];
+        let addr = if mp.is_static {
+            NIL
+        } else {
+            let key = addr_key(m, remote_ip);
+            match self.by_addr.get(key) {
+                Some(a) => a,
+                None => {
+                    let a = self.free_addrs.pop().expect("one entry per session at most");
+                    self.addrs[a as usize] = AddrEntry {
+                        count: 0,
+                        expires: Instant::ZERO,
+                    };
+                    self.by_addr.insert(key, a);
+                    a
+                }
+            }
+        };
+        if addr != NIL {
+            self.addrs[addr as usize].count += 1;
+        }
+        let head = mp.sessions;
+        mp.sessions = s;
+        mp.session_count += 1;
+        if head != NIL {
+            self.sessions[head as usize].prev = s;
+        }
+        self.sessions[s as usize] = Session {
+            mapping: m,
+            remote_ip,
+            remote_port,
+            tcp,
+            ext_ip,
+            addr,
+            expires: Instant::ZERO,
+            prev: NIL,
+            next: head,
+        };
+        self.by_session
+            .insert(session_key(m, remote_ip, remote_port), s);
+        self.session_count += 1;
+        self.counters.new_sessions += 1;
+        let deadline = now + self.timeout(s);
+        self.set_deadline(s, deadline);
+        self.wheel.insert(s, deadline);
+    }
+
+    /// The idle timeout that applies to session `s` now.
+    #[inline]
+    fn timeout(&self, s: u32) -> std::time::Duration {
+        let sess = &self.sessions[s as usize];
+        let t = &self.cfg.timeouts;
+        match self.mappings[sess.mapping as usize].proto {
+            NatProto::Udp => t.udp,
+            NatProto::Icmp => t.icmp,
+            NatProto::Tcp if sess.tcp.established() => t.tcp_established,
+            NatProto::Tcp => t.tcp_transitory,
+        }
+    }
+
+    /// Restarts session `s`'s idle timer at `now`.
+    #[inline]
+    fn refresh(&mut self, s: u32, now: Instant) {
+        let deadline = now + self.timeout(s);
+        let old = self.sessions[s as usize].expires;
+        self.set_deadline(s, deadline);
+        if deadline < old {
+            self.wheel.reschedule_earlier(s, deadline);
+        }
+    }
+
+    #[inline]
+    fn set_deadline(&mut self, s: u32, deadline: Instant) {
+        let sess = &mut self.sessions[s as usize];
+        sess.expires = deadline;
+        let mp = &mut self.mappings[sess.mapping as usize];
+        if !mp.is_static && mp.expires < deadline {
+            mp.expires = deadline;
+        }
+        if sess.addr != NIL {
+            let a = &mut self.addrs[sess.addr as usize];
+            if a.expires < deadline {
+                a.expires = deadline;
+            }
+        }
+    }
+
+    /// Unlinks session `s` from every table (not its mapping's fate).
+    fn remove_session(&mut self, s: u32) {
+        let sess = self.sessions[s as usize];
+        self.wheel.remove(s);
+        self.by_session
+            .remove(session_key(sess.mapping, sess.remote_ip, sess.remote_port));
+        if sess.addr != NIL {
+            let a = &mut self.addrs[sess.addr as usize];
+            a.count -= 1;
+            if a.count == 0 {
+                self.by_addr.remove(addr_key(sess.mapping, sess.remote_ip));
+                self.free_addrs.push(sess.addr);
+            }
+        }
+        if sess.prev != NIL {
+            self.sessions[sess.prev as usize].next = sess.next;
+        } else {
+            self.mappings[sess.mapping as usize].sessions = sess.next;
+        }
+        if sess.next != NIL {
+            self.sessions[sess.next as usize].prev = sess.prev;
+        }
+        self.mappings[sess.mapping as usize].session_count -= 1;
+        self.sessions[s as usize] = FREE_SESSION;
+        self.free_sessions.push(s);
+        self.session_count -= 1;
+    }
+
+    fn remove_all_sessions(&mut self, m: u32) {
+        while self.mappings[m as usize].sessions != NIL {
+            let s = self.mappings[m as usize].sessions;
+            self.remove_session(s);
+        }
+    }
+}
