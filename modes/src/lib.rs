@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod host_only;
 pub mod internal;
 pub mod layout;
+pub mod nat;
 pub mod neighbor;
 pub mod segment;
 pub mod switch;

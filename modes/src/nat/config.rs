@@ -233,8 +233,14 @@ fn rd16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// The external port (or identifier) an inbound packet targets, by the rules of
-/// [`NaptConfig::owner_of_packet`]. Reads only fixed offsets, all bounds-checked.
+/// [`NaptConfig::owner_of_packet`].
 pub(crate) fn external_port_of(ip: &[u8]) -> Option<u16> {
+    external_target(ip).map(|(_, port)| port)
+}
+
+/// The protocol number of the mapping (6, 17 or 1) and the external port (identifier) an
+/// inbound packet targets. Reads only fixed offsets, all bounds-checked.
+pub(crate) fn external_target(ip: &[u8]) -> Option<(u8, u16)> {
     let (hl, tl) = ip_bounds(ip)?;
     // Fragments: only the first carries ports, and the stage drops all of them.
     if rd16(ip, 6)? & 0x3fff != 0 {
@@ -242,9 +248,9 @@ pub(crate) fn external_port_of(ip: &[u8]) -> Option<u16> {
     }
     let l4 = &ip[hl..tl];
     match ip[9] {
-        6 | 17 => rd16(l4, 2),
+        p @ (6 | 17) => Some((p, rd16(l4, 2)?)),
         1 => match *l4.first()? {
-            0 => rd16(l4, 4),
+            0 => Some((1, rd16(l4, 4)?)),
             3 | 11 | 12 => {
                 let inner = l4.get(8..)?;
                 let ihl = usize::from(*inner.first()? & 0x0f) * 4;
@@ -253,8 +259,8 @@ pub(crate) fn external_port_of(ip: &[u8]) -> Option<u16> {
                 }
                 let t = &inner[ihl..];
                 match inner[9] {
-                    6 | 17 => rd16(t, 0),
-                    1 if t[0] == 8 => rd16(t, 4),
+                    p @ (6 | 17) => Some((p, rd16(t, 0)?)),
+                    1 if t[0] == 8 => Some((1, rd16(t, 4)?)),
                     _ => None,
                 }
             }

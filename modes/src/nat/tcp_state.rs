@@ -40,6 +40,9 @@ pub(crate) enum Dir {
 pub(crate) struct TcpTrack(u8);
 
 impl TcpTrack {
+    /// No packet seen (a free session slot).
+    pub(crate) const ZERO: TcpTrack = TcpTrack(0);
+
     /// The state of a session created by a packet with `flags` going `dir`.
     #[inline]
     pub(crate) fn new(dir: Dir, flags: TcpFlags) -> Self {

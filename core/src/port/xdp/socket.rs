@@ -262,12 +262,12 @@ impl XdpPort {
         self.realigned += 1;
         let d = self.scratch[i];
         let frame = pool.frame_of(d.addr() as u64);
-        let frame_end = (frame as usize + 1) * pool.frame_size();
-        let len = d
-            .lengths()
-            .data()
-            .min(frame_end - d.addr())
-            .min(pool.capacity());
+        let len = kept_len(
+            d.addr() as u64,
+            d.lengths().data(),
+            pool.frame_size(),
+            pool.capacity(),
+        );
         let dst = pool.frame_mut(frame).as_mut_ptr();
         // SAFETY: `d` was just consumed from this port's rx ring, so it names a frame of
         // this UMEM that the kernel has handed back and nobody else is using.
@@ -310,8 +310,8 @@ impl Port for XdpPort {
     }
 
     fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Pkt]) -> usize {
-        let _ = pool;
         let mut sent = 0;
+        let mut produced = 0;
         while sent < pkts.len() {
             let chunk = &pkts[sent..pkts.len().min(sent + BURST)];
             let room = self.rings.tx.nb_free(chunk.len() as u32) as usize;
@@ -319,7 +319,14 @@ impl Port for XdpPort {
             if k == 0 {
                 break;
             }
-            for (slot, p) in self.scratch[..k].iter_mut().zip(chunk) {
+            let mut m = 0;
+            for p in &chunk[..k] {
+                if p.len == 0 {
+                    // The kernel would skip an empty descriptor as invalid and never
+                    // complete it, losing the frame: accept it and free it here.
+                    pool.free(p.frame);
+                    continue;
+                }
                 let mut d = self.descs[p.frame as usize];
                 // SAFETY: `d` names frame `p.frame` of this UMEM, owned by the caller (in
                 // flight, in no ring), and `&mut FramePool` rules out other references into
@@ -328,18 +335,20 @@ impl Port for XdpPort {
                 unsafe { self.umem.data_mut(&mut d) }
                     .cursor()
                     .set_pos(p.len as usize);
-                *slot = d;
+                self.scratch[m] = d;
+                m += 1;
             }
             // SAFETY: the descriptors name caller-owned frames of this UMEM; from here
             // on they belong to the kernel until they come back on the completion ring.
-            let n = unsafe { self.rings.tx.produce(&self.scratch[..k]) };
-            sent += n;
-            if n < k {
-                break;
-            }
+            let n = unsafe { self.rings.tx.produce(&self.scratch[..m]) };
+            // `nb_free` reported room for `k >= m` entries and this port is the ring's only
+            // producer, so the all-or-nothing `produce` takes all of them.
+            debug_assert_eq!(n, m, "tx ring refused descriptors it had room for");
+            self.tx_outstanding += n as u32;
+            produced += n;
+            sent += k;
         }
-        if sent > 0 {
-            self.tx_outstanding += sent as u32;
+        if produced > 0 {
             self.kick_tx();
         }
         sent
@@ -404,5 +413,33 @@ impl Port for XdpPort {
             fill_empty: k.rx_fill_ring_empty_descs(),
             tx_kicks: self.tx_kicks,
         }
+    }
+}
+
+/// How many bytes of a packet the kernel placed at UMEM address `addr` with length
+/// `len` can be kept: what lies inside its frame and fits the pool's data area.
+fn kept_len(addr: u64, len: usize, frame_size: usize, capacity: usize) -> usize {
+    let in_frame = addr as usize % frame_size;
+    len.min(frame_size - in_frame).min(capacity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xdp_port_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<XdpPort>();
+    }
+
+    #[test]
+    fn realigned_packets_never_leave_their_frame() {
+        // At the expected offset: everything fits.
+        assert_eq!(kept_len(2048 + 256, 1500, 2048, 1792), 1500);
+        // Moved back into the headroom: bounded by the data area.
+        assert_eq!(kept_len(2048 + 64, 1900, 2048, 1792), 1792);
+        // Moved forward: bounded by the end of the frame.
+        assert_eq!(kept_len(2048 + 1000, 1500, 2048, 1792), 1048);
     }
 }
