@@ -90,7 +90,10 @@ pub struct PortCounters {
 #[inline]
 fn bump(c: &AtomicU64, by: u64) {
     // Single writer: a load and a store are enough, and cheaper than fetch_add.
-    c.store(c.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+    c.store(
+        c.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
 }
 
 impl PortCounters {
@@ -176,7 +179,9 @@ impl CounterSet {
     /// Blocks for `workers` workers serving `ports` ports.
     pub fn new(workers: usize, ports: usize) -> Self {
         Self {
-            workers: (0..workers).map(|_| Arc::new(WorkerCounters::new(ports))).collect(),
+            workers: (0..workers)
+                .map(|_| Arc::new(WorkerCounters::new(ports)))
+                .collect(),
             ports,
         }
     }

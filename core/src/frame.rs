@@ -179,7 +179,10 @@ impl FramePool {
         debug_assert!(frame < self.count, "frame index out of range");
         #[cfg(debug_assertions)]
         {
-            assert!(!self.is_free[frame as usize], "double free of frame {frame}");
+            assert!(
+                !self.is_free[frame as usize],
+                "double free of frame {frame}"
+            );
             self.is_free[frame as usize] = true;
         }
         self.free.push(frame);

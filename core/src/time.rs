@@ -55,14 +55,20 @@ impl Instant {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
+        Instant(
+            self.0
+                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
+        )
     }
 }
 
 impl Sub<Duration> for Instant {
     type Output = Instant;
     fn sub(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_sub(d.as_nanos().min(u64::MAX as u128) as u64))
+        Instant(
+            self.0
+                .saturating_sub(d.as_nanos().min(u64::MAX as u128) as u64),
+        )
     }
 }
 
@@ -76,7 +82,10 @@ mod tests {
         assert_eq!(t + Duration::from_secs(1), Instant::from_secs(6));
         assert_eq!(t - Duration::from_secs(10), Instant::ZERO);
         assert_eq!(t.saturating_since(Instant::from_secs(7)), Duration::ZERO);
-        assert_eq!(Instant::from_secs(7).saturating_since(t), Duration::from_secs(2));
+        assert_eq!(
+            Instant::from_secs(7).saturating_since(t),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

@@ -17,9 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vnet_core::frame::{FramePool, Pkt};
-use vnet_core::port::xdp::{
-    open_worker_ports, AttachMode, BindMode, XdpConfig, XdpError, XdpPort,
-};
+use vnet_core::port::xdp::{open_worker_ports, AttachMode, BindMode, XdpConfig, XdpError, XdpPort};
 use vnet_core::port::{Burst, Port};
 
 /// The IEEE local experimental EtherType: nothing in the namespace reacts to it.
@@ -165,12 +163,13 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The namespace for `test`, or `None` (after saying why) when the test cannot run here.
-fn privileged(test: &str) -> Option<Netns> {
+/// The namespace `vnxt-<tag>-<pid>` for `test`, or `None` (after saying why) when the
+/// test cannot run here.
+fn privileged(test: &str, tag: &str) -> Option<Netns> {
     let why = if !is_root() {
         Some("needs root (AF_XDP, XDP and network namespaces)".to_string())
     } else {
-        match Netns::create(test) {
+        match Netns::create(tag) {
             Ok(ns) => return Some(ns),
             Err(e) => Some(format!("cannot create a network namespace: {e}")),
         }
@@ -196,7 +195,8 @@ impl RawSock {
     fn open(ifname: &str) -> Self {
         let proto = ETH_P_TEST.to_be() as i32;
         // SAFETY: socket(2) with constant arguments; the result is checked.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+        let fd =
+            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
         assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
         // SAFETY: a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -235,7 +235,12 @@ impl RawSock {
     fn send(&self, frame: &[u8]) {
         // SAFETY: `frame` is a live buffer of `frame.len()` bytes the kernel only reads.
         let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(n, frame.len() as isize, "send: {}", io::Error::last_os_error());
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send: {}",
+            io::Error::last_os_error()
+        );
     }
 
     /// The next incoming (not locally sent) frame, waiting at most `timeout`.
@@ -364,13 +369,20 @@ fn receive_and_forward(ns: &Netns, cfg: &XdpConfig) {
     let (mut pool, mut ports) = open_worker_ports(&ifaces, cfg).expect("open ports");
     for p in &ports {
         let info = p.info();
-        println!("{}: {} (max_frame {})", info.name, info.detail, info.max_frame);
+        println!(
+            "{}: {} (max_frame {})",
+            info.name, info.detail, info.max_frame
+        );
         assert_eq!(info.backend, "xdp");
         assert!(info.detail.contains("bind=copy"), "{}", info.detail);
         assert_eq!(p.bind_mode(), BindMode::Copy, "veth has no zero-copy");
         match cfg.attach {
             AttachMode::Generic => assert_eq!(p.attach_mode(), AttachMode::Generic),
-            _ => assert_eq!(p.attach_mode(), AttachMode::Native, "veth supports native XDP"),
+            _ => assert_eq!(
+                p.attach_mode(),
+                AttachMode::Native,
+                "veth supports native XDP"
+            ),
         }
     }
     let a1 = RawSock::open("vnxt-a1");
@@ -384,10 +396,19 @@ fn receive_and_forward(ns: &Netns, cfg: &XdpConfig) {
         a1.send(f);
     }
     let got = receive(&mut ports, 0, &mut pool, sent.len(), Duration::from_secs(5));
-    assert_eq!(got.len(), sent.len(), "frames lost between vnxt-a1 and the a0 socket");
+    assert_eq!(
+        got.len(),
+        sent.len(),
+        "frames lost between vnxt-a1 and the a0 socket"
+    );
     for (p, want) in got.iter().zip(&sent) {
         assert_eq!(p.port, 0);
-        assert_eq!(pool.bytes(p), &want[..], "frame {} differs after rx", seq_of(want));
+        assert_eq!(
+            pool.bytes(p),
+            &want[..],
+            "frame {} differs after rx",
+            seq_of(want)
+        );
         assert_eq!(
             pool.addr_of(p.frame) % pool.frame_size() as u64,
             pool.data_offset() as u64
@@ -417,11 +438,22 @@ fn receive_and_forward(ns: &Netns, cfg: &XdpConfig) {
 
 #[test]
 fn xdp_port_receives_and_transmits_frames() {
-    let Some(ns) = privileged("rxtx") else { return };
+    let Some(ns) = privileged("xdp_port_receives_and_transmits_frames", "rxtx") else {
+        return;
+    };
     ns.veth("vnxt-a0", "vnxt-a1");
     ns.veth("vnxt-b0", "vnxt-b1");
     // Defaults: auto attach (native on veth), need_wakeup, busy polling, NAPI tuning.
     receive_and_forward(&ns, &XdpConfig::default());
+    // need_wakeup without busy polling: copy mode should need no rx syscalls.
+    receive_and_forward(
+        &ns,
+        &XdpConfig {
+            busy_poll: None,
+            napi: false,
+            ..XdpConfig::default()
+        },
+    );
     // The other corner: generic XDP, no need_wakeup, no busy polling, NAPI untouched.
     receive_and_forward(
         &ns,
@@ -438,7 +470,9 @@ fn xdp_port_receives_and_transmits_frames() {
 
 #[test]
 fn xdp_frames_do_not_leak() {
-    let Some(ns) = privileged("leak") else { return };
+    let Some(ns) = privileged("xdp_frames_do_not_leak", "leak") else {
+        return;
+    };
     ns.veth("vnxt-a0", "vnxt-a1");
     ns.veth("vnxt-b0", "vnxt-b1");
     let _inside = enter(&ns);
@@ -501,17 +535,23 @@ fn xdp_frames_do_not_leak() {
     let s0 = ports[0].stats();
     assert_eq!(s0.rx_dropped, 0, "the kernel dropped frames at a0");
     assert_eq!(s0.invalid_descs + ports[1].stats().invalid_descs, 0);
-    assert_eq!(ports[0].fill_level(), cfg.fill_target(), "fill ring not kept full");
+    assert_eq!(
+        ports[0].fill_level(),
+        cfg.fill_target(),
+        "fill ring not kept full"
+    );
 }
 
 #[test]
 fn xdp_errors_are_plain_sentences() {
-    let Some(ns) = privileged("errors") else { return };
+    let Some(ns) = privileged("xdp_errors_are_plain_sentences", "errors") else {
+        return;
+    };
     ns.veth("vnxt-a0", "vnxt-a1");
     let _inside = enter(&ns);
 
-    let e = open_worker_ports(&[("vnxt-missing".to_string(), 0)], &XdpConfig::default())
-        .unwrap_err();
+    let e =
+        open_worker_ports(&[("vnxt-missing".to_string(), 0)], &XdpConfig::default()).unwrap_err();
     assert!(matches!(e, XdpError::NoInterface { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
@@ -527,31 +567,59 @@ fn xdp_errors_are_plain_sentences() {
     assert!(matches!(e, XdpError::DuplicateInterface { .. }), "{e:?}");
 
     let (mut pool, mut ports) =
-        open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default()).expect("first open");
+        open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default())
+            .expect("first open");
     let e = open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default()).unwrap_err();
     println!("second open: {e}");
-    assert!(matches!(e, XdpError::AlreadyBound { queue: 0, .. }), "{e:?}");
+    assert!(
+        matches!(e, XdpError::AlreadyBound { queue: 0, .. }),
+        "{e:?}"
+    );
     assert_eq!(
         e.to_string(),
         "interface vnxt-a0 already has an XDP program or AF_XDP socket on queue 0; stop the other \
          program (ip link set dev vnxt-a0 xdp off) and retry"
     );
-    for msg in [e.to_string()] {
-        assert!(!msg.contains('\n') && msg.matches("; ").count() == 1, "{msg}");
-    }
+    let msg = e.to_string();
+    assert!(
+        !msg.contains('\n') && msg.matches("; ").count() == 1,
+        "{msg}"
+    );
+
+    // Without privileges (a thread that gave up root; the rest of the process keeps it).
+    let e = std::thread::spawn(|| {
+        // SAFETY: the raw setresuid syscall changes the credentials of this helper
+        // thread only (glibc's setresuid would change every thread of the process).
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+        assert_eq!(rc, 0, "drop root: {}", io::Error::last_os_error());
+        open_worker_ports(&[("vnxt-a1".to_string(), 0)], &XdpConfig::default()).unwrap_err()
+    })
+    .join()
+    .expect("unprivileged open");
+    assert!(matches!(e, XdpError::NotPermitted), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "binding AF_XDP needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); run as root"
+    );
 
     // The failed second open left the first one working.
     let a1 = RawSock::open("vnxt-a1");
     a1.send(&frame(7, 60));
     let got = receive(&mut ports, 0, &mut pool, 1, Duration::from_secs(5));
-    assert_eq!(got.len(), 1, "the first port stopped receiving after the failed open");
+    assert_eq!(
+        got.len(),
+        1,
+        "the first port stopped receiving after the failed open"
+    );
     assert_eq!(seq_of(pool.bytes(&got[0])), 7);
     pool.free(got[0].frame);
 }
 
 #[test]
 fn xdp_program_detached_on_drop() {
-    let Some(ns) = privileged("detach") else { return };
+    let Some(ns) = privileged("xdp_program_detached_on_drop", "detach") else {
+        return;
+    };
     ns.veth("vnxt-a0", "vnxt-a1");
     ns.veth("vnxt-b0", "vnxt-b1");
     ns.set_sysfs("vnxt-a0", "gro_flush_timeout", "1000");
@@ -602,4 +670,82 @@ fn xdp_program_detached_on_drop() {
     let (_pool, ports) =
         open_worker_ports(&[("vnxt-a0".to_string(), 0)], &XdpConfig::default()).expect("rebind");
     assert_eq!(ports.len(), 1);
+}
+
+#[test]
+fn xdp_auto_attach_falls_back_to_generic() {
+    let Some(ns) = privileged("xdp_auto_attach_falls_back_to_generic", "fallback") else {
+        return;
+    };
+    // An interface kind without native XDP (veth has it): whichever this kernel has.
+    let kind = ["dummy", "ifb", "bridge"].into_iter().find(|kind| {
+        Command::new("ip")
+            .args(["-n", &ns.name, "link", "add", "vnxt-d0", "type", kind])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(kind) = kind else {
+        eprintln!(
+            "skipped: xdp_auto_attach_falls_back_to_generic needs a dummy, ifb or bridge interface"
+        );
+        return;
+    };
+    println!("interface without native XDP: {kind}");
+    ns.ip(&["link", "set", "vnxt-d0", "up"]);
+    ns.veth("vnxt-a0", "vnxt-a1");
+    let _inside = enter(&ns);
+
+    let native = XdpConfig {
+        attach: AttachMode::Native,
+        ..XdpConfig::default()
+    };
+    let e = open_worker_ports(&[("vnxt-d0".to_string(), 0)], &native).unwrap_err();
+    assert!(matches!(e, XdpError::NativeUnsupported { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("interface vnxt-d0 does not support native XDP")
+            && e.to_string().ends_with("; use attach mode auto or generic"),
+        "{e}"
+    );
+    assert!(
+        no_xdp(&ns.link_details("vnxt-d0")),
+        "failed open left XDP behind"
+    );
+
+    // Auto: the non-XDP interface (first port, so libxdp's half-bound UMEM socket must be replaced)
+    // falls back to generic, the veth after it stays native, on one shared UMEM.
+    let ifaces = [("vnxt-d0".to_string(), 0), ("vnxt-a0".to_string(), 1)];
+    let (mut pool, mut ports) =
+        open_worker_ports(&ifaces, &XdpConfig::default()).expect("auto attach");
+    for p in &ports {
+        println!("{}: {}", p.ifname(), p.info().detail);
+    }
+    assert_eq!(ports[0].attach_mode(), AttachMode::Generic);
+    assert!(ports[0].info().detail.contains("native XDP refused"));
+    assert_eq!(ports[1].attach_mode(), AttachMode::Native);
+    assert!(ns.link_details("vnxt-d0").contains("xdpgeneric"));
+
+    let a1 = RawSock::open("vnxt-a1");
+    a1.send(&frame(1, 100));
+    let got = receive(&mut ports, 1, &mut pool, 1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].port, 1);
+    // Out of the non-XDP interface (which drops it), and the frame still comes back.
+    transmit(&mut ports, 0, &mut pool, &got);
+    settle(&mut ports, &mut pool);
+    drop(ports);
+    drop(pool);
+
+    // The other order: the fallback happens on a socket sharing the UMEM.
+    let ifaces = [("vnxt-a0".to_string(), 0), ("vnxt-d0".to_string(), 1)];
+    let (mut pool, mut ports) =
+        open_worker_ports(&ifaces, &XdpConfig::default()).expect("auto attach, shared");
+    assert_eq!(ports[0].attach_mode(), AttachMode::Native);
+    assert_eq!(ports[1].attach_mode(), AttachMode::Generic);
+    a1.send(&frame(2, 100));
+    let got = receive(&mut ports, 0, &mut pool, 1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1);
+    assert_eq!(seq_of(pool.bytes(&got[0])), 2);
+    transmit(&mut ports, 1, &mut pool, &got);
+    settle(&mut ports, &mut pool);
 }

@@ -32,7 +32,10 @@ fn topo_command(action: TopoAction) -> anyhow::Result<()> {
     match action {
         TopoAction::Up { mode, prefix } => {
             if mode != ModeName::Internal {
-                anyhow::bail!("topology for mode {} is not implemented in this build yet", mode.as_str());
+                anyhow::bail!(
+                    "topology for mode {} is not implemented in this build yet",
+                    mode.as_str()
+                );
             }
             let t = topo::Topology::build(
                 &prefix,
@@ -52,7 +55,11 @@ fn topo_command(action: TopoAction) -> anyhow::Result<()> {
                     e.dp_ifname
                 );
             }
-            let vms: Vec<String> = t.endpoints().iter().map(|e| format!("--vm {}", e.dp_ifname)).collect();
+            let vms: Vec<String> = t
+                .endpoints()
+                .iter()
+                .map(|e| format!("--vm {}", e.dp_ifname))
+                .collect();
             println!(
                 "start the dataplane with: ip netns exec {} vnet-bench run --mode internal {}",
                 t.dp_netns(),

@@ -66,14 +66,37 @@ fn internal_live() -> Result<()> {
     let vm2 = topo.endpoint("vm2").clone();
     let mut dp = Dataplane::start(
         topo.dp_netns(),
-        &["run", "--mode", "internal", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--stats-interval", "0"],
+        &[
+            "run",
+            "--mode",
+            "internal",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--stats-interval",
+            "0",
+        ],
     )?;
     let result = (|| -> Result<()> {
         for (from, to, addr) in [(&vm1, &vm2, INTERNAL_VM2), (&vm2, &vm1, INTERNAL_VM1)] {
-            let out = netns_exec(&from.netns, "ping", &["-c", "5", "-i", "0.2", "-W", "2", addr])
-                .with_context(|| format!("{} could not ping {} across the dataplane", from.role, to.role))?;
+            let out = netns_exec(
+                &from.netns,
+                "ping",
+                &["-c", "5", "-i", "0.2", "-W", "2", addr],
+            )
+            .with_context(|| {
+                format!(
+                    "{} could not ping {} across the dataplane",
+                    from.role, to.role
+                )
+            })?;
             let text = String::from_utf8_lossy(&out.stdout);
-            let summary = text.lines().filter(|l| l.contains("packets transmitted") || l.starts_with("rtt")).collect::<Vec<_>>().join("; ");
+            let summary = text
+                .lines()
+                .filter(|l| l.contains("packets transmitted") || l.starts_with("rtt"))
+                .collect::<Vec<_>>()
+                .join("; ");
             println!("  {} -> {} ({addr}): {summary}", from.role, to.role);
         }
         Ok(())
@@ -94,7 +117,10 @@ fn internal_mem() -> Result<()> {
     let counters = CounterSet::new(1, 2);
     let mut worker = Worker::new(
         0,
-        vec![(0, Box::new(p0) as Box<dyn Port>), (1, Box::new(p1) as Box<dyn Port>)],
+        vec![
+            (0, Box::new(p0) as Box<dyn Port>),
+            (1, Box::new(p1) as Box<dyn Port>),
+        ],
         &[0, 0],
         FramePool::with_heap(4096, 2048, 256),
         InternalMode::internal(InternalConfig::new(2), Instant::ZERO).expect("internal mode"),
@@ -134,12 +160,18 @@ fn internal_mem() -> Result<()> {
         delivered += 1;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("  vm2 broadcast reached vm1: {}", if flooded == 1 { "yes" } else { "NO" });
+    println!(
+        "  vm2 broadcast reached vm1: {}",
+        if flooded == 1 { "yes" } else { "NO" }
+    );
     println!(
         "  vm1 -> vm2: {delivered}/{n} frames delivered, {:.2} Mpps through the in-memory ports (copy in and out included)",
         delivered as f64 / secs / 1e6
     );
-    print!("{}", crate::stats::format_counters(&["vm1".into(), "vm2".into()], &counters.snapshot()));
+    print!(
+        "{}",
+        crate::stats::format_counters(&["vm1".into(), "vm2".into()], &counters.snapshot())
+    );
     if flooded != 1 || delivered != n as usize {
         bail!("internal mode lost frames in memory ({delivered}/{n}); this is a bug, please report it");
     }
@@ -156,7 +188,9 @@ pub struct Dataplane {
 
 impl std::fmt::Debug for Dataplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dataplane").field("pid", &self.child.id()).finish()
+        f.debug_struct("Dataplane")
+            .field("pid", &self.child.id())
+            .finish()
     }
 }
 
@@ -169,7 +203,11 @@ impl Dataplane {
 
     /// Start the `vnet-bench` binary at `exe` with `args` in `netns` and wait until it
     /// forwards (its startup line says so).
-    pub fn start_exe(exe: impl AsRef<std::path::Path>, netns: &str, args: &[&str]) -> Result<Dataplane> {
+    pub fn start_exe(
+        exe: impl AsRef<std::path::Path>,
+        netns: &str,
+        args: &[&str],
+    ) -> Result<Dataplane> {
         let exe = exe.as_ref();
         let mut child = Command::new("ip")
             .args(["netns", "exec", netns])
@@ -183,9 +221,23 @@ impl Dataplane {
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
         let tx2 = tx.clone();
-        std::thread::spawn(move || BufReader::new(out).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
-        std::thread::spawn(move || BufReader::new(err).lines().map_while(Result::ok).for_each(|l| drop(tx2.send(l))));
-        let mut dp = Dataplane { child, lines: rx, log: Vec::new() };
+        std::thread::spawn(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx.send(l)))
+        });
+        std::thread::spawn(move || {
+            BufReader::new(err)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx2.send(l)))
+        });
+        let mut dp = Dataplane {
+            child,
+            lines: rx,
+            log: Vec::new(),
+        };
         let deadline = StdInstant::now() + Duration::from_secs(20);
         loop {
             match dp.lines.recv_timeout(Duration::from_millis(100)) {
@@ -198,11 +250,17 @@ impl Dataplane {
                 }
                 Err(_) => {
                     if let Some(status) = dp.child.try_wait()? {
-                        bail!("the dataplane exited ({status}) before forwarding: {}", dp.log.join(" | "));
+                        bail!(
+                            "the dataplane exited ({status}) before forwarding: {}",
+                            dp.log.join(" | ")
+                        );
                     }
                     if StdInstant::now() > deadline {
                         let _ = dp.child.kill();
-                        bail!("the dataplane did not start within 20 s: {}", dp.log.join(" | "));
+                        bail!(
+                            "the dataplane did not start within 20 s: {}",
+                            dp.log.join(" | ")
+                        );
                     }
                 }
             }

@@ -57,14 +57,21 @@ fn dhcp_config(args: &RunArgs, subnet: (Ipv4Addr, u8)) -> Result<DhcpServerConfi
     let server = args.dhcp_server.unwrap_or_else(|| host_in(addr, len, 100));
     let (first, last) = match &args.dhcp_range {
         Some(r) => {
-            let (a, b) = r
-                .split_once('-')
-                .ok_or_else(|| anyhow!("--dhcp-range {r:?} is not FIRST-LAST (e.g. 192.168.56.101-192.168.56.254)"))?;
-            let a: Ipv4Addr = a.parse().map_err(|_| anyhow!("--dhcp-range: {a:?} is not an IPv4 address"))?;
-            let b: Ipv4Addr = b.parse().map_err(|_| anyhow!("--dhcp-range: {b:?} is not an IPv4 address"))?;
+            let (a, b) = r.split_once('-').ok_or_else(|| {
+                anyhow!("--dhcp-range {r:?} is not FIRST-LAST (e.g. 192.168.56.101-192.168.56.254)")
+            })?;
+            let a: Ipv4Addr = a
+                .parse()
+                .map_err(|_| anyhow!("--dhcp-range: {a:?} is not an IPv4 address"))?;
+            let b: Ipv4Addr = b
+                .parse()
+                .map_err(|_| anyhow!("--dhcp-range: {b:?} is not an IPv4 address"))?;
             (a, b)
         }
-        None => (host_in(addr, len, 101), host_in(addr, len, (1u32 << (32 - len)) - 2)),
+        None => (
+            host_in(addr, len, 101),
+            host_in(addr, len, (1u32 << (32 - len)) - 2),
+        ),
     };
     let mut config = DhcpServerConfig::new(server, mask(len), first, last);
     config.lease_time = Duration::from_secs(args.lease_time);
@@ -188,7 +195,12 @@ mod tests {
         let p = plan(&args("--mode host-only --vm a --vm b --host h")).unwrap();
         assert_eq!(p.ports, vec!["a", "b", "h"]);
         assert!(p.summary.contains("192.168.56.1/24"), "{}", p.summary);
-        assert!(p.summary.contains("DHCP 192.168.56.100 pool 192.168.56.101-192.168.56.254"), "{}", p.summary);
+        assert!(
+            p.summary
+                .contains("DHCP 192.168.56.100 pool 192.168.56.101-192.168.56.254"),
+            "{}",
+            p.summary
+        );
     }
 
     #[test]
@@ -214,8 +226,16 @@ mod tests {
             "--mode host-only --vm a --host h --subnet 10.9.0.1/16 --dhcp-range 10.9.1.1-10.9.1.50",
         ))
         .unwrap();
-        assert!(p.summary.contains("DHCP 10.9.0.100 pool 10.9.1.1-10.9.1.50"), "{}", p.summary);
-        let e = plan(&args("--mode host-only --vm a --host h --dhcp-range 10.9.1.1")).unwrap_err();
+        assert!(
+            p.summary
+                .contains("DHCP 10.9.0.100 pool 10.9.1.1-10.9.1.50"),
+            "{}",
+            p.summary
+        );
+        let e = plan(&args(
+            "--mode host-only --vm a --host h --dhcp-range 10.9.1.1",
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("FIRST-LAST"), "{e}");
         let e = plan(&args("--mode host-only --vm a --host h --subnet 10.9.0.1")).unwrap_err();
         assert!(e.to_string().contains("ADDRESS/PREFIX"), "{e}");

@@ -43,7 +43,9 @@ pub fn require_interfaces<'a>(names: impl IntoIterator<Item = &'a str>) -> Resul
     let mut seen = std::collections::HashSet::new();
     for name in names {
         if !seen.insert(name) {
-            bail!("interface {name} is named twice; give each --vm/--host/--uplink its own interface");
+            bail!(
+                "interface {name} is named twice; give each --vm/--host/--uplink its own interface"
+            );
         }
         let c = CString::new(name).map_err(|_| anyhow::anyhow!("bad interface name {name:?}"))?;
         // SAFETY: `c` is a valid NUL-terminated string.
@@ -60,7 +62,9 @@ mod tests {
 
     #[test]
     fn missing_interface_is_one_sentence_naming_it() {
-        let err = require_interfaces(["vnb-no-such0"]).unwrap_err().to_string();
+        let err = require_interfaces(["vnb-no-such0"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no interface named vnb-no-such0"), "{err}");
         assert!(!err.contains('\n'));
     }

@@ -7,8 +7,8 @@
 //! interface settings restored) and the final counters are printed.
 
 use crate::cli::{AttachChoice, RunArgs};
-use crate::{modespec, preflight};
 use crate::stats::print_counters;
+use crate::{modespec, preflight};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,8 @@ use vnet_core::port::Port;
 pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("could not install signal handler")?;
+        signal_hook::flag::register(sig, stop.clone())
+            .context("could not install signal handler")?;
     }
     Ok(stop)
 }
@@ -37,7 +38,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let names = plan.ports.clone();
     preflight::require_interfaces(names.iter().map(String::as_str))?;
     if names.len() > vnet_core::frame::MAX_PORTS {
-        bail!("at most {} ports are supported", vnet_core::frame::MAX_PORTS);
+        bail!(
+            "at most {} ports are supported",
+            vnet_core::frame::MAX_PORTS
+        );
     }
 
     let workers = args.cores.len().max(1);
@@ -88,7 +92,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             };
             ports.push((*id, port));
         }
-        let handoff = (tx_ends.pop().expect("tx end"), rx_ends.pop().expect("rx end"));
+        let handoff = (
+            tx_ends.pop().expect("tx end"),
+            rx_ends.pop().expect("rx end"),
+        );
         built.push(Worker::new(
             w,
             ports,
@@ -109,13 +116,18 @@ pub fn run(args: RunArgs) -> Result<()> {
         if cores.is_empty() {
             "unpinned".to_string()
         } else {
-            cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+            cores
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         }
     );
 
     let stop = stop_flag()?;
     let handles = spawn_workers(built, &cores, stop.clone())?;
-    let interval = (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
+    let interval =
+        (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
     let mut last = StdInstant::now();
     let mut last_lease_flush = StdInstant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -125,7 +137,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             if last_lease_flush.elapsed() >= Duration::from_secs(1) {
                 last_lease_flush = StdInstant::now();
                 let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = server.flush_if_dirty(vnet_core::time::Instant::now(), std::time::SystemTime::now()) {
+                if let Err(e) = server.flush_if_dirty(
+                    vnet_core::time::Instant::now(),
+                    std::time::SystemTime::now(),
+                ) {
                     eprintln!("warning: could not write the lease file: {e}");
                 }
             }
@@ -156,7 +171,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             c.releases, c.informs, c.exhausted, c.malformed, server.leases().active()
         );
         // A no-op without --lease-file.
-        if let Err(e) = server.save(vnet_core::time::Instant::now(), std::time::SystemTime::now()) {
+        if let Err(e) = server.save(
+            vnet_core::time::Instant::now(),
+            std::time::SystemTime::now(),
+        ) {
             eprintln!("warning: could not write the lease file: {e}");
         }
     }

@@ -89,7 +89,10 @@ impl Topology {
     /// When a namespace or link cannot be made (not root, names taken...). Whatever was
     /// built is removed again.
     pub fn build(prefix: &str, endpoints: &[(&str, Option<&str>)]) -> Result<Topology> {
-        if prefix.len() > 6 || prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if prefix.len() > 6
+            || prefix.is_empty()
+            || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
+        {
             bail!("topology prefix must be 1-6 letters or digits, got {prefix:?}");
         }
         let mut topo = Topology {
@@ -111,16 +114,37 @@ impl Topology {
             ip(&["netns", "add", &netns])?;
             netns_exec(&netns, "ip", &["link", "set", "lo", "up"])?;
             ip(&[
-                "link", "add", &ifname, "netns", &netns, "address", &mac, "type", "veth", "peer",
-                "name", &dp_ifname, "netns", &topo.dp_netns,
+                "link",
+                "add",
+                &ifname,
+                "netns",
+                &netns,
+                "address",
+                &mac,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &dp_ifname,
+                "netns",
+                &topo.dp_netns,
             ])?;
+            // AF_XDP sees frames as the sender wrote them: with transmit checksum offload
+            // a veth hands over TCP/UDP checksums still partial (CHECKSUM_PARTIAL), which a
+            // receiver behind the dataplane rejects. Endpoints compute them in software,
+            // as a VM's virtio-net without offloads would.
+            netns_exec(&netns, "ethtool", &["-K", &ifname, "tx", "off"])?;
             netns_exec(&netns, "ip", &["link", "set", &ifname, "up"])?;
             netns_exec(&topo.dp_netns, "ip", &["link", "set", &dp_ifname, "up"])?;
             // The dataplane side carries no address and takes part in no IP traffic.
             let _ = netns_exec(
                 &topo.dp_netns,
                 "sysctl",
-                &["-q", "-w", &format!("net.ipv6.conf.{dp_ifname}.disable_ipv6=1")],
+                &[
+                    "-q",
+                    "-w",
+                    &format!("net.ipv6.conf.{dp_ifname}.disable_ipv6=1"),
+                ],
             );
             if let Some(a) = addr {
                 netns_exec(&netns, "ip", &["addr", "add", a, "dev", &ifname])?;
@@ -167,7 +191,9 @@ impl Topology {
 }
 
 fn prefix_byte(prefix: &str) -> u8 {
-    prefix.bytes().fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b))
+    prefix
+        .bytes()
+        .fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b))
 }
 
 impl Drop for Topology {

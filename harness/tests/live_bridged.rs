@@ -22,8 +22,12 @@ fn bridged_live_everyone_reaches_everyone() {
         ("host", "198.18.0.254"),
         ("inet", "198.18.0.1"),
     ];
-    let spec: Vec<(&str, Option<String>)> = hosts.iter().map(|(r, a)| (*r, Some(format!("{a}/24")))).collect();
-    let spec_ref: Vec<(&str, Option<&str>)> = spec.iter().map(|(r, a)| (*r, a.as_deref())).collect();
+    let spec: Vec<(&str, Option<String>)> = hosts
+        .iter()
+        .map(|(r, a)| (*r, Some(format!("{a}/24"))))
+        .collect();
+    let spec_ref: Vec<(&str, Option<&str>)> =
+        spec.iter().map(|(r, a)| (*r, a.as_deref())).collect();
     let topo = Topology::build(&prefix, &spec_ref).expect("topology");
     let e = |r: &str| topo.endpoint(r).clone();
     let (vm1, vm2, host, inet) = (e("vm1"), e("vm2"), e("host"), e("inet"));
@@ -31,15 +35,29 @@ fn bridged_live_everyone_reaches_everyone() {
         env!("CARGO_BIN_EXE_vnet-bench"),
         topo.dp_netns(),
         &[
-            "run", "--mode", "bridged", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--host", &host.dp_ifname,
-            "--uplink", &inet.dp_ifname, "--stats-interval", "0",
+            "run",
+            "--mode",
+            "bridged",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--host",
+            &host.dp_ifname,
+            "--uplink",
+            &inet.dp_ifname,
+            "--stats-interval",
+            "0",
         ],
     )
     .expect("bridged dataplane starts");
     for (from, _) in &hosts {
         for (to, addr) in &hosts {
             if from != to {
-                assert!(ping(&topo.endpoint(from).netns, addr, "1"), "{from} cannot ping {to} ({addr})");
+                assert!(
+                    ping(&topo.endpoint(from).netns, addr, "1"),
+                    "{from} cannot ping {to} ({addr})"
+                );
             }
         }
     }
@@ -49,7 +67,12 @@ fn bridged_live_everyone_reaches_everyone() {
             let addr = hosts.iter().find(|(r, _)| *r == server).unwrap().1;
             port += 1;
             assert!(
-                tcp_exchange(&topo.endpoint(server).netns, addr, &topo.endpoint(client).netns, port),
+                tcp_exchange(
+                    &topo.endpoint(server).netns,
+                    addr,
+                    &topo.endpoint(client).netns,
+                    port
+                ),
                 "TCP {client} -> {server} failed"
             );
         }

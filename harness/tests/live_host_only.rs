@@ -9,7 +9,10 @@
 mod common;
 
 use common::{addr_of, ping, privileged_or_skip, script, TempDir};
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 use vnet_bench::mainjob::Dataplane;
 use vnet_bench::topo::{netns_exec, Endpoint, Topology};
 
@@ -63,25 +66,105 @@ fn output(netns: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// udhcpc: obtain; stay in the foreground long enough to renew (lease 6 s, T1 3 s); on
-/// exit release (-R). Returns the address it held.
+/// A client running in the foreground whose output lines are watched.
+struct Watched {
+    child: std::process::Child,
+    rx: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Watched {
+    fn start(netns: &str, args: &[&str]) -> Watched {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client runs");
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx.send(l)))
+        });
+        std::thread::spawn(move || {
+            BufReader::new(err)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx2.send(l)))
+        });
+        Watched {
+            child,
+            rx,
+            log: Vec::new(),
+        }
+    }
+
+    /// Wait up to 15 s for a line containing `what`.
+    fn wait_for(&mut self, what: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                let hit = line.contains(what);
+                self.log.push(line);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Stop (SIGTERM) and return everything it printed.
+    fn finish(mut self) -> String {
+        self.signal("-TERM");
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.extend(self.rx.try_iter());
+        self.log.join("\n")
+    }
+}
+
+/// udhcpc: obtain a lease, renew it (SIGUSR1: udhcpc's "renew now"), release it on
+/// exit (-R, SIGTERM). Returns the address it held.
 fn udhcpc_cycle(vm: &Endpoint, script: &str) -> String {
-    let (ok, text) = output(
+    let mut c = Watched::start(
         &vm.netns,
-        &["timeout", "-s", "TERM", "8", "busybox", "udhcpc", "-f", "-R", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", script],
+        &[
+            "busybox", "udhcpc", "-f", "-R", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", script,
+        ],
     );
-    // `timeout` ends it with SIGTERM (exit 124): that is the point (release on exit).
-    let _ = ok;
-    let bound: Vec<&str> = text.lines().filter(|l| l.starts_with("udhcpc-event bound")).collect();
-    let renewed = text.lines().filter(|l| l.starts_with("udhcpc-event renew")).count();
-    assert_eq!(bound.len(), 1, "udhcpc did not get a lease: {text}");
-    assert!(renewed >= 1, "udhcpc did not renew: {text}");
-    assert!(text.contains("release") || text.contains("Unicasting a release"), "udhcpc did not release: {text}");
-    bound[0].rsplit(' ').next().unwrap().to_string()
+    let bound = c.wait_for("udhcpc-event bound");
+    c.signal("-USR1");
+    let renewed = bound && c.wait_for("udhcpc-event renew");
+    let addr = c
+        .log
+        .iter()
+        .find(|l| l.starts_with("udhcpc-event bound"))
+        .map(|l| l.rsplit(' ').next().unwrap().to_string());
+    let text = c.finish();
+    assert!(bound, "udhcpc did not get a lease: {text}");
+    assert!(renewed, "udhcpc did not renew: {text}");
+    assert!(text.contains("release"), "udhcpc did not release: {text}");
+    addr.unwrap()
 }
 
 fn dhcp_stats(log: &str) -> String {
-    log.lines().find(|l| l.starts_with("dhcp ")).unwrap_or("").to_string()
+    log.lines()
+        .find(|l| l.starts_with("dhcp "))
+        .unwrap_or("")
+        .to_string()
 }
 
 fn stat(line: &str, key: &str) -> u64 {
@@ -98,16 +181,37 @@ fn host_only_live_dhcp_clients_and_reachability() {
     }
     let dir = TempDir::new("hostonly");
     let prefix = format!("th{}", std::process::id() % 10000);
-    let topo = Topology::build(&prefix, &[("vm1", None), ("vm2", None), ("host", Some("192.168.56.1/24"))])
-        .expect("topology");
+    let topo = Topology::build(
+        &prefix,
+        &[
+            ("vm1", None),
+            ("vm2", None),
+            ("host", Some("192.168.56.1/24")),
+        ],
+    )
+    .expect("topology");
     let [vm1, vm2, host] = ["vm1", "vm2", "host"].map(|r| topo.endpoint(r).clone());
     let lease_file = dir.join("leases");
     let lease_arg = lease_file.display().to_string();
     let args = [
-        "run", "--mode", "host-only", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--host", &host.dp_ifname,
-        "--lease-time", "6", "--lease-file", &lease_arg, "--stats-interval", "0",
+        "run",
+        "--mode",
+        "host-only",
+        "--vm",
+        &vm1.dp_ifname,
+        "--vm",
+        &vm2.dp_ifname,
+        "--host",
+        &host.dp_ifname,
+        "--lease-time",
+        "6",
+        "--lease-file",
+        &lease_arg,
+        "--stats-interval",
+        "0",
     ];
-    let mut dp = Dataplane::start_exe(EXE, topo.dp_netns(), &args).expect("host-only dataplane starts");
+    let mut dp =
+        Dataplane::start_exe(EXE, topo.dp_netns(), &args).expect("host-only dataplane starts");
     let uscript = udhcpc_script(&dir);
     let dscript = dhclient_script(&dir);
 
@@ -120,34 +224,113 @@ fn host_only_live_dhcp_clients_and_reachability() {
     let pf = dir.join("dhclient.pid").display().to_string();
     let (_, text) = output(
         &vm2.netns,
-        &["timeout", "-s", "TERM", "9", "dhclient", "-d", "-v", "-4", "-sf", &dscript, "-lf", &lf, "-pf", &pf, &vm2.ifname],
+        &[
+            "timeout",
+            "-s",
+            "TERM",
+            "9",
+            "dhclient",
+            "-d",
+            "-v",
+            "-4",
+            "-sf",
+            &dscript,
+            "-lf",
+            &lf,
+            "-pf",
+            &pf,
+            &vm2.ifname,
+        ],
     );
-    assert!(text.contains("dhclient-event BOUND") || text.contains("dhclient-event REBOOT"), "dhclient got no lease: {text}");
-    assert!(text.contains("dhclient-event RENEW"), "dhclient did not renew: {text}");
-    let (_, rel) = output(&vm2.netns, &["dhclient", "-r", "-v", "-4", "-sf", &dscript, "-lf", &lf, "-pf", &pf, &vm2.ifname]);
-    assert!(rel.contains("DHCPRELEASE"), "dhclient did not release: {rel}");
+    assert!(
+        text.contains("dhclient-event BOUND") || text.contains("dhclient-event REBOOT"),
+        "dhclient got no lease: {text}"
+    );
+    assert!(
+        text.contains("dhclient-event RENEW"),
+        "dhclient did not renew: {text}"
+    );
+    let (_, rel) = output(
+        &vm2.netns,
+        &[
+            "dhclient",
+            "-r",
+            "-v",
+            "-4",
+            "-sf",
+            &dscript,
+            "-lf",
+            &lf,
+            "-pf",
+            &pf,
+            &vm2.ifname,
+        ],
+    );
+    assert!(
+        rel.contains("DHCPRELEASE"),
+        "dhclient did not release: {rel}"
+    );
     let a2 = text
         .lines()
-        .find_map(|l| l.strip_prefix("dhclient-event BOUND ").or_else(|| l.strip_prefix("dhclient-event REBOOT ")))
+        .find_map(|l| {
+            l.strip_prefix("dhclient-event BOUND ")
+                .or_else(|| l.strip_prefix("dhclient-event REBOOT "))
+        })
         .expect("dhclient address")
         .trim()
         .to_string();
     assert!(in_pool(&a2), "dhclient got {a2}");
     assert_ne!(a1, a2, "two guests got the same address");
 
-    // 3. dhcpcd on vm1 (a third client on a known guest: it gets vm1's address back).
-    let (_, text) = output(
+    // 3. dhcpcd on vm1. It identifies itself by a DUID client identifier (option 61),
+    // not by MAC, so it is a new client to the server: a third address from the pool.
+    let mut c = Watched::start(
         &vm1.netns,
-        &["timeout", "-s", "TERM", "9", "dhcpcd", "-4", "-B", "-d", "--noarp", "-C", "resolv.conf", "-C", "timesyncd", "-C", "hostname", &vm1.ifname],
+        &[
+            "dhcpcd",
+            "-4",
+            "-B",
+            "-d",
+            "--noarp",
+            "-C",
+            "resolv.conf",
+            "-C",
+            "timesyncd",
+            "-C",
+            "hostname",
+            &vm1.ifname,
+        ],
     );
-    assert!(text.contains("leased") || text.contains("acknowledged"), "dhcpcd got no lease: {text}");
-    assert!(text.contains("renewing lease"), "dhcpcd did not renew: {text}");
-    assert!(text.contains(&a1), "dhcpcd on vm1 did not get vm1's address {a1} back: {text}");
-    let _ = output(&vm1.netns, &["dhcpcd", "-4", "-k", &vm1.ifname]);
+    let leased = c.wait_for("leased ");
+    let renewed = leased && c.wait_for("renewing lease");
+    let (_, rel) = output(&vm1.netns, &["dhcpcd", "-4", "-k", &vm1.ifname]);
+    let released = c.wait_for("releasing lease");
+    let text = c.finish();
+    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease", vm1.ifname));
+    assert!(leased, "dhcpcd got no lease: {text}");
+    assert!(renewed, "dhcpcd did not renew: {text}");
+    assert!(released, "dhcpcd did not release: {rel} {text}");
+    let a3 = text
+        .lines()
+        .find_map(|l| l.split("leased ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("dhcpcd's address")
+        .to_string();
+    assert!(in_pool(&a3), "dhcpcd got {a3}");
+    assert!(
+        a3 != a1 && a3 != a2,
+        "dhcpcd's client id got another client's address: {a3}"
+    );
 
     // 4. Configure both guests again (udhcpc, quit after lease) and check reachability.
     for vm in [&vm1, &vm2] {
-        let (ok, text) = output(&vm.netns, &["busybox", "udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", &uscript]);
+        let (ok, text) = output(
+            &vm.netns,
+            &[
+                "busybox", "udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s",
+                &uscript,
+            ],
+        );
         assert!(ok, "udhcpc -q failed: {text}");
     }
     let v1 = addr_of(&vm1.netns, &vm1.ifname).expect("vm1 address");
@@ -155,21 +338,58 @@ fn host_only_live_dhcp_clients_and_reachability() {
     assert_eq!(v1, a1, "vm1 did not get its address back");
     assert!(ping(&vm1.netns, &v2, "2"), "vm1 cannot ping vm2");
     assert!(ping(&vm2.netns, &v1, "2"), "vm2 cannot ping vm1");
-    assert!(ping(&vm1.netns, "192.168.56.1", "2"), "vm1 cannot ping the host");
+    assert!(
+        ping(&vm1.netns, "192.168.56.1", "2"),
+        "vm1 cannot ping the host"
+    );
     assert!(ping(&host.netns, &v2, "2"), "the host cannot ping vm2");
-    assert!(ping(&vm2.netns, "192.168.56.100", "2"), "the DHCP server does not answer ping");
+    assert!(
+        ping(&vm2.netns, "192.168.56.100", "2"),
+        "the DHCP server does not answer ping"
+    );
 
     let log = dp.stop().expect("stops cleanly");
     let stats = dhcp_stats(&log);
-    assert!(stat(&stats, "releases") >= 2, "releases not seen by the server: {stats}");
-    assert!(stat(&stats, "acks") >= 6, "too few ACKs (leases + renewals): {stats}");
+    assert!(
+        stat(&stats, "releases") >= 2,
+        "releases not seen by the server: {stats}"
+    );
+    assert!(
+        stat(&stats, "acks") >= 6,
+        "too few ACKs (leases + renewals): {stats}"
+    );
 
     // 5. Restart with the lease file: vm1 (its address flushed) gets the same address.
-    netns_exec(&vm1.netns, "ip", &["-4", "addr", "flush", "dev", &vm1.ifname]).unwrap();
+    netns_exec(
+        &vm1.netns,
+        "ip",
+        &["-4", "addr", "flush", "dev", &vm1.ifname],
+    )
+    .unwrap();
     let mut dp = Dataplane::start_exe(EXE, topo.dp_netns(), &args).expect("restarts");
-    let (ok, text) = output(&vm1.netns, &["busybox", "udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm1.ifname, "-s", &uscript]);
+    let (ok, text) = output(
+        &vm1.netns,
+        &[
+            "busybox",
+            "udhcpc",
+            "-n",
+            "-q",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-i",
+            &vm1.ifname,
+            "-s",
+            &uscript,
+        ],
+    );
     assert!(ok, "udhcpc after restart: {text}");
-    assert_eq!(addr_of(&vm1.netns, &vm1.ifname).as_deref(), Some(a1.as_str()), "address not kept across restart");
+    assert_eq!(
+        addr_of(&vm1.netns, &vm1.ifname).as_deref(),
+        Some(a1.as_str()),
+        "address not kept across restart"
+    );
     dp.stop().expect("stops cleanly");
 }
 
@@ -185,17 +405,37 @@ fn internal_with_dhcp_serves_udhcpc() {
     let mut dp = Dataplane::start_exe(
         EXE,
         topo.dp_netns(),
-        &["run", "--mode", "internal", "--dhcp", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--stats-interval", "0"],
+        &[
+            "run",
+            "--mode",
+            "internal",
+            "--dhcp",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--stats-interval",
+            "0",
+        ],
     )
     .expect("starts");
     let uscript = udhcpc_script(&dir);
     for vm in [&vm1, &vm2] {
-        let (ok, text) = output(&vm.netns, &["busybox", "udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", &uscript]);
+        let (ok, text) = output(
+            &vm.netns,
+            &[
+                "busybox", "udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s",
+                &uscript,
+            ],
+        );
         assert!(ok, "udhcpc failed on internal --dhcp: {text}");
     }
     let v1 = addr_of(&vm1.netns, &vm1.ifname).expect("vm1 address");
     let v2 = addr_of(&vm2.netns, &vm2.ifname).expect("vm2 address");
-    assert!(v1.starts_with("192.168.60.") && v2.starts_with("192.168.60."), "{v1} {v2}");
+    assert!(
+        v1.starts_with("192.168.60.") && v2.starts_with("192.168.60."),
+        "{v1} {v2}"
+    );
     assert_ne!(v1, v2);
     assert!(ping(&vm1.netns, &v2, "2"));
     dp.stop().expect("stops cleanly");

@@ -37,45 +37,95 @@ fn internal_mode_live_ping_flood_and_isolation() {
     let mut intnet = Dataplane::start_exe(
         exe,
         topo.dp_netns(),
-        &["run", "--mode", "internal", "--network", "intnet", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--stats-interval", "0"],
+        &[
+            "run",
+            "--mode",
+            "internal",
+            "--network",
+            "intnet",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--stats-interval",
+            "0",
+        ],
     )
     .expect("intnet dataplane starts");
     let mut other = Dataplane::start_exe(
         exe,
         topo.dp_netns(),
-        &["run", "--mode", "internal", "--network", "other", "--vm", &vm3.dp_ifname, "--vm", &vm4.dp_ifname, "--stats-interval", "0"],
+        &[
+            "run",
+            "--mode",
+            "internal",
+            "--network",
+            "other",
+            "--vm",
+            &vm3.dp_ifname,
+            "--vm",
+            &vm4.dp_ifname,
+            "--stats-interval",
+            "0",
+        ],
     )
     .expect("other dataplane starts");
 
     // The startup line reports the XDP attach and bind modes.
     let startup = intnet.log_so_far();
-    assert!(startup.contains("xdp") && startup.contains("bind="), "startup line: {startup}");
+    assert!(
+        startup.contains("xdp") && startup.contains("bind="),
+        "startup line: {startup}"
+    );
 
     // vm1 <-> vm2 on intnet, both directions; vm3 <-> vm4 on other.
-    assert!(ping(&vm1.netns, "192.168.60.12", "3"), "vm1 cannot ping vm2 through intnet");
-    assert!(ping(&vm2.netns, "192.168.60.11", "3"), "vm2 cannot ping vm1 through intnet");
-    assert!(ping(&vm3.netns, "192.168.60.14", "3"), "vm3 cannot ping vm4 through other");
+    assert!(
+        ping(&vm1.netns, "192.168.60.12", "3"),
+        "vm1 cannot ping vm2 through intnet"
+    );
+    assert!(
+        ping(&vm2.netns, "192.168.60.11", "3"),
+        "vm2 cannot ping vm1 through intnet"
+    );
+    assert!(
+        ping(&vm3.netns, "192.168.60.14", "3"),
+        "vm3 cannot ping vm4 through other"
+    );
 
     // ARP broadcasts flood: vm1 asks for an address nobody has; vm2 sees the request.
     let sniffer = sniff_arp(&vm2.netns, &vm2.ifname, "192.168.60.99");
     assert!(!ping(&vm1.netns, "192.168.60.99", "2"));
     let seen = sniffed(sniffer);
-    assert!(seen.contains("who-has 192.168.60.99"), "vm2 did not see vm1's ARP broadcast: {seen:?}");
+    assert!(
+        seen.contains("who-has 192.168.60.99"),
+        "vm2 did not see vm1's ARP broadcast: {seen:?}"
+    );
 
     // Isolation: vm3 (network `other`) neither answers vm1 nor sees any frame from it.
     let sniffer = sniff(&vm3.netns, &vm3.ifname, "1", &["ether", "src", &vm1.mac]);
-    assert!(!ping(&vm1.netns, "192.168.60.13", "2"), "vm1 reached vm3 on another network");
+    assert!(
+        !ping(&vm1.netns, "192.168.60.13", "2"),
+        "vm1 reached vm3 on another network"
+    );
     let seen = sniffed(sniffer);
-    assert!(seen.trim().is_empty(), "vm3 saw traffic from intnet: {seen:?}");
+    assert!(
+        seen.trim().is_empty(),
+        "vm3 saw traffic from intnet: {seen:?}"
+    );
 
     // Clean stop: counters printed, XDP programs detached.
     let log = intnet.stop().expect("intnet stops cleanly on SIGINT");
     assert!(log.contains("final counters"), "no final counters: {log}");
     other.stop().expect("other stops cleanly on SIGINT");
     for e in [&vm1, &vm2, &vm3, &vm4] {
-        let out = ip(&["-n", topo.dp_netns(), "-d", "link", "show", &e.dp_ifname]).expect("link exists");
+        let out =
+            ip(&["-n", topo.dp_netns(), "-d", "link", "show", &e.dp_ifname]).expect("link exists");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(!text.contains("prog/xdp"), "XDP program left on {}: {text}", e.dp_ifname);
+        assert!(
+            !text.contains("prog/xdp"),
+            "XDP program left on {}: {text}",
+            e.dp_ifname
+        );
     }
 }
 
@@ -85,7 +135,15 @@ fn run_refuses_missing_interface_in_one_sentence() {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_vnet-bench"))
-        .args(["run", "--mode", "internal", "--vm", "vnbnosuch0", "--vm", "vnbnosuch1"])
+        .args([
+            "run",
+            "--mode",
+            "internal",
+            "--vm",
+            "vnbnosuch0",
+            "--vm",
+            "vnbnosuch1",
+        ])
         .output()
         .expect("runs");
     assert!(!out.status.success());

@@ -24,13 +24,16 @@ fn internal_switch(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for macs in [1u32, 64, 4096] {
         let ports = 4usize;
-        let mut mode = InternalMode::internal(InternalConfig {
-            switch: SwitchConfig {
-                fdb_max: 4096,
-                ..SwitchConfig::default()
+        let mut mode = InternalMode::internal(
+            InternalConfig {
+                switch: SwitchConfig {
+                    fdb_max: 4096,
+                    ..SwitchConfig::default()
+                },
+                ..InternalConfig::new(ports)
             },
-            ..InternalConfig::new(ports)
-        }, Instant::ZERO)
+            Instant::ZERO,
+        )
         .expect("internal mode");
         let mut pool = FramePool::with_heap(4096, 2048, 256);
         let now = Instant::from_secs(1);
@@ -55,18 +58,28 @@ fn internal_switch(c: &mut Criterion) {
                 f[6..12].copy_from_slice(&mac(src));
                 f[12..14].copy_from_slice(&[0x08, 0x00]);
                 // With one station the frame comes in on another port than its own.
-                let port = if macs == 1 { (station_port(src) + 1) % ports as u16 } else { station_port(src) };
+                let port = if macs == 1 {
+                    (station_port(src) + 1) % ports as u16
+                } else {
+                    station_port(src)
+                };
                 pool.alloc_copy(&f, port).unwrap()
             })
             .collect();
         let mut verdicts = [Verdict::Consumed; BATCH];
-        group.bench_with_input(BenchmarkId::from_parameter(format!("{macs}_macs")), &macs, |b, _| {
-            b.iter(|| {
-                mode.process(now, &mut pool, black_box(&mut batch), &mut verdicts);
-                black_box(&verdicts);
-            })
-        });
-        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Tx(m) if m.len() == 1)));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{macs}_macs")),
+            &macs,
+            |b, _| {
+                b.iter(|| {
+                    mode.process(now, &mut pool, black_box(&mut batch), &mut verdicts);
+                    black_box(&verdicts);
+                })
+            },
+        );
+        assert!(verdicts
+            .iter()
+            .all(|v| matches!(v, Verdict::Tx(m) if m.len() == 1)));
     }
     group.finish();
 }

@@ -65,7 +65,12 @@ mod tests {
             Verdict::Tx(PortMask(0b0111))
         );
         for p in 0..3u8 {
-            run(&mut m, &mut pool, &frame([0xff; 6], mac(p + 1)), p as PortId);
+            run(
+                &mut m,
+                &mut pool,
+                &frame([0xff; 6], mac(p + 1)),
+                p as PortId,
+            );
         }
         // Unicast in every direction goes straight to the owner.
         for src in 0..4u8 {
@@ -73,8 +78,17 @@ mod tests {
                 if src == dst {
                     continue;
                 }
-                let v = run(&mut m, &mut pool, &frame(mac(dst + 1), mac(src + 1)), src as PortId);
-                assert_eq!(v, Verdict::Tx(PortMask::one(dst as PortId)), "{src} -> {dst}");
+                let v = run(
+                    &mut m,
+                    &mut pool,
+                    &frame(mac(dst + 1), mac(src + 1)),
+                    src as PortId,
+                );
+                assert_eq!(
+                    v,
+                    Verdict::Tx(PortMask::one(dst as PortId)),
+                    "{src} -> {dst}"
+                );
             }
         }
     }

@@ -138,8 +138,12 @@ impl DnsProxy {
     /// After the NAPT translated an inbound packet to `realm`: if it is the answer to a
     /// query the proxy forwarded, make it come from the proxy's address.
     pub fn inbound(&mut self, now: Instant, realm: u16, ip: &mut [u8]) {
-        let Some(upstream) = self.upstream else { return };
-        let Ok(packet) = Ipv4Packet::new_checked(&ip[..]) else { return };
+        let Some(upstream) = self.upstream else {
+            return;
+        };
+        let Ok(packet) = Ipv4Packet::new_checked(&ip[..]) else {
+            return;
+        };
         if packet.src_addr() != upstream || packet.next_header() != IpProtocol::Udp {
             return;
         }
@@ -230,7 +234,9 @@ mod tests {
 
     /// IPv4/UDP query for "a." type A, id 0x1234, from GUEST:40000 to `dst`:53.
     fn query(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
-        let dns = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1];
+        let dns = [
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1,
+        ];
         let udp_len = 8 + dns.len();
         let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
         p.extend_from_slice(&src.octets());
@@ -328,6 +334,9 @@ mod tests {
         assert_eq!(d.outbound(Instant::ZERO, 0, &mut q), DnsOutbound::Drop);
         // After the timeout the table has room again.
         let mut q = query(GUEST, PROXY, 9, 53);
-        assert_eq!(d.outbound(Instant::from_secs(11), 0, &mut q), DnsOutbound::Forward);
+        assert_eq!(
+            d.outbound(Instant::from_secs(11), 0, &mut q),
+            DnsOutbound::Forward
+        );
     }
 }

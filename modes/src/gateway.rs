@@ -92,7 +92,10 @@ impl Gateway {
     /// # Panics
     /// With more than [`MAX_SERVICE_ADDRS`] addresses.
     pub fn new(addrs: &[Ipv4Addr], announce_to: PortMask) -> Self {
-        assert!(addrs.len() <= MAX_SERVICE_ADDRS, "too many service addresses");
+        assert!(
+            addrs.len() <= MAX_SERVICE_ADDRS,
+            "too many service addresses"
+        );
         let mut table = [(Ipv4Addr::UNSPECIFIED, EthernetAddress::UNSPECIFIED); MAX_SERVICE_ADDRS];
         for (slot, ip) in table.iter_mut().zip(addrs) {
             *slot = (*ip, service_mac(*ip));
@@ -143,12 +146,19 @@ impl Gateway {
 
     #[inline]
     fn find(&self, ip: Ipv4Addr) -> Option<usize> {
-        self.addrs[..self.n_addrs].iter().position(|(a, _)| *a == ip)
+        self.addrs[..self.n_addrs]
+            .iter()
+            .position(|(a, _)| *a == ip)
     }
 
     /// Answer `pkt` if it is for a service. `None`: not ours, the frame is untouched.
     #[inline]
-    pub fn intercept(&mut self, now: Instant, pool: &mut FramePool, pkt: &mut Pkt) -> Option<Verdict> {
+    pub fn intercept(
+        &mut self,
+        now: Instant,
+        pool: &mut FramePool,
+        pkt: &mut Pkt,
+    ) -> Option<Verdict> {
         let bytes = pool.bytes(pkt);
         if bytes.len() < ETHERNET_HEADER_LEN {
             return None;
@@ -199,7 +209,8 @@ impl Gateway {
             (dst, proto, dst_port)
         };
         if proto == IpProtocol::Udp && dst_port == DHCP_SERVER_PORT && self.dhcp.is_some() {
-            let to_us = dst == Ipv4Addr::BROADCAST || Some(dst) == self.dhcp.as_ref().map(|(i, _)| self.addrs[*i].0);
+            let to_us = dst == Ipv4Addr::BROADCAST
+                || Some(dst) == self.dhcp.as_ref().map(|(i, _)| self.addrs[*i].0);
             if to_us {
                 return Some(self.dhcp_request(now, pool, pkt));
             }

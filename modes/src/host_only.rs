@@ -10,10 +10,10 @@ use crate::dhcp::{DhcpConfigError, DhcpServer, DhcpServerConfig};
 use crate::layout::PortLayout;
 use crate::segment::{SegmentKind, SegmentSpec, SwitchedMode};
 use crate::switch::SwitchConfig;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use vnet_core::time::Instant;
-use std::net::Ipv4Addr;
 
 /// The Host-only mode's pipeline.
 pub type HostOnlyMode = SwitchedMode;
@@ -49,7 +49,10 @@ impl SegmentSpec {
     pub fn host_only(config: HostOnlyConfig, now: Instant) -> Result<Self, DhcpConfigError> {
         let layout = PortLayout::new(config.vms, true, false);
         let dhcp = match config.dhcp {
-            Some(dhcp) => Some((dhcp.server_ip, Arc::new(Mutex::new(DhcpServer::new(dhcp, now, SystemTime::now())?)))),
+            Some(dhcp) => Some((
+                dhcp.server_ip,
+                Arc::new(Mutex::new(DhcpServer::new(dhcp, now, SystemTime::now())?)),
+            )),
             None => None,
         };
         Ok(Self {

@@ -52,7 +52,10 @@ impl SegmentSpec {
     pub fn internal(config: InternalConfig, now: Instant) -> Result<Self, DhcpConfigError> {
         let layout = PortLayout::new(config.vms, false, false);
         let dhcp = match config.dhcp {
-            Some(dhcp) => Some((dhcp.server_ip, Arc::new(Mutex::new(DhcpServer::new(dhcp, now, SystemTime::now())?)))),
+            Some(dhcp) => Some((
+                dhcp.server_ip,
+                Arc::new(Mutex::new(DhcpServer::new(dhcp, now, SystemTime::now())?)),
+            )),
             None => None,
         };
         Ok(Self {

@@ -32,7 +32,10 @@ impl PortLayout {
     /// # Panics
     /// When the ports would not fit in a [`PortMask`].
     pub fn new(vms: usize, host: bool, uplink: bool) -> Self {
-        assert!(vms + host as usize + uplink as usize <= MAX_PORTS, "too many ports");
+        assert!(
+            vms + host as usize + uplink as usize <= MAX_PORTS,
+            "too many ports"
+        );
         Self { vms, host, uplink }
     }
 

@@ -43,7 +43,12 @@ pub struct NextHop {
 
 impl NextHop {
     /// Own `own_ip`/`own_mac` on `port`, resolving `next_hop`.
-    pub fn new(port: PortId, own_ip: Ipv4Addr, own_mac: EthernetAddress, next_hop: Ipv4Addr) -> Self {
+    pub fn new(
+        port: PortId,
+        own_ip: Ipv4Addr,
+        own_mac: EthernetAddress,
+        next_hop: Ipv4Addr,
+    ) -> Self {
         Self {
             port,
             own_ip,
@@ -86,13 +91,16 @@ impl NextHop {
         if frame.len() < ETHERNET_HEADER_LEN + 28 || frame[12..14] != [0x08, 0x06] {
             return None;
         }
-        let Ok(repr) = ArpPacket::new_checked(&frame[ETHERNET_HEADER_LEN..])
-            .and_then(|p| ArpRepr::parse(&p))
+        let Ok(repr) =
+            ArpPacket::new_checked(&frame[ETHERNET_HEADER_LEN..]).and_then(|p| ArpRepr::parse(&p))
         else {
             return Some(Verdict::Drop(vnet_core::counters::DropReason::Malformed));
         };
         if repr.source_protocol_addr == self.next_hop && repr.source_hardware_addr.is_unicast() {
-            if self.next_hop_mac.is_some_and(|m| m != repr.source_hardware_addr) {
+            if self
+                .next_hop_mac
+                .is_some_and(|m| m != repr.source_hardware_addr)
+            {
                 self.mac_changes += 1;
             }
             self.next_hop_mac = Some(repr.source_hardware_addr);
@@ -102,7 +110,8 @@ impl NextHop {
             let reply = repr.reply(self.own_mac);
             frame[..6].copy_from_slice(&repr.source_hardware_addr.0);
             frame[6..12].copy_from_slice(&self.own_mac.0);
-            let mut arp = ArpPacket::new_unchecked(&mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 28]);
+            let mut arp =
+                ArpPacket::new_unchecked(&mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 28]);
             reply.emit(&mut arp);
             return Some(Verdict::Tx(PortMask::one(self.port)));
         }
@@ -137,7 +146,8 @@ impl NextHop {
         buf[..6].copy_from_slice(&[0xff; 6]);
         buf[6..12].copy_from_slice(&self.own_mac.0);
         buf[12..14].copy_from_slice(&[0x08, 0x06]);
-        let mut arp = ArpPacket::new_unchecked(&mut buf[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 28]);
+        let mut arp =
+            ArpPacket::new_unchecked(&mut buf[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 28]);
         ArpRepr {
             operation: ArpOperation::Request,
             source_hardware_addr: self.own_mac,
@@ -193,14 +203,27 @@ mod tests {
         assert_eq!(n.next_hop_mac(Instant::ZERO), None);
 
         // The gateway's reply teaches its MAC.
-        let reply = pool.alloc_copy(&arp(2, [0x0a, 9, 9, 9, 9, 1], GW, ME), 3).unwrap();
-        assert_eq!(n.on_arp(Instant::from_secs(1), &mut pool, &reply), Some(Verdict::Tx(PortMask::EMPTY)));
+        let reply = pool
+            .alloc_copy(&arp(2, [0x0a, 9, 9, 9, 9, 1], GW, ME), 3)
+            .unwrap();
+        assert_eq!(
+            n.on_arp(Instant::from_secs(1), &mut pool, &reply),
+            Some(Verdict::Tx(PortMask::EMPTY))
+        );
         pool.free(reply.frame);
-        assert_eq!(n.next_hop_mac(Instant::from_secs(1)), Some(EthernetAddress([0x0a, 9, 9, 9, 9, 1])));
+        assert_eq!(
+            n.next_hop_mac(Instant::from_secs(1)),
+            Some(EthernetAddress([0x0a, 9, 9, 9, 9, 1]))
+        );
 
         // Its request for our address is answered in place and teaches a new MAC.
-        let req = pool.alloc_copy(&arp(1, [0x0a, 9, 9, 9, 9, 2], GW, ME), 3).unwrap();
-        assert_eq!(n.on_arp(Instant::from_secs(2), &mut pool, &req), Some(Verdict::Tx(PortMask::one(3))));
+        let req = pool
+            .alloc_copy(&arp(1, [0x0a, 9, 9, 9, 9, 2], GW, ME), 3)
+            .unwrap();
+        assert_eq!(
+            n.on_arp(Instant::from_secs(2), &mut pool, &req),
+            Some(Verdict::Tx(PortMask::one(3)))
+        );
         let b = pool.bytes(&req);
         assert_eq!(&b[0..6], &[0x0a, 9, 9, 9, 9, 2]);
         assert_eq!(&b[20..22], &[0, 2]);
@@ -208,9 +231,15 @@ mod tests {
         assert_eq!(&b[28..32], &ME.octets());
         pool.free(req.frame);
         assert_eq!(n.mac_changes, 1);
-        assert_eq!(n.next_hop_mac(Instant::from_secs(2)), Some(EthernetAddress([0x0a, 9, 9, 9, 9, 2])));
+        assert_eq!(
+            n.next_hop_mac(Instant::from_secs(2)),
+            Some(EthernetAddress([0x0a, 9, 9, 9, 9, 2]))
+        );
         // Stale after silence.
-        assert_eq!(n.next_hop_mac(Instant::from_secs(2) + STALE + Duration::from_secs(1)), None);
+        assert_eq!(
+            n.next_hop_mac(Instant::from_secs(2) + STALE + Duration::from_secs(1)),
+            None
+        );
     }
 
     #[test]
@@ -218,9 +247,20 @@ mod tests {
         let mut n = NextHop::new(0, ME, MY_MAC, GW);
         let mut pool = FramePool::with_heap(4, 2048, 0);
         let f = pool
-            .alloc_copy(&arp(1, [7; 6], Ipv4Addr::new(198, 18, 0, 9), Ipv4Addr::new(198, 18, 0, 10)), 0)
+            .alloc_copy(
+                &arp(
+                    1,
+                    [7; 6],
+                    Ipv4Addr::new(198, 18, 0, 9),
+                    Ipv4Addr::new(198, 18, 0, 10),
+                ),
+                0,
+            )
             .unwrap();
-        assert_eq!(n.on_arp(Instant::ZERO, &mut pool, &f), Some(Verdict::Tx(PortMask::EMPTY)));
+        assert_eq!(
+            n.on_arp(Instant::ZERO, &mut pool, &f),
+            Some(Verdict::Tx(PortMask::EMPTY))
+        );
         assert_eq!(n.next_hop_mac(Instant::ZERO), None);
     }
 }

@@ -59,7 +59,12 @@ impl SegmentSpec {
                 gw.without_announcements()
             }
         });
-        SwitchedMode::from_parts(self.kind, self.layout, L2Switch::new(self.members, self.switch), gateway)
+        SwitchedMode::from_parts(
+            self.kind,
+            self.layout,
+            L2Switch::new(self.members, self.switch),
+            gateway,
+        )
     }
 }
 
@@ -75,7 +80,12 @@ pub struct SwitchedMode {
 
 impl SwitchedMode {
     /// A segment of `kind` over `layout` with `switch` and optional services.
-    pub fn from_parts(kind: SegmentKind, layout: PortLayout, switch: L2Switch, gateway: Option<Gateway>) -> Self {
+    pub fn from_parts(
+        kind: SegmentKind,
+        layout: PortLayout,
+        switch: L2Switch,
+        gateway: Option<Gateway>,
+    ) -> Self {
         Self {
             kind,
             layout,
@@ -112,7 +122,13 @@ impl SwitchedMode {
 }
 
 impl Pipeline for SwitchedMode {
-    fn process(&mut self, now: Instant, pool: &mut FramePool, pkts: &mut [Pkt], verdicts: &mut [Verdict]) {
+    fn process(
+        &mut self,
+        now: Instant,
+        pool: &mut FramePool,
+        pkts: &mut [Pkt],
+        verdicts: &mut [Verdict],
+    ) {
         for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
             if let Some(gw) = self.gateway.as_mut() {
                 self.switch.learn(now, pool.bytes(pkt), pkt.port);

@@ -30,7 +30,12 @@ fn mode() -> HostOnlyMode {
     .unwrap()
 }
 
-fn process(m: &mut HostOnlyMode, pool: &mut FramePool, frame: &[u8], port: PortId) -> (Verdict, Vec<u8>) {
+fn process(
+    m: &mut HostOnlyMode,
+    pool: &mut FramePool,
+    frame: &[u8],
+    port: PortId,
+) -> (Verdict, Vec<u8>) {
     let mut pkts = [pool.alloc_copy(frame, port).unwrap()];
     let mut v = [Verdict::Consumed];
     m.process(Instant::from_secs(1), pool, &mut pkts, &mut v);
@@ -56,7 +61,12 @@ fn arp_request(sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
 fn arp_for_the_dhcp_server_is_answered_from_its_mac() {
     let mut m = mode();
     let mut pool = FramePool::with_heap(16, 2048, 0);
-    let (v, out) = process(&mut m, &mut pool, &arp_request(VM1, [192, 168, 56, 101], [192, 168, 56, 100]), 0);
+    let (v, out) = process(
+        &mut m,
+        &mut pool,
+        &arp_request(VM1, [192, 168, 56, 101], [192, 168, 56, 100]),
+        0,
+    );
     assert_eq!(v, Verdict::Tx(PortMask::one(0)));
     let mac = service_mac(SERVER).0;
     assert_eq!(&out[0..6], &VM1);
@@ -74,7 +84,11 @@ fn arp_for_the_host_is_switched_not_answered() {
     let mut pool = FramePool::with_heap(16, 2048, 0);
     let req = arp_request(VM1, [192, 168, 56, 101], [192, 168, 56, 1]);
     let (v, out) = process(&mut m, &mut pool, &req, 0);
-    assert_eq!(v, Verdict::Tx(PortMask(0b110)), "floods to vm2 and the host");
+    assert_eq!(
+        v,
+        Verdict::Tx(PortMask(0b110)),
+        "floods to vm2 and the host"
+    );
     assert_eq!(out, req, "untouched");
 }
 
@@ -101,7 +115,9 @@ fn ping_to_the_dhcp_server_is_echoed_with_valid_checksums() {
     assert_eq!(checksum::data(&out[34..]), 0, "ICMP checksum");
     match p.transport {
         Some(TransportSlice::Icmpv4(icmp)) => {
-            assert!(matches!(icmp.icmp_type(), etherparse::Icmpv4Type::EchoReply(e) if e.id == 0x1234 && e.seq == 7));
+            assert!(
+                matches!(icmp.icmp_type(), etherparse::Icmpv4Type::EchoReply(e) if e.id == 0x1234 && e.seq == 7)
+            );
             assert_eq!(icmp.payload(), b"abcdefgh");
         }
         other => panic!("not icmp: {other:?}"),
@@ -124,8 +140,12 @@ fn dhcp_frame(repr: &DhcpRepr, src_ip: [u8; 4], dst_ip: [u8; 4], dst_mac: [u8; 6
 
 fn parse_reply(out: &[u8]) -> (DhcpRepr, [u8; 6], [u8; 4]) {
     let p = SlicedPacket::from_ethernet(out).unwrap();
-    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else { panic!("not ipv4") };
-    let Some(TransportSlice::Udp(udp)) = p.transport else { panic!("not udp") };
+    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+        panic!("not ipv4")
+    };
+    let Some(TransportSlice::Udp(udp)) = p.transport else {
+        panic!("not udp")
+    };
     assert_eq!((udp.source_port(), udp.destination_port()), (67, 68));
     assert_eq!(ip.header().source(), [192, 168, 56, 100]);
     assert_eq!(checksum::data(&out[14..34]), 0, "IPv4 header checksum");
@@ -136,7 +156,11 @@ fn parse_reply(out: &[u8]) -> (DhcpRepr, [u8; 6], [u8; 4]) {
     assert_eq!(udp.checksum(), expect, "UDP checksum");
     let mut dst = [0u8; 6];
     dst.copy_from_slice(&out[..6]);
-    (DhcpRepr::parse_bytes(udp.payload()).unwrap(), dst, ip.header().destination())
+    (
+        DhcpRepr::parse_bytes(udp.payload()).unwrap(),
+        dst,
+        ip.header().destination(),
+    )
 }
 
 #[test]
@@ -145,24 +169,53 @@ fn dhcp_discover_request_ack_over_full_frames() {
     let mut pool = FramePool::with_heap(16, 2048, 0);
     let mut discover = DhcpRepr::new(DhcpMessageType::Discover, 0xabcd, EthernetAddress(VM1));
     discover.broadcast = true;
-    let (v, out) = process(&mut m, &mut pool, &dhcp_frame(&discover, [0; 4], [255; 4], [0xff; 6]), 0);
-    assert_eq!(v, Verdict::Tx(PortMask::one(0)), "the offer goes back to the client's port only");
+    let (v, out) = process(
+        &mut m,
+        &mut pool,
+        &dhcp_frame(&discover, [0; 4], [255; 4], [0xff; 6]),
+        0,
+    );
+    assert_eq!(
+        v,
+        Verdict::Tx(PortMask::one(0)),
+        "the offer goes back to the client's port only"
+    );
     let (offer, dst_mac, dst_ip) = parse_reply(&out);
     assert_eq!(offer.message_type, DhcpMessageType::Offer);
     assert_eq!(offer.yiaddr, Ipv4Addr::new(192, 168, 56, 101));
     assert_eq!(offer.server_identifier, Some(SERVER));
-    assert_eq!((dst_mac, dst_ip), ([0xff; 6], [255; 4]), "broadcast flag: broadcast reply");
+    assert_eq!(
+        (dst_mac, dst_ip),
+        ([0xff; 6], [255; 4]),
+        "broadcast flag: broadcast reply"
+    );
 
     let mut request = DhcpRepr::new(DhcpMessageType::Request, 0xabcd, EthernetAddress(VM1));
     request.requested_ip = Some(offer.yiaddr);
     request.server_identifier = Some(SERVER);
-    let (v, out) = process(&mut m, &mut pool, &dhcp_frame(&request, [0; 4], [255; 4], [0xff; 6]), 0);
+    let (v, out) = process(
+        &mut m,
+        &mut pool,
+        &dhcp_frame(&request, [0; 4], [255; 4], [0xff; 6]),
+        0,
+    );
     assert_eq!(v, Verdict::Tx(PortMask::one(0)));
     let (ack, dst_mac, dst_ip) = parse_reply(&out);
     assert_eq!(ack.message_type, DhcpMessageType::Ack);
     assert_eq!(ack.yiaddr, Ipv4Addr::new(192, 168, 56, 101));
-    assert_eq!((dst_mac, dst_ip), (VM1, [192, 168, 56, 101]), "no broadcast flag: unicast to yiaddr/chaddr");
-    let server = m.gateway().unwrap().dhcp().unwrap().lock().unwrap().counters();
+    assert_eq!(
+        (dst_mac, dst_ip),
+        (VM1, [192, 168, 56, 101]),
+        "no broadcast flag: unicast to yiaddr/chaddr"
+    );
+    let server = m
+        .gateway()
+        .unwrap()
+        .dhcp()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .counters();
     assert_eq!((server.offers, server.acks), (1, 1));
 }
 
@@ -177,7 +230,11 @@ fn traffic_between_vm_and_host_is_switched() {
         .write(&mut f, b"x")
         .unwrap();
     let (v, _) = process(&mut m, &mut pool, &f, 2);
-    assert_eq!(v, Verdict::Tx(PortMask(0b011)), "host broadcast reaches both VMs");
+    assert_eq!(
+        v,
+        Verdict::Tx(PortMask(0b011)),
+        "host broadcast reaches both VMs"
+    );
     let mut g = Vec::new();
     PacketBuilder::ethernet2(VM1, HOST)
         .ipv4([192, 168, 56, 101], [192, 168, 56, 1], 64)
@@ -185,7 +242,11 @@ fn traffic_between_vm_and_host_is_switched() {
         .write(&mut g, b"y")
         .unwrap();
     let (v, _) = process(&mut m, &mut pool, &g, 0);
-    assert_eq!(v, Verdict::Tx(PortMask::one(2)), "VM reaches the host directly");
+    assert_eq!(
+        v,
+        Verdict::Tx(PortMask::one(2)),
+        "VM reaches the host directly"
+    );
 }
 
 #[test]
@@ -200,7 +261,11 @@ fn gratuitous_arp_announces_the_server_once() {
     let bytes = pool.bytes(&pkt).to_vec();
     assert_eq!(&bytes[0..6], &[0xff; 6]);
     assert_eq!(&bytes[28..32], &[192, 168, 56, 100], "sender ip");
-    assert_eq!(&bytes[38..42], &[192, 168, 56, 100], "target ip = sender ip");
+    assert_eq!(
+        &bytes[38..42],
+        &[192, 168, 56, 100],
+        "target ip = sender ip"
+    );
     pool.free(pkt.frame);
     out.clear();
     m.poll(Instant::from_secs(2), &mut pool, &mut out);

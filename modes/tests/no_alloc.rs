@@ -64,7 +64,10 @@ fn hot_loop_does_not_allocate() {
     let h0 = (mesh.tx.pop().unwrap(), mesh.rx.pop().unwrap());
     let mut w0 = Worker::new(
         0,
-        vec![(0, Box::new(p0) as Box<dyn Port>), (2, Box::new(p2) as Box<dyn Port>)],
+        vec![
+            (0, Box::new(p0) as Box<dyn Port>),
+            (2, Box::new(p2) as Box<dyn Port>),
+        ],
         &owners,
         FramePool::with_heap(1024, 2048, 256),
         InternalMode::internal(InternalConfig::new(3), Instant::ZERO).expect("internal mode"),

@@ -71,7 +71,9 @@ impl HandoffMesh {
                 lanes: (0..workers).map(|_| None).collect(),
             })
             .collect();
-        let mut rx: Vec<HandoffRx> = (0..workers).map(|_| HandoffRx { lanes: Vec::new() }).collect();
+        let mut rx: Vec<HandoffRx> = (0..workers)
+            .map(|_| HandoffRx { lanes: Vec::new() })
+            .collect();
         for (from, tx_w) in tx.iter_mut().enumerate() {
             for (to, rx_w) in rx.iter_mut().enumerate() {
                 if from == to {
@@ -153,7 +155,10 @@ mod tests {
     fn messages_reach_the_right_worker_and_buffers_recycle() {
         let mesh = HandoffMesh::new(3, 2);
         assert!(mesh.tx[0].send(2, &[1, 2, 3], 5, PortMask::one(4)));
-        assert!(!mesh.tx[0].send(0, &[1], 0, PortMask::EMPTY), "no lane to self");
+        assert!(
+            !mesh.tx[0].send(0, &[1], 0, PortMask::EMPTY),
+            "no lane to self"
+        );
         let mut seen = Vec::new();
         mesh.rx[2].drain(64, |m| seen.push((m.bytes().to_vec(), m.ingress, m.ports)));
         assert_eq!(seen, vec![(vec![1, 2, 3], 5, PortMask::one(4))]);

@@ -170,7 +170,11 @@ impl<M: Pipeline> Worker<M> {
         }
         self.loops += 1;
         let due = self.pipeline.poll_at().is_some_and(|t| t <= now);
-        if due || self.loops.is_multiple_of(self.config.timer_every.max(1) as u64) {
+        if due
+            || self
+                .loops
+                .is_multiple_of(self.config.timer_every.max(1) as u64)
+        {
             self.run_timers(now);
         }
         received
@@ -253,7 +257,9 @@ impl<M: Pipeline> Worker<M> {
                 match self.pool.clone_pkt(&pkt) {
                     Some(copy) => copy,
                     None => {
-                        self.counters.port(id as usize).add_drop(DropReason::NoFrame);
+                        self.counters
+                            .port(id as usize)
+                            .add_drop(DropReason::NoFrame);
                         continue;
                     }
                 }
@@ -301,8 +307,12 @@ impl<M: Pipeline> Worker<M> {
             let mut n = 0;
             let mut handled = 0;
             self.rx.clear();
-            let (pool, pipeline, counters, rx) =
-                (&mut self.pool, &mut self.pipeline, &self.counters, &mut self.rx);
+            let (pool, pipeline, counters, rx) = (
+                &mut self.pool,
+                &mut self.pipeline,
+                &self.counters,
+                &mut self.rx,
+            );
             self.handoff_rx.drain(CHUNK, |msg| {
                 handled += 1;
                 if msg.ports.is_empty() {
@@ -311,7 +321,9 @@ impl<M: Pipeline> Worker<M> {
                         Some(pkt) => {
                             let _ = rx.push(pkt);
                         }
-                        None => counters.port(msg.ingress as usize).add_drop(DropReason::NoFrame),
+                        None => counters
+                            .port(msg.ingress as usize)
+                            .add_drop(DropReason::NoFrame),
                     }
                     return;
                 }
@@ -400,7 +412,13 @@ mod tests {
     }
 
     impl Pipeline for OwnerByFirstByte {
-        fn process(&mut self, _: Instant, pool: &mut FramePool, pkts: &mut [Pkt], v: &mut [Verdict]) {
+        fn process(
+            &mut self,
+            _: Instant,
+            pool: &mut FramePool,
+            pkts: &mut [Pkt],
+            v: &mut [Verdict],
+        ) {
             for (p, v) in pkts.iter().zip(v.iter_mut()) {
                 self.processed += 1;
                 let owner = pool.bytes(p)[0];
@@ -428,7 +446,10 @@ mod tests {
             vec![(0, Box::new(p0) as Box<dyn Port>)],
             &[0, 1],
             FramePool::with_heap(64, 2048, 0),
-            OwnerByFirstByte { me: 0, processed: 0 },
+            OwnerByFirstByte {
+                me: 0,
+                processed: 0,
+            },
             counters.worker(0),
             h0,
             WorkerConfig::default(),
@@ -438,7 +459,10 @@ mod tests {
             vec![(1, Box::new(p1) as Box<dyn Port>)],
             &[0, 1],
             FramePool::with_heap(64, 2048, 0),
-            OwnerByFirstByte { me: 1, processed: 0 },
+            OwnerByFirstByte {
+                me: 1,
+                processed: 0,
+            },
             counters.worker(1),
             h1,
             WorkerConfig::default(),
@@ -452,7 +476,11 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(got.contains(&vec![1; 60]) && got.contains(&vec![0; 60]));
         assert_eq!(w0.pipeline().processed, 3);
-        assert_eq!(w1.pipeline().processed, 1, "worker 1 ran its pipeline on the hand-off");
+        assert_eq!(
+            w1.pipeline().processed,
+            1,
+            "worker 1 ran its pipeline on the hand-off"
+        );
         let totals = counters.snapshot();
         assert_eq!(totals[0].drops_for(DropReason::NoRoute), 1);
         assert_eq!(totals[1].tx_packets, 2);

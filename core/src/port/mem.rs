@@ -194,7 +194,9 @@ mod tests {
     fn full_lane_refuses_and_keeps_frame_with_caller() {
         let (mut port, _peer) = mem_pair("p0", 0, 2);
         let mut pool = FramePool::with_heap(8, 2048, 0);
-        let pkts: Vec<Pkt> = (0..3).map(|_| pool.alloc_copy(&[1; 60], 0).unwrap()).collect();
+        let pkts: Vec<Pkt> = (0..3)
+            .map(|_| pool.alloc_copy(&[1; 60], 0).unwrap())
+            .collect();
         assert_eq!(port.tx_burst(&mut pool, &pkts), 2);
         assert_eq!(pool.free_count(), 8 - 1);
         pool.free(pkts[2].frame);

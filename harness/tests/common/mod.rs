@@ -30,14 +30,22 @@ pub fn privileged_or_skip(test: &str) -> bool {
 
 /// `ping -c COUNT` from a namespace; true when every reply came.
 pub fn ping(from_netns: &str, addr: &str, count: &str) -> bool {
-    netns_exec(from_netns, "ping", &["-c", count, "-i", "0.2", "-W", "1", addr]).is_ok()
+    netns_exec(
+        from_netns,
+        "ping",
+        &["-c", count, "-i", "0.2", "-W", "1", addr],
+    )
+    .is_ok()
 }
 
 /// Start `tcpdump` in a namespace printing up to `count` packets matching `filter`
 /// within 6 s.
 pub fn sniff(netns: &str, ifname: &str, count: &str, filter: &[&str]) -> Child {
     let child = Command::new("ip")
-        .args(["netns", "exec", netns, "timeout", "6", "tcpdump", "-l", "-n", "-c", count, "-i", ifname])
+        .args([
+            "netns", "exec", netns, "timeout", "6", "tcpdump", "-l", "-n", "-c", count, "-i",
+            ifname,
+        ])
         .args(filter)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -79,14 +87,21 @@ impl Drop for TempDir {
 /// Write an executable shell script.
 pub fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("script");
-    Command::new("chmod").arg("+x").arg(path).status().expect("chmod");
+    Command::new("chmod")
+        .arg("+x")
+        .arg(path)
+        .status()
+        .expect("chmod");
 }
 
 /// The IPv4 address (without prefix) of an interface in a namespace, if any.
 pub fn addr_of(netns: &str, ifname: &str) -> Option<String> {
     let out = netns_exec(netns, "ip", &["-4", "-o", "addr", "show", "dev", ifname]).ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let word = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    let word = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
     Some(word.split('/').next()?.to_string())
 }
 
@@ -95,14 +110,38 @@ pub fn addr_of(netns: &str, ifname: &str) -> Option<String> {
 pub fn tcp_exchange(server_netns: &str, server_addr: &str, client_netns: &str, port: u16) -> bool {
     let port_s = port.to_string();
     let mut server = Command::new("ip")
-        .args(["netns", "exec", server_netns, "iperf3", "-s", "-1", "-p", &port_s, "-B", server_addr])
+        .args([
+            "netns",
+            "exec",
+            server_netns,
+            "iperf3",
+            "-s",
+            "-1",
+            "-p",
+            &port_s,
+            "-B",
+            server_addr,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("iperf3 server runs");
     std::thread::sleep(Duration::from_millis(500));
     let ok = Command::new("ip")
-        .args(["netns", "exec", client_netns, "timeout", "10", "iperf3", "-c", server_addr, "-p", &port_s, "-t", "1"])
+        .args([
+            "netns",
+            "exec",
+            client_netns,
+            "timeout",
+            "10",
+            "iperf3",
+            "-c",
+            server_addr,
+            "-p",
+            &port_s,
+            "-t",
+            "1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

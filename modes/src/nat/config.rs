@@ -361,7 +361,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(c.validate().unwrap_err().to_string().contains("timeouts.udp"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("timeouts.udp"));
         c.strict = false;
         c.validate().unwrap();
         c.timeouts.icmp = Duration::ZERO;
@@ -397,7 +401,10 @@ mod tests {
             Err(NaptConfigError::NoPortsForWorker { .. })
         ));
         c.worker = 2;
-        assert!(matches!(c.validate(), Err(NaptConfigError::BadWorker { .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(NaptConfigError::BadWorker { .. })
+        ));
         let mut c = cfg();
         c.max_sessions = 0;
         assert!(c.validate().is_err());

@@ -136,7 +136,8 @@ impl ForwardRule {
         let guest = if f[4].is_empty() {
             default_guest
         } else {
-            f[4].parse().map_err(|_| err("guest ip is not an IPv4 address"))?
+            f[4].parse()
+                .map_err(|_| err("guest ip is not an IPv4 address"))?
         };
         Self::from_fields(spec, f[0], f[1], f[2], f[3], guest, f[5], realm)
     }

@@ -34,7 +34,7 @@ use super::ports::PortSpace;
 use super::table::{FixedMap, Key};
 use super::tcp_state::{Dir, TcpTrack};
 use super::timer::Wheel;
-use super::translate::{rd16, rd32, rewrite, rewrite_quoted, L4, DST, SRC};
+use super::translate::{rd16, rd32, rewrite, rewrite_quoted, DST, L4, SRC};
 use super::{Inbound, MappingInfo, NaptCounters, NatDrop, NatProto, Outbound};
 use vnet_core::wire::checksum;
 
@@ -446,7 +446,11 @@ impl Napt {
                 Ok((ext_ip, mp.ext_port))
             }
             None => {
-                let ext_ip = if mp.ext_ip != 0 { mp.ext_ip } else { self.ext_ip };
+                let ext_ip = if mp.ext_ip != 0 {
+                    mp.ext_ip
+                } else {
+                    self.ext_ip
+                };
                 if rst_only {
                     // A reset creates no state; translate it if the mapping exists.
                     return Ok((ext_ip, mp.ext_port));
@@ -1008,7 +1012,10 @@ impl Napt {
         ext_ip: u32,
         tcp: TcpTrack,
     ) {
-        let s = self.free_sessions.pop().expect("caller checked max_sessions");
+        let s = self
+            .free_sessions
+            .pop()
+            .expect("caller checked max_sessions");
         let mp = &mut self.mappings[m as usize];
         let addr = if mp.is_static {
             NIL
@@ -1017,7 +1024,10 @@ impl Napt {
             match self.by_addr.get(key) {
                 Some(a) => a,
                 None => {
-                    let a = self.free_addrs.pop().expect("one entry per session at most");
+                    let a = self
+                        .free_addrs
+                        .pop()
+                        .expect("one entry per session at most");
                     self.addrs[a as usize] = AddrEntry {
                         count: 0,
                         expires: Instant::ZERO,

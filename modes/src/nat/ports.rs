@@ -251,10 +251,7 @@ mod tests {
                         assert!(q < p);
                     }
                     prev = Some(p);
-                    assert_eq!(
-                        super::super::config::owner_of_port(p, (lo, hi), workers),
-                        w
-                    );
+                    assert_eq!(super::super::config::owner_of_port(p, (lo, hi), workers), w);
                 }
                 assert!(s.port_of(s.len).is_none());
             }

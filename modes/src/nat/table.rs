@@ -69,7 +69,7 @@ impl<V: Copy + Default> FixedMap<V> {
 
 impl<V: Copy> FixedMap<V> {
     /// Keys held.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -102,15 +102,6 @@ impl<V: Copy> FixedMap<V> {
     #[inline]
     pub(crate) fn get(&self, key: Key) -> Option<V> {
         self.find(key).ok().map(|i| self.slots[i].value)
-    }
-
-    /// The value of `key`, mutable.
-    #[inline]
-    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut V> {
-        match self.find(key) {
-            Ok(i) => Some(&mut self.slots[i].value),
-            Err(_) => None,
-        }
     }
 
     /// Inserts or replaces `key`. The caller keeps `len() < limit` before a new key.
@@ -169,7 +160,9 @@ mod tests {
         let mut reference = HashMap::new();
         let mut x: u64 = 1;
         for step in 0..20_000u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             // A small key space, so inserts, hits and removes all happen.
             let key = Key {
                 k0: (x >> 40) % 97,

@@ -154,7 +154,11 @@ impl Fdb {
                 if self.len >= self.max_entries {
                     return Learn::Full;
                 }
-                self.slots[i] = Slot { key, port, seen: now };
+                self.slots[i] = Slot {
+                    key,
+                    port,
+                    seen: now,
+                };
                 self.len += 1;
                 Learn::New
             }

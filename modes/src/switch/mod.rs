@@ -170,8 +170,14 @@ mod tests {
     fn broadcast_and_multicast_flood_to_all_but_ingress() {
         let mut s = sw();
         let t = Instant::ZERO;
-        assert_eq!(s.forward(t, &frame(BCAST, A), 0), Verdict::Tx(PortMask(0b110)));
-        assert_eq!(s.forward(t, &frame(MCAST, A), 2), Verdict::Tx(PortMask(0b011)));
+        assert_eq!(
+            s.forward(t, &frame(BCAST, A), 0),
+            Verdict::Tx(PortMask(0b110))
+        );
+        assert_eq!(
+            s.forward(t, &frame(MCAST, A), 2),
+            Verdict::Tx(PortMask(0b011))
+        );
     }
 
     #[test]

@@ -157,13 +157,22 @@ mod tests {
             classify(libc::EBUSY),
             XdpError::AlreadyBound { queue: 3, .. }
         ));
-        assert!(matches!(classify(libc::EEXIST), XdpError::AlreadyBound { .. }));
+        assert!(matches!(
+            classify(libc::EEXIST),
+            XdpError::AlreadyBound { .. }
+        ));
         assert!(matches!(
             classify(libc::ENOMEM),
             XdpError::OutOfMemory { frames: 8192, .. }
         ));
-        assert!(matches!(classify(libc::ENOBUFS), XdpError::OutOfMemory { .. }));
-        assert!(matches!(classify(libc::ENODEV), XdpError::NoInterface { .. }));
+        assert!(matches!(
+            classify(libc::ENOBUFS),
+            XdpError::OutOfMemory { .. }
+        ));
+        assert!(matches!(
+            classify(libc::ENODEV),
+            XdpError::NoInterface { .. }
+        ));
         assert!(matches!(classify(libc::EINVAL), XdpError::Os { .. }));
     }
 

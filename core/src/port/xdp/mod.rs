@@ -2,7 +2,7 @@
 //!
 //! Layers, bottom up:
 //!
-//! - [`umem`](self) (private): one xsk-rs `Umem` per worker, shared by all the ports the
+//! - `umem`: one xsk-rs `Umem` per worker, shared by all the ports the
 //!   worker serves (`XDP_SHARED_UMEM`), with the [`FramePool`] laid over its memory and
 //!   the table of xsk-rs frame descriptors indexed by frame number. Forwarding from one
 //!   port to another therefore moves a descriptor, never bytes.
@@ -29,9 +29,11 @@
 //!   finish, and drives the receive side when the kernel needs it.
 //! - Syscalls per loop and port: none on the rx path in copy mode without busy polling;
 //!   with busy polling (the default), one non-blocking `recvfrom` per loop when the rx
-//!   ring is empty (that call runs the NAPI that fills it, `budget` packets at most); in
-//!   copy mode one `sendto` per `tx_burst` that accepted frames (the copy-mode transmit
-//!   path runs only inside `sendto`).
+//!   ring is empty (that call runs the NAPI that fills it, `budget` packets at most, and
+//!   is skipped when a `sendto` on the same socket already polled this loop). On tx, in
+//!   copy mode, one `sendto` per `tx_burst` that accepted frames, per 128 frames
+//!   (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17; 32 before): the copy-mode transmit path runs
+//!   only inside `sendto`. In zero-copy mode only when the kernel sets need_wakeup.
 //! - Teardown: drop the ports, then the pool. libxdp reuses the UMEM's own socket for the
 //!   first port, so that port's queue is released only when the pool (which keeps the
 //!   UMEM alive) is dropped as well.
@@ -500,7 +502,9 @@ fn open_with(
             match sockopt::set_tx_budget(fd, budget) {
                 Ok(()) => format!(" tx_budget={budget}"),
                 // Before 6.17 the budget is fixed at 32; the port kicks again instead.
-                Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => " tx_budget=32".to_string(),
+                Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+                    " tx_budget=32".to_string()
+                }
                 Err(e) => {
                     warnings.push(format!("XDP_MAX_TX_SKB_BUDGET={budget} refused ({e})"));
                     " tx_budget=32".to_string()
@@ -621,7 +625,10 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = XdpConfig::default();
         assert_eq!(c.frame_size, 2048);
-        assert_eq!((c.rx_ring, c.tx_ring, c.fill_ring, c.comp_ring), (2048, 2048, 2048, 2048));
+        assert_eq!(
+            (c.rx_ring, c.tx_ring, c.fill_ring, c.comp_ring),
+            (2048, 2048, 2048, 2048)
+        );
         assert!(c.need_wakeup && c.napi);
         assert_eq!(
             c.busy_poll,
@@ -661,13 +668,12 @@ mod tests {
 
     #[test]
     fn missing_interfaces_are_found_before_anything_is_created() {
-        let e = open_worker_ports(
-            &[("vnxt-nosuch0".to_string(), 0)],
-            &XdpConfig::default(),
-        )
-        .unwrap_err();
+        let e = open_worker_ports(&[("vnxt-nosuch0".to_string(), 0)], &XdpConfig::default())
+            .unwrap_err();
         assert!(matches!(e, XdpError::NoInterface { .. }), "{e}");
-        assert!(e.to_string().starts_with("no interface named vnxt-nosuch0 "));
+        assert!(e
+            .to_string()
+            .starts_with("no interface named vnxt-nosuch0 "));
         let e = open_worker_ports(
             &[("lo".to_string(), 0), ("lo".to_string(), 1)],
             &XdpConfig::default(),
@@ -682,7 +688,9 @@ mod tests {
 
     #[test]
     fn only_soft_errors_fall_back_to_generic() {
-        assert!(may_fall_back(&io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
+        assert!(may_fall_back(&io::Error::from_raw_os_error(
+            libc::EOPNOTSUPP
+        )));
         assert!(may_fall_back(&io::Error::from_raw_os_error(libc::EINVAL)));
         assert!(!may_fall_back(&io::Error::from_raw_os_error(libc::EBUSY)));
         assert!(!may_fall_back(&io::Error::from_raw_os_error(libc::EPERM)));

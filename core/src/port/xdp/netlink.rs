@@ -134,6 +134,7 @@ impl RtNetlink {
         buf.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
         buf.extend_from_slice(&seq.to_ne_bytes());
         buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid
+
         // struct ifinfomsg: family, pad, type, index, flags, change
         buf.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
         buf.extend_from_slice(&ifindex.to_ne_bytes());
@@ -176,7 +177,9 @@ impl RtNetlink {
                 let body = &msgs[NLMSG_HDRLEN..mlen];
                 if mseq == seq {
                     if mtype == NLMSG_ERROR {
-                        let code = body.get(..4).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        let code = body
+                            .get(..4)
+                            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                         return if code == 0 {
                             Ok(Vec::new())
                         } else {
@@ -293,10 +296,7 @@ mod tests {
 
     #[test]
     fn parses_mac_and_programs_per_mode() {
-        let body = newlink_body(
-            &[2, 0, 0, 0, 0, 7],
-            &[(IFLA_XDP_DRV_PROG_ID, 41), (4, 41)],
-        );
+        let body = newlink_body(&[2, 0, 0, 0, 0, 7], &[(IFLA_XDP_DRV_PROG_ID, 41), (4, 41)]);
         let s = parse_link(&body);
         assert_eq!(s.mac, Some([2, 0, 0, 0, 0, 7]));
         assert_eq!(

@@ -8,8 +8,10 @@
 //!
 //! Hot path cost: `rx_burst`, `tx_burst` and `service` allocate nothing and make no
 //! syscall except the ones the kernel asks for: a `sendto` when the tx ring says it needs
-//! a wakeup (always, in copy mode) and a non-blocking `recvfrom` when the rx ring is
-//! empty and either busy polling is on or the fill ring needs a wakeup.
+//! a wakeup (always, in copy mode, where it is repeated while descriptors remain and the
+//! kernel keeps taking them, since one call transmits a bounded batch), and a
+//! non-blocking `recvfrom` when the rx ring is empty and either busy polling is on or the
+//! fill ring needs a wakeup (skipped when a `sendto` on the socket already polled).
 
 use super::napi::NapiGuard;
 use super::sockopt;

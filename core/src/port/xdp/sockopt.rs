@@ -54,7 +54,11 @@ pub fn apply_busy_poll(fd: RawFd, bp: &BusyPoll) -> Vec<String> {
     let budget = i32::try_from(bp.budget).unwrap_or(i32::MAX);
     let mut warnings = Vec::new();
     let opts = [
-        ("SO_PREFER_BUSY_POLL", SO_PREFER_BUSY_POLL, i32::from(bp.prefer)),
+        (
+            "SO_PREFER_BUSY_POLL",
+            SO_PREFER_BUSY_POLL,
+            i32::from(bp.prefer),
+        ),
         ("SO_BUSY_POLL", SO_BUSY_POLL, usecs),
         ("SO_BUSY_POLL_BUDGET", SO_BUSY_POLL_BUDGET, budget),
     ];
@@ -71,7 +75,12 @@ pub fn apply_busy_poll(fd: RawFd, bp: &BusyPoll) -> Vec<String> {
 /// # Errors
 /// ENOPROTOOPT on older kernels, EACCES outside 32 ..= tx ring entries.
 pub fn set_tx_budget(fd: RawFd, budget: u32) -> io::Result<()> {
-    set_int(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, i32::try_from(budget).unwrap_or(i32::MAX))
+    set_int(
+        fd,
+        SOL_XDP,
+        XDP_MAX_TX_SKB_BUDGET,
+        i32::try_from(budget).unwrap_or(i32::MAX),
+    )
 }
 
 /// Whether a bound AF_XDP socket runs in zero-copy mode (`XDP_OPTIONS`, Linux 5.3).

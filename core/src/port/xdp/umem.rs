@@ -49,7 +49,8 @@ fn qsize(name: &str, v: u32) -> Result<QueueSize, XdpError> {
 pub(crate) fn umem_config(cfg: &XdpConfig) -> Result<UmemConfig, XdpError> {
     let bad_frame = || XdpError::InvalidConfig {
         reason: format!(
-            "frame_size must be 2048 or 4096 (a power of two between 2048 and the page size), got {}",
+            "frame_size must be 2048 or 4096 (a power of two from 2048 to the page size), \
+             got {}",
             cfg.frame_size
         ),
     };
@@ -180,8 +181,7 @@ pub(crate) fn pool_over(
         )
     };
     for (i, d) in descs.iter().enumerate() {
-        if pool.addr_of(i as u32) != d.addr() as u64 || pool.frame_of(d.addr() as u64) != i as u32
-        {
+        if pool.addr_of(i as u32) != d.addr() as u64 || pool.frame_of(d.addr() as u64) != i as u32 {
             return Err(XdpError::InvalidConfig {
                 reason: format!(
                     "frame {i}: pool address {} differs from the xsk-rs descriptor address {}",
