@@ -101,7 +101,6 @@ impl FramePool {
     /// `base .. base + count * frame_size` must be valid for reads and writes for as
     /// long as `keepalive` lives (the pool holds it), and nothing else may touch a frame
     /// while the pool considers it its own (free or in flight).
-    #[allow(dead_code)] // used by the AF_XDP backend only
     pub(crate) unsafe fn from_raw(
         base: *mut u8,
         count: u32,

@@ -64,6 +64,7 @@
 
 mod error;
 mod napi;
+mod quiet;
 mod netlink;
 mod socket;
 mod sockopt;
@@ -373,6 +374,7 @@ pub fn open_worker_ports(
     ifaces: &[(String, PortId)],
     cfg: &XdpConfig,
 ) -> Result<(FramePool, Vec<XdpPort>), XdpError> {
+    quiet::quieten();
     cfg.validate()?;
     if ifaces.is_empty() {
         return Err(XdpError::InvalidConfig {
