@@ -130,14 +130,16 @@ impl Pipeline for SwitchedMode {
         verdicts: &mut [Verdict],
     ) {
         for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
-            if let Some(gw) = self.gateway.as_mut() {
-                self.switch.learn(now, pool.bytes(pkt), pkt.port);
-                if let Some(v) = gw.intercept(now, pool, pkt) {
-                    *verdict = v;
-                    continue;
-                }
-            }
-            *verdict = self.switch.forward(now, pool.bytes(pkt), pkt.port);
+            let Some(gw) = self.gateway.as_mut() else {
+                *verdict = self.switch.forward(now, pool.bytes(pkt), pkt.port);
+                continue;
+            };
+            // Learn from the request before the services rewrite it into a reply.
+            self.switch.learn(now, pool.bytes(pkt), pkt.port);
+            *verdict = match gw.intercept(now, pool, pkt) {
+                Some(v) => v,
+                None => self.switch.route(now, pool.bytes(pkt), pkt.port),
+            };
         }
     }
 

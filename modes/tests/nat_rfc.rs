@@ -31,16 +31,15 @@ const ACK: u8 = 0x10;
 
 /// UDP 10.0.2.15:5000 -> 198.18.0.1:53, payload "vnet" (checksums precomputed).
 const LITERAL_UDP: [u8; 32] = [
-    0x45, 0x00, 0x00, 0x20, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x56, 0x77, 0x0a, 0x00, 0x02,
-    0x0f, 0xc6, 0x12, 0x00, 0x01, 0x13, 0x88, 0x00, 0x35, 0x00, 0x0c, 0x3e, 0x14, 0x76, 0x6e,
-    0x65, 0x74,
+    0x45, 0x00, 0x00, 0x20, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x56, 0x77, 0x0a, 0x00, 0x02, 0x0f,
+    0xc6, 0x12, 0x00, 0x01, 0x13, 0x88, 0x00, 0x35, 0x00, 0x0c, 0x3e, 0x14, 0x76, 0x6e, 0x65, 0x74,
 ];
 
 /// TCP SYN 10.0.2.15:40000 -> 198.18.0.1:80, seq 1000 (checksums precomputed).
 const LITERAL_SYN: [u8; 40] = [
-    0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x56, 0x7a, 0x0a, 0x00, 0x02,
-    0x0f, 0xc6, 0x12, 0x00, 0x01, 0x9c, 0x40, 0x00, 0x50, 0x00, 0x00, 0x03, 0xe8, 0x00, 0x00,
-    0x00, 0x00, 0x50, 0x02, 0xff, 0xff, 0x3d, 0x48, 0x00, 0x00,
+    0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x56, 0x7a, 0x0a, 0x00, 0x02, 0x0f,
+    0xc6, 0x12, 0x00, 0x01, 0x9c, 0x40, 0x00, 0x50, 0x00, 0x00, 0x03, 0xe8, 0x00, 0x00, 0x00, 0x00,
+    0x50, 0x02, 0xff, 0xff, 0x3d, 0x48, 0x00, 0x00,
 ];
 
 // ------------------------------------------------------------------ packet builders
@@ -53,7 +52,13 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-fn ip_with_options(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, opts: &[u8], payload: &[u8]) -> Vec<u8> {
+fn ip_with_options(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    opts: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     assert_eq!(opts.len() % 4, 0);
     let hl = 20 + opts.len();
     let mut p = vec![0u8; hl + payload.len()];
@@ -89,7 +94,8 @@ fn udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
     let mut seg = vec![0u8; 8 + payload.len()];
     seg[0..2].copy_from_slice(&src.1.to_be_bytes());
     seg[2..4].copy_from_slice(&dst.1.to_be_bytes());
-    seg[4..6].copy_from_slice(&(seg.len() as u16).to_be_bytes());
+    let len = seg.len() as u16;
+    seg[4..6].copy_from_slice(&len.to_be_bytes());
     seg[8..].copy_from_slice(payload);
     let c = match pseudo_checksum(src.0, dst.0, 17, &seg) {
         0 => 0xffff,
@@ -125,7 +131,14 @@ fn icmp(src: Ipv4Addr, dst: Ipv4Addr, typ: u8, code: u8, rest: u32, data: &[u8])
 }
 
 fn echo(src: Ipv4Addr, dst: Ipv4Addr, typ: u8, id: u16, seq: u16) -> Vec<u8> {
-    icmp(src, dst, typ, 0, u32::from(id) << 16 | u32::from(seq), b"ping-data")
+    icmp(
+        src,
+        dst,
+        typ,
+        0,
+        u32::from(id) << 16 | u32::from(seq),
+        b"ping-data",
+    )
 }
 
 fn hl(p: &[u8]) -> usize {
@@ -134,13 +147,21 @@ fn hl(p: &[u8]) -> usize {
 
 fn src_of(p: &[u8]) -> (Ipv4Addr, u16) {
     let a = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
-    let port = if p[9] == 1 { be16(p, hl(p) + 4) } else { be16(p, hl(p)) };
+    let port = if p[9] == 1 {
+        be16(p, hl(p) + 4)
+    } else {
+        be16(p, hl(p))
+    };
     (a, port)
 }
 
 fn dst_of(p: &[u8]) -> (Ipv4Addr, u16) {
     let a = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-    let port = if p[9] == 1 { be16(p, hl(p) + 4) } else { be16(p, hl(p) + 2) };
+    let port = if p[9] == 1 {
+        be16(p, hl(p) + 4)
+    } else {
+        be16(p, hl(p) + 2)
+    };
     (a, port)
 }
 
@@ -191,7 +212,11 @@ fn verify_checksums(p: &[u8]) {
                 let mut ihdr = inner[..ih].to_vec();
                 ihdr[10] = 0;
                 ihdr[11] = 0;
-                assert_eq!(be16(inner, 10), checksum::data(&ihdr), "quoted IPv4 checksum");
+                assert_eq!(
+                    be16(inner, 10),
+                    checksum::data(&ihdr),
+                    "quoted IPv4 checksum"
+                );
                 if inner.len() >= usize::from(be16(inner, 2)) {
                     verify_checksums(inner);
                 }
@@ -252,7 +277,13 @@ fn out_drop(n: &mut Napt, now: Instant, realm: u16, mut p: Vec<u8>) -> NatDrop {
 }
 
 /// The external port a UDP flow from `inside` gets.
-fn udp_port(n: &mut Napt, now: Instant, realm: u16, inside: (Ipv4Addr, u16), to: (Ipv4Addr, u16)) -> u16 {
+fn udp_port(
+    n: &mut Napt,
+    now: Instant,
+    realm: u16,
+    inside: (Ipv4Addr, u16),
+    to: (Ipv4Addr, u16),
+) -> u16 {
     let p = out_ok(n, now, realm, udp(inside, to, b"x"));
     assert_eq!(src_of(&p).0, EXT);
     assert_eq!(dst_of(&p), to, "destination untouched");
@@ -309,8 +340,8 @@ fn rfc4787_req3_no_port_overloading() {
         let r = in_ok(&mut n, t(1), 0, udp((INET, 53), (EXT, ext), b"r"));
         assert_eq!(dst_of(&r), inside);
     }
-    // TCP is a separate space: 10.0.2.2:5000 may keep TCP 5000 although UDP 5000 is
-    // taken, and that does not disturb the UDP mapping.
+    // TCP is a separate space: 10.0.2.16:5000 may keep TCP 5000 although UDP 5000 is
+    // taken (by 10.0.2.1:5000), and that does not disturb the UDP mapping.
     let s = out_ok(&mut n, t(1), 0, tcp((GUEST2, 5000), (INET, 80), SYN, 1, 0));
     assert_eq!(src_of(&s).1, 5000);
     let r = in_ok(&mut n, t(1), 0, udp((INET, 53), (EXT, 5000), b"r"));
@@ -324,7 +355,10 @@ fn rfc4787_req3_port_preservation_when_free() {
     assert_eq!(udp_port(&mut n, t(0), 0, (GUEST, 1024), (INET, 53)), 1024);
     assert_eq!(udp_port(&mut n, t(0), 0, (GUEST, 65535), (INET, 53)), 65535);
     // Taken: another port, not the same one.
-    assert_ne!(udp_port(&mut n, t(0), 0, (GUEST2, 40000), (INET, 53)), 40000);
+    assert_ne!(
+        udp_port(&mut n, t(0), 0, (GUEST2, 40000), (INET, 53)),
+        40000
+    );
 }
 
 #[test]
@@ -346,10 +380,16 @@ fn rfc4787_req3_port_range_class_kept_when_range_allows() {
 fn rfc4787_req4_port_parity_preserved() {
     let mut n = napt();
     // Every guest uses the same ports: the first keeps them, the others get the nearest
-    // free port of the same parity.
-    for host in 1..=50u8 {
-        for port in [5000u16, 5001] {
-            let ext = udp_port(&mut n, t(0), 0, (Ipv4Addr::new(10, 0, 2, host), port), (INET, 53));
+    // free port of the same parity, even when a port of the other parity is nearer.
+    for port in [5000u16, 5001, 6001, 6000] {
+        for host in 1..=50u8 {
+            let ext = udp_port(
+                &mut n,
+                t(0),
+                0,
+                (Ipv4Addr::new(10, 0, 2, host), port),
+                (INET, 53),
+            );
             assert_eq!(ext % 2, port % 2, "parity of {port} -> {ext}");
         }
     }
@@ -365,7 +405,10 @@ fn rfc4787_req5_udp_mapping_lives_at_least_120s_default_300s() {
         in_ok(&mut n, t(s), 0, udp((INET, 53), (EXT, 5000), b"r"));
     }
     assert_eq!(n.poll(Instant::from_millis(299_999)), 0);
-    assert_eq!(in_drop(&mut n, t(300), udp((INET, 53), (EXT, 5000), b"r")), NatDrop::NoMapping);
+    assert_eq!(
+        in_drop(&mut n, t(300), udp((INET, 53), (EXT, 5000), b"r")),
+        NatDrop::NoMapping
+    );
     assert_eq!(n.poll(t(300)), 1);
     assert_eq!((n.mapping_count(), n.session_count()), (0, 0));
     assert!(n.mapping(t(300), 0, NatProto::Udp, GUEST, 5000).is_none());
@@ -375,12 +418,20 @@ fn rfc4787_req5_udp_mapping_lives_at_least_120s_default_300s() {
     c.timeouts.udp = Duration::from_secs(119);
     assert!(matches!(
         Napt::new(c.clone(), Instant::ZERO),
-        Err(NaptConfigError::TimeoutBelowRfc { field: "timeouts.udp", .. })
+        Err(NaptConfigError::TimeoutBelowRfc {
+            field: "timeouts.udp",
+            ..
+        })
     ));
     c.timeouts.udp = Duration::from_secs(120);
     let mut n = Napt::new(c, Instant::ZERO).unwrap();
     udp_port(&mut n, t(0), 0, (GUEST, 5000), (INET, 53));
-    in_ok(&mut n, Instant::from_millis(119_999), 0, udp((INET, 53), (EXT, 5000), b"r"));
+    in_ok(
+        &mut n,
+        Instant::from_millis(119_999),
+        0,
+        udp((INET, 53), (EXT, 5000), b"r"),
+    );
     in_drop(&mut n, t(120), udp((INET, 53), (EXT, 5000), b"r"));
 }
 
@@ -417,7 +468,10 @@ fn rfc4787_req8_address_dependent_filtering_blocks_other_hosts() {
     // Another port of the same host: allowed (address-dependent).
     in_ok(&mut n, t(1), 0, udp((INET, 9999), (EXT, 5000), b"r"));
     // Another host: filtered.
-    assert_eq!(in_drop(&mut n, t(1), udp((INET2, 53), (EXT, 5000), b"r")), NatDrop::Filtered);
+    assert_eq!(
+        in_drop(&mut n, t(1), udp((INET2, 53), (EXT, 5000), b"r")),
+        NatDrop::Filtered
+    );
     assert_eq!(n.counters().filtered, 1);
     // Once the guest sent to it, it is allowed too.
     udp_port(&mut n, t(2), 0, (GUEST, 5000), (INET2, 7));
@@ -443,8 +497,14 @@ fn rfc4787_req8_address_port_dependent_filtering_when_configured() {
     let mut n = napt_with(|c| c.filtering = Filtering::AddressPortDependent);
     udp_port(&mut n, t(0), 0, (GUEST, 5000), (INET, 53));
     in_ok(&mut n, t(1), 0, udp((INET, 53), (EXT, 5000), b"r"));
-    assert_eq!(in_drop(&mut n, t(1), udp((INET, 54), (EXT, 5000), b"r")), NatDrop::Filtered);
-    assert_eq!(in_drop(&mut n, t(1), udp((INET2, 53), (EXT, 5000), b"r")), NatDrop::Filtered);
+    assert_eq!(
+        in_drop(&mut n, t(1), udp((INET, 54), (EXT, 5000), b"r")),
+        NatDrop::Filtered
+    );
+    assert_eq!(
+        in_drop(&mut n, t(1), udp((INET2, 53), (EXT, 5000), b"r")),
+        NatDrop::Filtered
+    );
 }
 
 #[test]
@@ -458,12 +518,19 @@ fn rfc4787_req9_hairpinning_with_external_source() {
     udp_port(&mut n, t(0), 0, b, (INET, 3478));
     // A punches towards B's external endpoint: B's filter has not seen EXT yet.
     let mut p = udp(a, (EXT, 5000), b"punch");
-    assert_eq!(n.outbound(t(1), 0, &mut p), Outbound::Drop(NatDrop::Filtered));
+    assert_eq!(
+        n.outbound(t(1), 0, &mut p),
+        Outbound::Drop(NatDrop::Filtered)
+    );
     // B sends to A's external endpoint: delivered to A, from B's *external* endpoint.
     let mut p = udp(b, (EXT, 4000), b"hello");
     assert_eq!(n.outbound(t(2), 0, &mut p), Outbound::Hairpin { realm: 0 });
     verify_checksums(&p);
-    assert_eq!(src_of(&p), (EXT, 5000), "REQ-9a: external source address and port");
+    assert_eq!(
+        src_of(&p),
+        (EXT, 5000),
+        "REQ-9a: external source address and port"
+    );
     assert_eq!(dst_of(&p), a);
     assert_eq!(&p[28..], b"hello");
     // A answers B's external endpoint: delivered to B from EXT:4000.
@@ -487,18 +554,31 @@ fn rfc4787_req9_hairpin_through_forward_rule_reaches_self() {
     // NAT mode: the VM of realm 7 reaches its own forwarded port through the external
     // address, and its answer comes back the same way.
     let mut n = napt();
-    n.add_forward(rule("ssh", ForwardProto::Tcp, None, 2222, 7, GUEST, 22)).unwrap();
+    n.add_forward(rule("ssh", ForwardProto::Tcp, None, 2222, 7, GUEST, 22))
+        .unwrap();
     let mut syn = tcp((GUEST, 40000), (EXT, 2222), SYN, 1, 0);
-    assert_eq!(n.outbound(t(0), 7, &mut syn), Outbound::Hairpin { realm: 7 });
+    assert_eq!(
+        n.outbound(t(0), 7, &mut syn),
+        Outbound::Hairpin { realm: 7 }
+    );
     verify_checksums(&syn);
     assert_eq!((src_of(&syn), dst_of(&syn)), ((EXT, 40000), (GUEST, 22)));
     let mut synack = tcp((GUEST, 22), (EXT, 40000), SYN | ACK, 9, 2);
-    assert_eq!(n.outbound(t(0), 7, &mut synack), Outbound::Hairpin { realm: 7 });
+    assert_eq!(
+        n.outbound(t(0), 7, &mut synack),
+        Outbound::Hairpin { realm: 7 }
+    );
     verify_checksums(&synack);
-    assert_eq!((src_of(&synack), dst_of(&synack)), ((EXT, 2222), (GUEST, 40000)));
+    assert_eq!(
+        (src_of(&synack), dst_of(&synack)),
+        ((EXT, 2222), (GUEST, 40000))
+    );
     // Another realm's VM reaches it too, and both VMs keep their own mappings.
     let mut syn = tcp((GUEST, 40000), (EXT, 2222), SYN, 1, 0);
-    assert_eq!(n.outbound(t(0), 8, &mut syn), Outbound::Hairpin { realm: 7 });
+    assert_eq!(
+        n.outbound(t(0), 8, &mut syn),
+        Outbound::Hairpin { realm: 7 }
+    );
     assert_eq!(src_of(&syn).0, EXT);
     assert_ne!(src_of(&syn).1, 40000, "realm 8's mapping is not realm 7's");
 }
@@ -524,7 +604,11 @@ fn rfc5382_req1_endpoint_independent_mapping_tcp() {
     let mut n = napt();
     let p = out_ok(&mut n, t(0), 0, LITERAL_SYN.to_vec());
     assert_eq!(src_of(&p), (EXT, 40000));
-    assert_eq!(&p[24..28], &LITERAL_SYN[24..28], "sequence number untouched");
+    assert_eq!(
+        &p[24..28],
+        &LITERAL_SYN[24..28],
+        "sequence number untouched"
+    );
     for to in [(INET, 443), (INET2, 80)] {
         let p = out_ok(&mut n, t(1), 0, tcp((GUEST, 40000), to, SYN, 5, 0));
         assert_eq!(src_of(&p), (EXT, 40000));
@@ -534,14 +618,39 @@ fn rfc5382_req1_endpoint_independent_mapping_tcp() {
 #[test]
 fn rfc5382_req2_simultaneous_open() {
     let mut n = napt();
-    out_ok(&mut n, t(0), 0, tcp((GUEST, 40000), (INET, 5555), SYN, 100, 0));
+    out_ok(
+        &mut n,
+        t(0),
+        0,
+        tcp((GUEST, 40000), (INET, 5555), SYN, 100, 0),
+    );
     // The peer's own SYN crosses ours: it passes.
-    let r = in_ok(&mut n, t(0), 0, tcp((INET, 5555), (EXT, 40000), SYN, 900, 0));
+    let r = in_ok(
+        &mut n,
+        t(0),
+        0,
+        tcp((INET, 5555), (EXT, 40000), SYN, 900, 0),
+    );
     assert_eq!(dst_of(&r), (GUEST, 40000));
-    out_ok(&mut n, t(1), 0, tcp((GUEST, 40000), (INET, 5555), SYN | ACK, 100, 901));
-    in_ok(&mut n, t(1), 0, tcp((INET, 5555), (EXT, 40000), SYN | ACK, 900, 101));
+    out_ok(
+        &mut n,
+        t(1),
+        0,
+        tcp((GUEST, 40000), (INET, 5555), SYN | ACK, 100, 901),
+    );
+    in_ok(
+        &mut n,
+        t(1),
+        0,
+        tcp((INET, 5555), (EXT, 40000), SYN | ACK, 900, 101),
+    );
     // Established: idle far beyond the transitory timeout, it still works.
-    in_ok(&mut n, t(5000), 0, tcp((INET, 5555), (EXT, 40000), ACK, 901, 101));
+    in_ok(
+        &mut n,
+        t(5000),
+        0,
+        tcp((INET, 5555), (EXT, 40000), ACK, 901, 101),
+    );
 }
 
 #[test]
@@ -569,24 +678,32 @@ fn rfc5382_req5_established_idle_7440s_transitory_240s() {
     assert_eq!(c.timeouts.tcp_established, Duration::from_secs(7440));
     assert_eq!(c.timeouts.tcp_transitory, Duration::from_secs(240));
     let mut n = napt();
-    let (g, s, e) = ((GUEST, 40000), (INET, 80), (EXT, 40000));
-    // Transitory: a SYN with no answer lives 240 s.
-    out_ok(&mut n, t(0), 0, tcp(g, s, SYN, 1, 0));
-    in_ok(&mut n, t(239), 0, tcp(s, e, ACK, 1, 1));
-    assert_eq!(in_drop(&mut n, t(240), tcp(s, e, SYN | ACK, 1, 2)), NatDrop::NoMapping);
-    n.poll(t(240));
-    assert_eq!(n.session_count(), 0);
-    // Established: 7440 s idle in both directions.
-    out_ok(&mut n, t(1000), 0, tcp(g, s, SYN, 1, 0));
-    in_ok(&mut n, t(1001), 0, tcp(s, e, SYN | ACK, 1, 2));
-    in_ok(&mut n, t(1001 + 7439), 0, tcp(s, e, ACK, 2, 2));
-    out_ok(&mut n, t(1001 + 7439 + 7439), 0, tcp(g, s, ACK, 2, 2));
-    n.poll(t(1001 + 7439 * 3));
-    assert_eq!(n.session_count(), 1, "still established after 7439 s idle");
-    let last = 1001 + 7439 + 7439;
-    assert_eq!(in_drop(&mut n, t(last + 7440), tcp(s, e, ACK, 2, 2)), NatDrop::NoMapping);
-    n.poll(t(last + 7440));
-    assert_eq!(n.session_count(), 0);
+    let s = (INET, 80);
+    // Transitory: a SYN lives 240 s without an answer.
+    out_ok(&mut n, t(0), 0, tcp((GUEST, 40000), s, SYN, 1, 0));
+    out_ok(&mut n, t(0), 0, tcp((GUEST, 40001), s, SYN, 1, 0));
+    in_ok(&mut n, t(239), 0, tcp(s, (EXT, 40000), SYN | ACK, 1, 2));
+    let late = tcp(s, (EXT, 40001), SYN | ACK, 1, 2);
+    assert_eq!(in_drop(&mut n, t(240), late), NatDrop::NoMapping);
+    assert_eq!(n.poll(t(240)), 1);
+    assert_eq!(n.session_count(), 1);
+    // Established (the SYN+ACK at 239 s): 7440 s idle, in either direction.
+    let (g, e) = ((GUEST, 40000), (EXT, 40000));
+    in_ok(&mut n, t(239 + 7439), 0, tcp(s, e, ACK, 2, 2));
+    let last = 239 + 7439 + 7439;
+    out_ok(&mut n, t(last), 0, tcp(g, s, ACK, 2, 2));
+    assert_eq!(
+        n.poll(t(last + 7439)),
+        0,
+        "still established after 7439 s idle"
+    );
+    assert_eq!(n.session_count(), 1);
+    assert_eq!(
+        in_drop(&mut n, t(last + 7440), tcp(s, e, ACK, 2, 2)),
+        NatDrop::NoMapping
+    );
+    assert_eq!(n.poll(t(last + 7440)), 1);
+    assert_eq!((n.session_count(), n.mapping_count()), (0, 0));
 }
 
 #[test]
@@ -605,7 +722,7 @@ fn rfc5382_req5_fin_both_ways_or_rst_make_transitory() {
     in_ok(&mut n, t(1000), 0, tcp(s, e, FIN | ACK, 2, 3));
     in_ok(&mut n, t(1239), 0, tcp(s, e, ACK, 3, 3));
     // Both FINs: 240 s after the last packet.
-    assert_eq!(in_drop(&mut n, t(1239 + 240), tcp(s, e, ACK, 3, 3)), NatDrop::NoMapping);
+    in_drop(&mut n, t(1239 + 240), tcp(s, e, ACK, 3, 3));
     // The wheel reclaims it on time (the deadline moved earlier when it closed).
     assert_eq!(n.poll(t(1239 + 240)), 1);
 
@@ -634,10 +751,19 @@ fn rfc5382_req9_icmp_unreachable_translated() {
         assert_eq!(dst_of(&e).0, GUEST);
         assert_eq!((e[20], e[21]), (typ, code), "type and code kept");
         assert_eq!(be16(&e, 26), rest as u16, "next-hop MTU kept");
-        assert_eq!(quoted(&e), &LITERAL_SYN[..28], "quote reverted to what the guest sent");
+        assert_eq!(
+            quoted(&e),
+            &LITERAL_SYN[..28],
+            "quote reverted to what the guest sent"
+        );
     }
     // RFC 5382 REQ-10: ICMP does not end the connection.
-    in_ok(&mut n, t(2), 0, tcp((INET, 80), (EXT, 40000), SYN | ACK, 1, 1001));
+    in_ok(
+        &mut n,
+        t(2),
+        0,
+        tcp((INET, 80), (EXT, 40000), SYN | ACK, 1, 1001),
+    );
 }
 
 // ------------------------------------------------------------------ RFC 5508 (ICMP)
@@ -660,23 +786,39 @@ fn rfc5508_req1_icmp_echo_identifier_mapping() {
     let r = in_ok(&mut n, t(1), 0, echo(INET, EXT, 0, src_of(&o).1, 1));
     assert_eq!(dst_of(&r), (GUEST2, 0x1234));
     // Inbound echo requests and other queries are not translated.
-    assert_eq!(in_drop(&mut n, t(1), echo(INET, EXT, 8, 0x1234, 1)), NatDrop::NoMapping);
-    assert_eq!(in_drop(&mut n, t(1), icmp(INET, EXT, 13, 0, 0, &[0; 12])), NatDrop::Unsupported);
-    assert_eq!(out_drop(&mut n, t(1), 0, icmp(GUEST, INET, 5, 1, 0, &[0; 28])), NatDrop::Unsupported);
+    assert_eq!(
+        in_drop(&mut n, t(1), echo(INET, EXT, 8, 0x1234, 1)),
+        NatDrop::NoMapping
+    );
+    assert_eq!(
+        in_drop(&mut n, t(1), icmp(INET, EXT, 13, 0, 0, &[0; 12])),
+        NatDrop::Unsupported
+    );
+    assert_eq!(
+        out_drop(&mut n, t(1), 0, icmp(GUEST, INET, 5, 1, 0, &[0; 28])),
+        NatDrop::Unsupported
+    );
 }
 
 #[test]
 fn rfc5508_req2_icmp_query_timeout_60s() {
     assert_eq!(config().timeouts.icmp, Duration::from_secs(60));
     let mut n = napt();
-    out_ok(&mut n, t(0), 0, echo(GUEST, INET, 8, 77, 1));
-    in_ok(&mut n, t(59), 0, echo(INET, EXT, 0, 77, 1));
-    in_drop(&mut n, t(60), echo(INET, EXT, 0, 77, 1));
+    let ping = out_ok(&mut n, t(0), 0, echo(GUEST, INET, 8, 7777, 1));
+    assert_eq!(src_of(&ping), (EXT, 7777));
+    in_ok(&mut n, t(59), 0, echo(INET, EXT, 0, 7777, 1));
+    assert_eq!(
+        in_drop(&mut n, t(60), echo(INET, EXT, 0, 7777, 1)),
+        NatDrop::NoMapping
+    );
     let mut c = config();
     c.timeouts.icmp = Duration::from_secs(59);
     assert!(matches!(
         c.validate(),
-        Err(NaptConfigError::TimeoutBelowRfc { field: "timeouts.icmp", .. })
+        Err(NaptConfigError::TimeoutBelowRfc {
+            field: "timeouts.icmp",
+            ..
+        })
     ));
 }
 
@@ -696,11 +838,15 @@ fn rfc5508_req3_bad_embedded_checksum_dropped() {
     // Good ICMP checksum over a quote with a bad IPv4 header checksum.
     let mut bad = sent.clone();
     bad[11] ^= 1;
-    assert_eq!(in_drop(&mut n, t(1), inbound_error(&bad)), NatDrop::BadChecksum);
+    assert_eq!(
+        in_drop(&mut n, t(1), inbound_error(&bad)),
+        NatDrop::BadChecksum
+    );
     // A bad quoted UDP checksum is not checked (REQ-3c): translated.
     let mut bad = sent.clone();
     bad[26] ^= 1;
-    let e = in_ok(&mut n, t(1), 0, inbound_error(&bad));
+    let mut e = inbound_error(&bad);
+    assert_eq!(n.inbound(t(1), &mut e), Inbound::Translated { realm: 0 });
     assert_eq!(dst_of(&e).0, GUEST);
     // Bad outer IPv4 header checksum.
     let mut e = inbound_error(&sent);
@@ -712,12 +858,20 @@ fn rfc5508_req3_bad_embedded_checksum_dropped() {
 #[test]
 fn rfc5508_req4_inbound_error_translated_checksums_fixed() {
     let mut n = napt();
+    // Another guest holds the preserved ports first, so that ports and identifiers are
+    // rewritten too, not only addresses.
+    out_ok(&mut n, t(0), 0, udp((GUEST2, 5000), (INET, 53), b"first"));
+    out_ok(&mut n, t(0), 0, echo(GUEST2, INET, 8, 0x4242, 1));
+    out_ok(&mut n, t(0), 0, tcp((GUEST2, 40000), (INET, 80), SYN, 1, 0));
     let original_udp = udp((GUEST, 5000), (INET, 53), b"query");
     let sent_udp = out_ok(&mut n, t(0), 0, original_udp.clone());
     let original_ping = echo(GUEST, INET, 8, 0x4242, 9);
     let sent_ping = out_ok(&mut n, t(0), 0, original_ping.clone());
     let original_tcp = tcp((GUEST, 40000), (INET, 80), SYN, 1, 0);
     let sent_tcp = out_ok(&mut n, t(0), 0, original_tcp.clone());
+    assert_eq!(src_of(&sent_udp), (EXT, 5002));
+    assert_eq!(src_of(&sent_ping), (EXT, 0x4244));
+    assert_eq!(src_of(&sent_tcp), (EXT, 40002));
     let cases: [(&[u8], &[u8], u8, u8, u32); 5] = [
         (&sent_udp, &original_udp, 3, 3, 0),
         (&sent_udp, &original_udp, 3, 4, 576),
@@ -728,7 +882,11 @@ fn rfc5508_req4_inbound_error_translated_checksums_fixed() {
     for (sent, original, typ, code, rest) in cases {
         let e = in_ok(&mut n, t(1), 0, icmp(INET2, EXT, typ, code, rest, sent));
         assert_eq!(dst_of(&e).0, GUEST, "outer destination -> inside address");
-        assert_eq!(Ipv4Addr::new(e[12], e[13], e[14], e[15]), INET2, "outer source kept");
+        assert_eq!(
+            Ipv4Addr::new(e[12], e[13], e[14], e[15]),
+            INET2,
+            "outer source kept"
+        );
         assert_eq!((e[20], e[21]), (typ, code));
         assert_eq!(u32::from_be_bytes([e[24], e[25], e[26], e[27]]), rest);
         assert_eq!(quoted(&e), original, "quoted packet reverted exactly");
@@ -745,15 +903,32 @@ fn rfc5508_req4_inbound_error_translated_checksums_fixed() {
     assert_eq!(src_of(&sent), (EXT, 6000));
     let e = in_ok(&mut n, t(1), 0, inbound_error(&sent));
     assert_eq!(quoted(&e), &with_opts[..]);
+    // An error to an address that is not the quote's source: not ours.
+    let mut e = inbound_error(&sent);
+    e[16..20].copy_from_slice(&[198, 18, 0, 9]);
+    e[10] = 0;
+    e[11] = 0;
+    let c = checksum::data(&e[..20]);
+    e[10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(in_drop(&mut n, t(1), e), NatDrop::IcmpErrorNoMapping);
     // No mapping for the quote: dropped (REQ-4).
     let stray = udp((EXT, 7000), (INET, 53), b"?");
-    assert_eq!(in_drop(&mut n, t(1), inbound_error(&stray)), NatDrop::IcmpErrorNoMapping);
+    assert_eq!(
+        in_drop(&mut n, t(1), inbound_error(&stray)),
+        NatDrop::IcmpErrorNoMapping
+    );
     // A quote that is not ours (another source address): dropped.
     let stray = udp((INET2, 6000), (INET, 53), b"?");
-    assert_eq!(in_drop(&mut n, t(1), inbound_error(&stray)), NatDrop::IcmpErrorNoMapping);
+    assert_eq!(
+        in_drop(&mut n, t(1), inbound_error(&stray)),
+        NatDrop::IcmpErrorNoMapping
+    );
     // From a host the mapping never contacted: filtered like any inbound packet.
     let foreign = udp((EXT, 6000), (INET2, 53), b"?");
-    assert_eq!(in_drop(&mut n, t(1), inbound_error(&foreign)), NatDrop::Filtered);
+    assert_eq!(
+        in_drop(&mut n, t(1), inbound_error(&foreign)),
+        NatDrop::Filtered
+    );
     assert_eq!(n.counters().icmp_errors_translated, 1);
 }
 
@@ -769,13 +944,27 @@ fn rfc5508_req5_outbound_error_translated() {
     assert_eq!(src_of(&e).0, EXT, "outer source -> external address");
     assert_eq!(dst_of(&e).0, INET);
     assert_eq!((e[20], e[21]), (3, 3));
-    assert_eq!(quoted(&e), &from_server[..], "quote reverted to what the server sent");
+    assert_eq!(
+        quoted(&e),
+        &from_server[..],
+        "quote reverted to what the server sent"
+    );
     // Truncated quote (header + 8 bytes) too.
-    let e = out_ok(&mut n, t(1), 0, icmp(GUEST, INET, 3, 3, 0, &delivered[..28]));
+    let e = out_ok(
+        &mut n,
+        t(1),
+        0,
+        icmp(GUEST, INET, 3, 3, 0, &delivered[..28]),
+    );
     assert_eq!(quoted(&e), &from_server[..28]);
     // An echo reply the guest got, quoted back (e.g. 3/3 from a firewall inside).
-    out_ok(&mut n, t(0), 0, echo(GUEST, INET, 8, 0x99, 1));
-    let reply = echo(INET, EXT, 0, 0x99, 1);
+    let ping = out_ok(&mut n, t(0), 0, echo(GUEST, INET, 8, 0x99, 1));
+    assert_ne!(
+        src_of(&ping).1,
+        0x99,
+        "identifiers below the range are remapped"
+    );
+    let reply = echo(INET, EXT, 0, src_of(&ping).1, 1);
     let got = in_ok(&mut n, t(1), 0, reply.clone());
     let e = out_ok(&mut n, t(1), 0, icmp(GUEST, INET, 3, 10, 0, &got));
     assert_eq!(quoted(&e), &reply[..]);
@@ -807,11 +996,21 @@ fn rfc5508_req6_errors_do_not_refresh() {
             in_ok(&mut n, t(s), 0, inbound_error(&ping));
         }
     }
-    assert_eq!(n.mapping(t(290), 0, NatProto::Udp, GUEST, 5000), Some(udp_before));
-    assert_eq!(in_drop(&mut n, t(60), echo(INET, EXT, 0, 5, 1)), NatDrop::NoMapping);
-    assert_eq!(in_drop(&mut n, t(300), udp((INET, 53), (EXT, 5000), b"a")), NatDrop::NoMapping);
+    assert_eq!(
+        n.mapping(t(290), 0, NatProto::Udp, GUEST, 5000),
+        Some(udp_before)
+    );
+    let ping_reply = echo(INET, EXT, 0, src_of(&ping).1, 1);
+    assert_eq!(in_drop(&mut n, t(60), ping_reply), NatDrop::NoMapping);
+    assert_eq!(
+        in_drop(&mut n, t(300), udp((INET, 53), (EXT, 5000), b"a")),
+        NatDrop::NoMapping
+    );
     // Expired: errors about it are dropped, and they do not bring it back.
-    assert_eq!(in_drop(&mut n, t(300), inbound_error(&sent)), NatDrop::IcmpErrorNoMapping);
+    assert_eq!(
+        in_drop(&mut n, t(300), inbound_error(&sent)),
+        NatDrop::IcmpErrorNoMapping
+    );
     n.poll(t(300));
     assert_eq!((n.mapping_count(), n.session_count()), (0, 0));
 }
@@ -822,7 +1021,10 @@ fn rfc5508_req8_table_full_icmp_3_13() {
     udp_port(&mut n, t(0), 0, (GUEST, 5000), (INET, 53));
     udp_port(&mut n, t(0), 0, (GUEST, 5001), (INET, 53));
     let offending = udp((GUEST, 5002), (INET, 53), b"one too many");
-    assert_eq!(out_drop(&mut n, t(1), 0, offending.clone()), NatDrop::TableFull);
+    assert_eq!(
+        out_drop(&mut n, t(1), 0, offending.clone()),
+        NatDrop::TableFull
+    );
     assert_eq!(n.counters().table_full, 1);
     let mut out = [0xa5u8; 128];
     let len = write_admin_prohibited(&mut out, GW, &offending).unwrap();
@@ -846,17 +1048,26 @@ fn table_full_new_dropped_established_kept() {
     out_ok(&mut n, t(0), 0, tcp(g, s, SYN, 1, 0));
     in_ok(&mut n, t(0), 0, tcp(s, e, SYN | ACK, 1, 2));
     udp_port(&mut n, t(0), 0, (GUEST, 5000), (INET, 53));
-    out_ok(&mut n, t(0), 0, echo(GUEST, INET, 8, 1, 1));
+    let ping = out_ok(&mut n, t(0), 0, echo(GUEST, INET, 8, 1, 1));
     // Full: new flows of every kind are refused, to new and to known destinations.
-    assert_eq!(out_drop(&mut n, t(1), 0, tcp((GUEST, 40001), s, SYN, 1, 0)), NatDrop::TableFull);
-    assert_eq!(out_drop(&mut n, t(1), 0, udp((GUEST, 5000), (INET2, 53), b"x")), NatDrop::TableFull);
-    assert_eq!(out_drop(&mut n, t(1), 0, echo(GUEST, INET, 8, 2, 1)), NatDrop::TableFull);
+    assert_eq!(
+        out_drop(&mut n, t(1), 0, tcp((GUEST, 40001), s, SYN, 1, 0)),
+        NatDrop::TableFull
+    );
+    assert_eq!(
+        out_drop(&mut n, t(1), 0, udp((GUEST, 5000), (INET2, 53), b"x")),
+        NatDrop::TableFull
+    );
+    assert_eq!(
+        out_drop(&mut n, t(1), 0, echo(GUEST, INET, 8, 2, 1)),
+        NatDrop::TableFull
+    );
     // Existing ones keep working both ways.
     out_ok(&mut n, t(2), 0, tcp(g, s, ACK, 2, 2));
     in_ok(&mut n, t(2), 0, tcp(s, e, ACK, 2, 2));
     udp_port(&mut n, t(2), 0, (GUEST, 5000), (INET, 53));
     in_ok(&mut n, t(2), 0, udp((INET, 53), (EXT, 5000), b"r"));
-    in_ok(&mut n, t(2), 0, echo(INET, EXT, 0, 1, 1));
+    in_ok(&mut n, t(2), 0, echo(INET, EXT, 0, src_of(&ping).1, 1));
     assert_eq!(n.session_count(), 3);
     // Once the ICMP session expires, a new flow fits.
     n.poll(t(62));
@@ -868,7 +1079,13 @@ fn table_full_new_dropped_established_kept() {
 fn ports_exhausted_dropped_and_counted() {
     let mut n = napt_with(|c| c.port_range = (2000, 2003));
     for host in 1..=4u8 {
-        udp_port(&mut n, t(0), 0, (Ipv4Addr::new(10, 0, 2, host), 9000), (INET, 53));
+        udp_port(
+            &mut n,
+            t(0),
+            0,
+            (Ipv4Addr::new(10, 0, 2, host), 9000),
+            (INET, 53),
+        );
     }
     assert_eq!(
         out_drop(&mut n, t(0), 0, udp((GUEST2, 9000), (INET, 53), b"x")),
@@ -886,7 +1103,12 @@ fn expiry_reclaims_everything_and_poll_at_says_when() {
     assert_eq!(n.poll_at(), None);
     for i in 0..1000u16 {
         udp_port(&mut n, t(0), 0, (GUEST, 10000 + i), (INET, 53));
-        out_ok(&mut n, t(0), 0, tcp((GUEST, 20000 + i), (INET, 80), SYN, 1, 0));
+        out_ok(
+            &mut n,
+            t(0),
+            0,
+            tcp((GUEST, 20000 + i), (INET, 80), SYN, 1, 0),
+        );
     }
     assert_eq!((n.mapping_count(), n.session_count()), (2000, 2000));
     let at = n.poll_at().unwrap();
@@ -894,7 +1116,10 @@ fn expiry_reclaims_everything_and_poll_at_says_when() {
     assert_eq!(n.poll(t(239)), 0);
     assert_eq!(n.poll(t(240)), 1000);
     assert_eq!(n.poll(t(300)), 1000);
-    assert_eq!((n.mapping_count(), n.session_count(), n.poll_at()), (0, 0, None));
+    assert_eq!(
+        (n.mapping_count(), n.session_count(), n.poll_at()),
+        (0, 0, None)
+    );
     assert_eq!(n.counters().expired_mappings, 2000);
 }
 
@@ -937,29 +1162,43 @@ fn port_space_split_between_workers() {
     }
     // Port preservation where this worker owns the port: 5000/5001 belong to worker
     // ((5000 - 1024) / 2) % 2 = 0.
-    assert_eq!(udp_port(&mut w[0], t(0), 0, (GUEST, 7000), (INET, 53)), 7000);
-    assert_ne!(udp_port(&mut w[1], t(0), 0, (GUEST, 7000), (INET, 53)), 7000);
+    assert_eq!(
+        udp_port(&mut w[0], t(0), 0, (GUEST, 7000), (INET, 53)),
+        7000
+    );
+    assert_ne!(
+        udp_port(&mut w[1], t(0), 0, (GUEST, 7000), (INET, 53)),
+        7000
+    );
     // The other worker holds nothing for a port it does not own.
-    assert_eq!(in_drop(&mut w[1], t(1), udp((INET, 53), (EXT, 7000), b"r")), NatDrop::NoMapping);
+    assert_eq!(
+        in_drop(&mut w[1], t(1), udp((INET, 53), (EXT, 7000), b"r")),
+        NatDrop::NoMapping
+    );
     // ICMP errors and echo replies are owned by the quoted source port / identifier.
     let sent = out_ok(&mut w[1], t(0), 0, udp((GUEST, 9000), (INET, 53), b"q"));
-    let port = src_of(&sent).1;
     assert_eq!(w[1].owner_of_packet(&inbound_error(&sent)), Some(1));
     let ping = out_ok(&mut w[1], t(0), 0, echo(GUEST, INET, 8, 3, 1));
-    assert_eq!(w[0].owner_of_packet(&echo(INET, EXT, 0, src_of(&ping).1, 1)), Some(1));
+    assert_eq!(
+        w[0].owner_of_packet(&echo(INET, EXT, 0, src_of(&ping).1, 1)),
+        Some(1)
+    );
     assert_eq!(w[0].owner_of_packet(&[0x45, 0, 0]), None);
     // A hairpin to a port the other worker owns is handed off, then finished there.
-    let mut w = [mk(0), napt_with(|c| {
-        (c.workers, c.worker) = (2, 1);
-        c.filtering = Filtering::EndpointIndependent;
-    })];
+    let mut w = [
+        mk(0),
+        napt_with(|c| {
+            (c.workers, c.worker) = (2, 1);
+            c.filtering = Filtering::EndpointIndependent;
+        }),
+    ];
     let sent = out_ok(&mut w[1], t(0), 0, udp((GUEST, 9000), (INET, 53), b"q"));
-    let port = {
-        let _ = port;
-        src_of(&sent).1
-    };
+    let port = src_of(&sent).1;
     let mut p = udp((GUEST2, 5000), (EXT, port), b"hp");
-    assert_eq!(w[0].outbound(t(1), 0, &mut p), Outbound::Handoff { worker: 1 });
+    assert_eq!(
+        w[0].outbound(t(1), 0, &mut p),
+        Outbound::Handoff { worker: 1 }
+    );
     assert_eq!(src_of(&p).0, EXT);
     assert_eq!(w[1].inbound(t(1), &mut p), Inbound::Translated { realm: 0 });
     verify_checksums(&p);
@@ -993,7 +1232,16 @@ fn forward_rule_reaches_inside_and_replies_translate() {
     let mut n = napt();
     n.add_forward(ForwardRule::parse_natpf("ssh,tcp,,2222,,22", 3, GUEST).unwrap())
         .unwrap();
-    n.add_forward(rule("dns", ForwardProto::Udp, Some(EXT), 5353, 3, GUEST, 53)).unwrap();
+    n.add_forward(rule(
+        "dns",
+        ForwardProto::Udp,
+        Some(EXT),
+        5353,
+        3,
+        GUEST,
+        53,
+    ))
+    .unwrap();
     let (c, e) = ((INET, 50000), (EXT, 2222));
     // Inbound, with address-dependent filtering and no prior contact: forwarded.
     let syn = in_ok(&mut n, t(0), 3, tcp(c, e, SYN, 1, 0));
@@ -1014,20 +1262,33 @@ fn forward_rule_reaches_inside_and_replies_translate() {
     let host = Ipv4Addr::new(192, 168, 56, 1);
     let syn = in_ok(&mut n, t(1), 3, tcp((host, 40000), (host, 2222), SYN, 1, 0));
     assert_eq!(dst_of(&syn), (GUEST, 22));
-    let back = out_ok(&mut n, t(1), 3, tcp((GUEST, 22), (host, 40000), SYN | ACK, 1, 2));
-    assert_eq!(src_of(&back), (host, 2222), "reply from the address the client used");
+    let back = out_ok(
+        &mut n,
+        t(1),
+        3,
+        tcp((GUEST, 22), (host, 40000), SYN | ACK, 1, 2),
+    );
+    assert_eq!(
+        src_of(&back),
+        (host, 2222),
+        "reply from the address the client used"
+    );
     // A dynamic mapping never takes a forwarded port.
     assert_ne!(udp_port(&mut n, t(1), 0, (GUEST2, 5353), (INET, 53)), 5353);
     // A worker that never saw the connection still translates replies (static mapping).
     let mut other = napt_with(|c| (c.workers, c.worker) = (2, 1));
-    other.add_forward(ForwardRule::parse_natpf("ssh,tcp,,2222,,22", 3, GUEST).unwrap())
+    other
+        .add_forward(ForwardRule::parse_natpf("ssh,tcp,,2222,,22", 3, GUEST).unwrap())
         .unwrap();
     let back = out_ok(&mut other, t(5), 3, tcp((GUEST, 22), c, ACK, 10, 2));
     assert_eq!(src_of(&back), e);
     // Removal closes it.
     assert!(n.remove_forward("ssh"));
     assert!(!n.remove_forward("ssh"));
-    assert_eq!(in_drop(&mut n, t(2), tcp(c, e, SYN, 1, 0)), NatDrop::NoMapping);
+    assert_eq!(
+        in_drop(&mut n, t(2), tcp(c, e, SYN, 1, 0)),
+        NatDrop::NoMapping
+    );
     assert_eq!(n.forwards().map(|r| &*r.name).collect::<Vec<_>>(), ["dns"]);
 }
 
@@ -1035,7 +1296,8 @@ fn forward_rule_reaches_inside_and_replies_translate() {
 fn forward_rule_takes_port_from_dynamic_mapping() {
     let mut n = napt();
     assert_eq!(udp_port(&mut n, t(0), 0, (GUEST2, 8080), (INET, 53)), 8080);
-    n.add_forward(rule("web", ForwardProto::Udp, None, 8080, 0, GUEST, 80)).unwrap();
+    n.add_forward(rule("web", ForwardProto::Udp, None, 8080, 0, GUEST, 80))
+        .unwrap();
     assert_eq!(n.counters().evicted_by_forward, 1);
     let r = in_ok(&mut n, t(1), 0, udp((INET, 53), (EXT, 8080), b"r"));
     assert_eq!(dst_of(&r), (GUEST, 80));
@@ -1048,21 +1310,44 @@ fn forward_rule_takes_port_from_dynamic_mapping() {
 #[test]
 fn forward_rule_collision_refused_naming_both() {
     let mut n = napt();
-    n.add_forward(rule("ssh", ForwardProto::Tcp, None, 2222, 0, GUEST, 22)).unwrap();
+    n.add_forward(rule("ssh", ForwardProto::Tcp, None, 2222, 0, GUEST, 22))
+        .unwrap();
     let err = n
-        .add_forward(rule("ssh-again", ForwardProto::Tcp, Some(EXT), 2222, 1, GUEST, 22))
+        .add_forward(rule(
+            "ssh-again",
+            ForwardProto::Tcp,
+            Some(EXT),
+            2222,
+            1,
+            GUEST,
+            22,
+        ))
         .unwrap_err();
     assert!(matches!(err, ForwardError::Collision { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("'ssh-again'") && msg.contains("'ssh'"), "{msg}");
+    assert!(
+        msg.contains("'ssh-again'") && msg.contains("'ssh'"),
+        "{msg}"
+    );
     let err = n
         .add_forward(rule("ssh", ForwardProto::Udp, None, 2223, 0, GUEST, 22))
         .unwrap_err();
     assert!(matches!(err, ForwardError::DuplicateName { .. }), "{err}");
     // Same port, other protocol; same port on two distinct specific addresses: fine.
-    n.add_forward(rule("ssh-udp", ForwardProto::Udp, None, 2222, 0, GUEST, 22)).unwrap();
-    n.add_forward(rule("a", ForwardProto::Tcp, Some(INET), 3000, 0, GUEST, 1)).unwrap();
-    n.add_forward(rule("b", ForwardProto::Tcp, Some(INET2), 3000, 0, GUEST2, 1)).unwrap();
+    n.add_forward(rule("ssh-udp", ForwardProto::Udp, None, 2222, 0, GUEST, 22))
+        .unwrap();
+    n.add_forward(rule("a", ForwardProto::Tcp, Some(INET), 3000, 0, GUEST, 1))
+        .unwrap();
+    n.add_forward(rule(
+        "b",
+        ForwardProto::Tcp,
+        Some(INET2),
+        3000,
+        0,
+        GUEST2,
+        1,
+    ))
+    .unwrap();
     let err = n
         .add_forward(rule("c", ForwardProto::Tcp, None, 3000, 0, GUEST, 2))
         .unwrap_err();
@@ -1101,19 +1386,27 @@ fn malformed_packets_dropped_not_panicking() {
     let mut n = napt();
     let sent = out_ok(&mut n, t(0), 0, udp((GUEST, 5000), (INET, 53), b"q"));
     out_ok(&mut n, t(0), 0, echo(GUEST, INET, 8, 7, 1));
+    // (what, packet, the length below which a cut is structurally malformed)
     let packets = [
-        ("udp", udp((GUEST, 5000), (INET, 53), b"payload")),
-        ("tcp", tcp((GUEST, 40000), (INET, 80), SYN, 1, 0)),
-        ("echo", echo(GUEST, INET, 8, 7, 1)),
-        ("error", inbound_error(&sent)),
-        ("error-out", icmp(GUEST, INET, 3, 3, 0, &udp((INET, 53), (GUEST, 5000), b"r"))),
+        ("udp", udp((GUEST, 5000), (INET, 53), b"payload"), 35),
+        ("tcp", tcp((GUEST, 40000), (INET, 80), SYN, 1, 0), 40),
+        ("echo", echo(GUEST, INET, 8, 7, 1), 28),
+        ("error", inbound_error(&sent), 56),
+        (
+            "error-out",
+            icmp(GUEST, INET, 3, 3, 0, &udp((INET, 53), (GUEST, 5000), b"r")),
+            56,
+        ),
     ];
-    for (what, p) in &packets {
+    for (what, p, min) in &packets {
         for len in 0..p.len() {
             // Cut short with the IPv4 total length unchanged...
             let mut cut = p[..len].to_vec();
             assert!(
-                matches!(n.outbound(t(1), 0, &mut cut), Outbound::Drop(NatDrop::Malformed)),
+                matches!(
+                    n.outbound(t(1), 0, &mut cut),
+                    Outbound::Drop(NatDrop::Malformed)
+                ),
                 "{what} outbound cut at {len}"
             );
             let mut cut = p[..len].to_vec();
@@ -1132,9 +1425,15 @@ fn malformed_packets_dropped_not_panicking() {
                 cut[10..12].copy_from_slice(&c.to_be_bytes());
                 let v = n.outbound(t(1), 0, &mut cut.clone());
                 let w = n.inbound(t(1), &mut cut);
-                if len < p.len() && len < 28 + 20 {
-                    assert!(matches!(v, Outbound::Drop(_)), "{what} outbound len {len}: {v:?}");
-                    assert!(matches!(w, Inbound::Drop(_)), "{what} inbound len {len}: {w:?}");
+                if len < *min {
+                    assert!(
+                        matches!(v, Outbound::Drop(_)),
+                        "{what} outbound len {len}: {v:?}"
+                    );
+                    assert!(
+                        matches!(w, Inbound::Drop(_)),
+                        "{what} inbound len {len}: {w:?}"
+                    );
                 }
             }
         }
@@ -1147,9 +1446,18 @@ fn malformed_packets_dropped_not_panicking() {
     p[2..4].copy_from_slice(&10u16.to_be_bytes());
     assert_eq!(in_drop(&mut n, t(1), p), NatDrop::Malformed);
     // Port 0 and unsupported protocols.
-    assert_eq!(out_drop(&mut n, t(1), 0, udp((GUEST, 0), (INET, 53), b"x")), NatDrop::Malformed);
-    assert_eq!(out_drop(&mut n, t(1), 0, ip(GUEST, INET, 47, &[0; 8])), NatDrop::Unsupported);
-    assert_eq!(in_drop(&mut n, t(1), ip(INET, EXT, 47, &[0; 8])), NatDrop::Unsupported);
+    assert_eq!(
+        out_drop(&mut n, t(1), 0, udp((GUEST, 0), (INET, 53), b"x")),
+        NatDrop::Malformed
+    );
+    assert_eq!(
+        out_drop(&mut n, t(1), 0, ip(GUEST, INET, 47, &[0; 8])),
+        NatDrop::Unsupported
+    );
+    assert_eq!(
+        in_drop(&mut n, t(1), ip(INET, EXT, 47, &[0; 8])),
+        NatDrop::Unsupported
+    );
     // The table did not grow from any of it.
     assert_eq!((n.mapping_count(), n.session_count()), (2, 2));
 }
@@ -1211,7 +1519,11 @@ proptest! {
             verify_checksums(&p);
             prop_assert_eq!(src_of(&p).0, EXT);
             prop_assert_eq!(dst_of(&p), (remote, rport));
-            prop_assert_eq!(&p[28..], &original[28..], "payload untouched");
+            if is_tcp {
+                prop_assert_eq!(&p[24..36], &original[24..36], "sequence numbers untouched");
+            } else {
+                prop_assert_eq!(&p[28..], &original[28..], "payload untouched");
+            }
             if !is_tcp && zero_udp_csum {
                 prop_assert_eq!(be16(&p, 26), 0, "no checksum stays no checksum");
             }

@@ -125,6 +125,19 @@ impl L2Switch {
             return Verdict::Drop(DropReason::Policy);
         }
         self.learn(now, bytes, ingress);
+        self.route(now, bytes, ingress)
+    }
+
+    /// Where a frame from `ingress` goes, without learning its source (the caller
+    /// already did, with [`L2Switch::learn`]).
+    #[inline]
+    pub fn route(&mut self, now: Instant, bytes: &[u8], ingress: PortId) -> Verdict {
+        if bytes.len() < MIN_FRAME {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        if !self.members.contains(ingress) {
+            return Verdict::Drop(DropReason::Policy);
+        }
         let dst = mac_at(bytes, 0);
         if !is_group(&dst) {
             if let Some(port) = self.fdb.lookup(&dst, now) {
