@@ -43,6 +43,7 @@ enum Backing {
     Heap(#[allow(dead_code)] Box<[u8]>),
     /// Memory owned by someone else (the AF_XDP UMEM); the handle keeps it mapped for
     /// as long as the pool lives.
+    #[cfg_attr(not(feature = "xdp"), allow(dead_code))]
     Borrowed(#[allow(dead_code)] Box<dyn std::any::Any + Send>),
 }
 
@@ -101,6 +102,7 @@ impl FramePool {
     /// `base .. base + count * frame_size` must be valid for reads and writes for as
     /// long as `keepalive` lives (the pool holds it), and nothing else may touch a frame
     /// while the pool considers it its own (free or in flight).
+    #[cfg_attr(not(feature = "xdp"), allow(dead_code))]
     pub(crate) unsafe fn from_raw(
         base: *mut u8,
         count: u32,

@@ -13,7 +13,9 @@
 //! - [`segment`]: the switched pipeline the three L2 modes share;
 //! - [`internal`]: the Internal mode (`intnet`), a switch among VM ports;
 //! - [`host_only`]: the Host-only mode, VMs and host with a DHCP server;
-//! - [`bridged`]: the Bridged mode, a learning bridge of VMs, host and uplink.
+//! - [`bridged`]: the Bridged mode, a learning bridge of VMs, host and uplink;
+//! - [`nat`]: the NAPT stage (RFC 4787/5382/5508), port forwarding;
+//! - [`natmode`]: the NAT and NAT Network modes built on it.
 #![warn(missing_docs)]
 
 pub mod bridged;
@@ -23,6 +25,7 @@ pub mod gateway;
 pub mod host_only;
 pub mod internal;
 pub mod layout;
+pub mod natmode;
 pub mod nat;
 pub mod neighbor;
 pub mod segment;

@@ -690,7 +690,10 @@ fn rfc5382_req5_established_idle_7440s_transitory_240s() {
     // Established (the SYN+ACK at 239 s): 7440 s idle, in either direction.
     let (g, e) = ((GUEST, 40000), (EXT, 40000));
     in_ok(&mut n, t(239 + 7439), 0, tcp(s, e, ACK, 2, 2));
-    let last = 239 + 7439 + 7439;
+    // Inbound packets alone keep a connection alive (it is idle only when both sides
+    // are), and so do outbound ones.
+    in_ok(&mut n, t(239 + 2 * 7439), 0, tcp(s, e, ACK, 2, 2));
+    let last = 239 + 3 * 7439;
     out_ok(&mut n, t(last), 0, tcp(g, s, ACK, 2, 2));
     assert_eq!(
         n.poll(t(last + 7439)),
@@ -717,14 +720,17 @@ fn rfc5382_req5_fin_both_ways_or_rst_make_transitory() {
     let mut n = napt();
     open(&mut n);
     out_ok(&mut n, t(10), 0, tcp(g, s, FIN | ACK, 2, 2));
+    // The wheel files the established connection far ahead (a turn, 1024 s, at most).
+    assert_eq!(n.poll(t(250)), 0);
     // Half-closed stays established.
-    in_ok(&mut n, t(1000), 0, tcp(s, e, ACK, 2, 3));
-    in_ok(&mut n, t(1000), 0, tcp(s, e, FIN | ACK, 2, 3));
-    in_ok(&mut n, t(1239), 0, tcp(s, e, ACK, 3, 3));
+    in_ok(&mut n, t(260), 0, tcp(s, e, ACK, 2, 3));
+    in_ok(&mut n, t(300), 0, tcp(s, e, FIN | ACK, 2, 3));
+    in_ok(&mut n, t(301), 0, tcp(s, e, ACK, 3, 3));
     // Both FINs: 240 s after the last packet.
-    in_drop(&mut n, t(1239 + 240), tcp(s, e, ACK, 3, 3));
+    in_drop(&mut n, t(301 + 240), tcp(s, e, ACK, 3, 3));
     // The wheel reclaims it on time (the deadline moved earlier when it closed).
-    assert_eq!(n.poll(t(1239 + 240)), 1);
+    assert_eq!(n.poll(t(301 + 240)), 1);
+    assert_eq!(n.session_count(), 0);
 
     let mut n = napt();
     open(&mut n);
@@ -1282,6 +1288,18 @@ fn forward_rule_reaches_inside_and_replies_translate() {
         .unwrap();
     let back = out_ok(&mut other, t(5), 3, tcp((GUEST, 22), c, ACK, 10, 2));
     assert_eq!(src_of(&back), e);
+    // Two rules to one inside endpoint: replies leave through the rule the connection
+    // came in by.
+    n.add_forward(rule("ssh-alt", ForwardProto::Tcp, None, 2022, 3, GUEST, 22))
+        .unwrap();
+    let c2 = (INET2, 60000);
+    let syn = in_ok(&mut n, t(2), 3, tcp(c2, (EXT, 2022), SYN, 1, 0));
+    assert_eq!(dst_of(&syn), (GUEST, 22));
+    let back = out_ok(&mut n, t(2), 3, tcp((GUEST, 22), c2, SYN | ACK, 1, 2));
+    assert_eq!(src_of(&back), (EXT, 2022));
+    let back = out_ok(&mut n, t(2), 3, tcp((GUEST, 22), c, ACK, 10, 2));
+    assert_eq!(src_of(&back), (EXT, 2222));
+    assert!(n.remove_forward("ssh-alt"));
     // Removal closes it.
     assert!(n.remove_forward("ssh"));
     assert!(!n.remove_forward("ssh"));

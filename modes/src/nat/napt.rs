@@ -675,7 +675,10 @@ impl Napt {
         use super::Filtering::*;
         match self.cfg.filtering {
             EndpointIndependent => self.mappings[m as usize].expires > now,
-            AddressDependent => self.by_addr.get(addr_key(m, remote_ip)).is_some(),
+            AddressDependent => self
+                .by_addr
+                .get(addr_key(m, remote_ip))
+                .is_some_and(|a| self.addrs[a as usize].expires > now),
             AddressPortDependent => self
                 .by_session
                 .get(session_key(m, remote_ip, remote_port))
