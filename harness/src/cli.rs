@@ -69,6 +69,16 @@ pub enum Command {
     /// Prove each mode's row of Table 1-1 by real traffic between independent stacks;
     /// exits 1 when any case does not match MODES.md.
     Conformance(crate::conformance::ConformanceArgs),
+    /// Add or remove port-forward rules of a running NAT dataplane (as `VBoxManage
+    /// controlvm natpf`).
+    Natpf {
+        /// The dataplane's control socket (printed in its startup line).
+        #[arg(long, value_name = "PATH")]
+        control: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: NatpfAction,
+    },
     /// Build or remove the harness's namespaces, to explore by hand.
     Topo {
         /// Up or down.
@@ -95,6 +105,34 @@ pub enum TopoAction {
         #[arg(long, default_value = "vnb")]
         prefix: String,
     },
+}
+
+/// NAT inbound filtering (RFC 4787 REQ-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FilteringChoice {
+    /// Any remote may use a mapping (most transparent).
+    EndpointIndependent,
+    /// Only remotes the guest sent to (the default: RFC 4787 REQ-8's stringent choice).
+    AddressDependent,
+    /// Only the exact remote address and port the guest sent to.
+    AddressPortDependent,
+}
+
+/// `natpf` actions on a running NAT dataplane.
+#[derive(Debug, Subcommand)]
+pub enum NatpfAction {
+    /// Add a rule (same syntax as `run --pf`).
+    Add {
+        /// The rule.
+        rule: String,
+    },
+    /// Remove the rule with this name.
+    Delete {
+        /// The rule's name.
+        name: String,
+    },
+    /// List the rules.
+    List,
 }
 
 /// XDP attach mode.
@@ -163,6 +201,46 @@ pub struct RunArgs {
     /// Keep DHCP leases in this file across restarts (written atomically).
     #[arg(long, value_name = "PATH")]
     pub lease_file: Option<PathBuf>,
+    /// NAT modes: the external address on the uplink, ADDRESS/PREFIX.
+    #[arg(long, value_name = "CIDR")]
+    pub external_ip: Option<String>,
+    /// NAT modes: the next hop on the uplink.
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// NAT modes: the upstream DNS resolver the proxy forwards to (none: SERVFAIL).
+    #[arg(long, value_name = "IP")]
+    pub dns: Option<std::net::Ipv4Addr>,
+    /// NAT modes: a port-forward rule in VirtualBox's syntax (repeatable). NAT:
+    /// `[vmN:]name,proto,hostip,hostport,guestip,guestport`; NAT Network:
+    /// `name:proto:[hostip]:hostport:[guestip]:guestport`.
+    #[arg(long = "pf", value_name = "RULE")]
+    pub pf: Vec<String>,
+    /// NAT modes: inbound filtering of dynamic mappings.
+    #[arg(long, value_enum, default_value_t = FilteringChoice::AddressDependent)]
+    pub nat_filtering: FilteringChoice,
+    /// NAT modes: most sessions per worker; new ones beyond are refused (ICMP 3/13).
+    #[arg(long, default_value_t = 65536)]
+    pub nat_max_sessions: usize,
+    /// NAT modes: UDP mapping idle timeout, seconds (RFC 4787: at least 120).
+    #[arg(long, default_value_t = 300)]
+    pub nat_udp_timeout: u64,
+    /// NAT modes: established TCP idle timeout, seconds (RFC 5382: at least 7440).
+    #[arg(long, default_value_t = 7440)]
+    pub nat_tcp_timeout: u64,
+    /// NAT modes: transitory TCP timeout, seconds (RFC 5382: at least 240).
+    #[arg(long, default_value_t = 240)]
+    pub nat_tcp_transitory_timeout: u64,
+    /// NAT modes: ICMP query timeout, seconds (RFC 5508: at least 60).
+    #[arg(long, default_value_t = 60)]
+    pub nat_icmp_timeout: u64,
+    /// NAT modes with --host: the dataplane's address on the host link and the host's,
+    /// as OWN/HOST (10.0.2.2 maps to HOST).
+    #[arg(long, default_value = "198.19.0.2/198.19.0.1", value_name = "OWN/HOST")]
+    pub host_link: String,
+    /// NAT modes: control socket for adding and removing port-forward rules while running
+    /// (`vnet-bench natpf`); default /run/vnet-bench/FIRST-VM-IF.sock.
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
     pub xdp_mode: AttachChoice,

@@ -5,6 +5,7 @@
 //! - [`cli`]: the command-line contract (DESIGN.md);
 //! - [`preflight`]: privilege, kernel and interface checks, each failing with one sentence;
 //! - [`modespec`]: from `run`'s flags to a mode (ports, roles, pipeline recipe);
+//! - [`control`]: the NAT modes' control socket (port-forward rules at run time);
 //! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`);
 //! - [`topo`]: the harness's own namespaces joined by veth pairs, removed on drop;
 //! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod control;
 pub mod conformance;
 pub mod mainjob;
 pub mod modespec;

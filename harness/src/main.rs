@@ -1,7 +1,7 @@
 //! The `vnet-bench` binary: parses the command line and hands over to the library.
 
 use clap::Parser;
-use vnet_bench::cli::{Cli, Command, ModeName, TopoAction};
+use vnet_bench::cli::{Cli, Command, ModeName, NatpfAction, TopoAction};
 use vnet_bench::{conformance, mainjob, preflight, run, topo};
 
 fn main() {
@@ -14,6 +14,14 @@ fn main() {
             Err(e) => Err(e),
         },
         Some(Command::Topo { action }) => topo_command(action),
+        Some(Command::Natpf { control, action }) => {
+            let line = match action {
+                NatpfAction::Add { rule } => format!("add {rule}"),
+                NatpfAction::Delete { name } => format!("delete {name}"),
+                NatpfAction::List => "list".to_string(),
+            };
+            vnet_bench::control::request(&control, &line).map(|answer| println!("{answer}"))
+        }
         None => mainjob::main_job(cli.mode.unwrap_or(ModeName::Internal), cli.backend),
     };
     if let Err(e) = result {

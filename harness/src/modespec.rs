@@ -2,17 +2,30 @@
 //! [`SegmentSpec`] each worker builds its pipeline from. Every refusal is one sentence
 //! naming the flag to change.
 
-use crate::cli::{ModeName, RunArgs};
+use crate::cli::{FilteringChoice, ModeName, RunArgs};
 use anyhow::{anyhow, bail, Result};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use vnet_core::time::Instant;
+use vnet_modes::any::AnyMode;
 use vnet_modes::dhcp::DhcpServerConfig;
+use vnet_modes::gateway::SharedDhcp;
+use vnet_modes::nat::{Filtering, ForwardRule};
+use vnet_modes::natmode::{HostLink, NatFlavor, NatModeConfig, NatSpec};
 use vnet_modes::host_only::HostOnlyConfig;
 use vnet_modes::internal::InternalConfig;
 use vnet_modes::layout::PortLayout;
 use vnet_modes::segment::SegmentSpec;
 use vnet_modes::switch::SwitchConfig;
+
+/// How each worker builds its pipeline.
+#[derive(Debug)]
+pub enum Recipe {
+    /// Internal, Host-only, Bridged.
+    Segment(SegmentSpec),
+    /// NAT, NAT Network.
+    Nat(NatSpec),
+}
 
 /// A mode ready to run: the interfaces in port order and the pipeline recipe.
 #[derive(Debug)]
@@ -22,9 +35,128 @@ pub struct ModePlan {
     /// The role of each port, for messages.
     pub roles: Vec<String>,
     /// The pipeline recipe.
-    pub spec: SegmentSpec,
+    pub recipe: Recipe,
     /// One line describing the mode's settings.
     pub summary: String,
+}
+
+impl ModePlan {
+    /// The pipeline of worker `worker` of `workers`.
+    ///
+    /// # Errors
+    /// When the mode refuses its settings (checked already when planning).
+    pub fn build(&self, worker: usize, workers: usize) -> Result<AnyMode> {
+        Ok(match &self.recipe {
+            Recipe::Segment(spec) => AnyMode::Switched(spec.build(worker)),
+            Recipe::Nat(spec) => AnyMode::Nat(Box::new(spec.build(worker, workers, Instant::now())?)),
+        })
+    }
+
+    /// The shared DHCP servers (for counters and the lease file).
+    pub fn dhcp_servers(&self) -> Vec<(Ipv4Addr, SharedDhcp)> {
+        match &self.recipe {
+            Recipe::Segment(spec) => spec.dhcp.iter().cloned().collect(),
+            Recipe::Nat(spec) => {
+                let ip = spec.config.dhcp.server_ip;
+                spec.dhcp.iter().map(|s| (ip, s.clone())).collect()
+            }
+        }
+    }
+}
+
+/// Parse `--pf` rules for a NAT flavor.
+pub fn parse_rules(flavor: NatFlavor, vms: usize, specs: &[String]) -> Result<Vec<ForwardRule>> {
+    let mut rules = Vec::new();
+    for spec in specs {
+        let rule = match flavor {
+            NatFlavor::PerVm => {
+                let (realm, body) = match spec.split_once(':') {
+                    Some((vm, body)) if vm.starts_with("vm") => {
+                        let n: usize = vm[2..]
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=vms).contains(n))
+                            .ok_or_else(|| anyhow!("--pf {spec:?}: {vm:?} names no VM (vm1 to vm{vms})"))?;
+                        (n - 1, body)
+                    }
+                    _ => (0, spec.as_str()),
+                };
+                ForwardRule::parse_natpf(body, realm as u16, Ipv4Addr::new(10, 0, 2, 15))?
+            }
+            NatFlavor::Network => ForwardRule::parse_natnetwork(spec)?,
+        };
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
+fn nat_plan(args: &RunArgs, flavor: NatFlavor, mut ports: Vec<String>, mut roles: Vec<String>) -> Result<ModePlan> {
+    let name = args.mode.as_str();
+    let uplink = args
+        .uplink
+        .clone()
+        .ok_or_else(|| anyhow!("{name} mode needs the uplink; add --uplink IF"))?;
+    let (external_ip, prefix) = parse_cidr_flag(
+        "--external-ip",
+        args.external_ip
+            .as_deref()
+            .ok_or_else(|| anyhow!("{name} mode needs its external address; add --external-ip ADDRESS/PREFIX (e.g. 198.18.0.2/24)"))?,
+    )?;
+    let gateway = args
+        .gateway
+        .ok_or_else(|| anyhow!("{name} mode needs the uplink's next hop; add --gateway IP"))?;
+    if u32::from(gateway) & u32::from(mask(prefix)) != u32::from(external_ip) & u32::from(mask(prefix)) {
+        bail!("--gateway {gateway} is not on the uplink's network {external_ip}/{prefix}");
+    }
+    if args.dhcp || args.no_dhcp || args.subnet.is_some() {
+        bail!("{name} mode has its own fixed guest network 10.0.2.0/24 with DHCP; drop --dhcp/--no-dhcp/--subnet");
+    }
+    let vms = args.vms.len();
+    let mut config = NatModeConfig::new(flavor, vms, external_ip, gateway);
+    config.dns = args.dns;
+    config.forwards = parse_rules(flavor, vms, &args.pf)?;
+    config.napt.filtering = match args.nat_filtering {
+        FilteringChoice::EndpointIndependent => Filtering::EndpointIndependent,
+        FilteringChoice::AddressDependent => Filtering::AddressDependent,
+        FilteringChoice::AddressPortDependent => Filtering::AddressPortDependent,
+    };
+    config.napt.max_sessions = args.nat_max_sessions;
+    config.napt.timeouts.udp = Duration::from_secs(args.nat_udp_timeout);
+    config.napt.timeouts.tcp_established = Duration::from_secs(args.nat_tcp_timeout);
+    config.napt.timeouts.tcp_transitory = Duration::from_secs(args.nat_tcp_transitory_timeout);
+    config.napt.timeouts.icmp = Duration::from_secs(args.nat_icmp_timeout);
+    config.napt.hash_seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    config.dhcp.lease_time = Duration::from_secs(args.lease_time);
+    config.dhcp.lease_file = args.lease_file.clone();
+    if let Some(h) = &args.host {
+        let (own, host) = args
+            .host_link
+            .split_once('/')
+            .ok_or_else(|| anyhow!("--host-link {:?} is not OWN/HOST (e.g. 198.19.0.2/198.19.0.1)", args.host_link))?;
+        let own: Ipv4Addr = own.parse().map_err(|_| anyhow!("--host-link: {own:?} is not an IPv4 address"))?;
+        let host: Ipv4Addr = host.parse().map_err(|_| anyhow!("--host-link: {host:?} is not an IPv4 address"))?;
+        config.host = Some(HostLink { own_ip: own, host_ip: host });
+        ports.push(h.clone());
+        roles.push("host".into());
+    }
+    ports.push(uplink);
+    roles.push("uplink".into());
+    let workers = args.cores.len().max(1);
+    let summary = format!(
+        "mode {name}, external {external_ip}/{prefix} via {gateway}, DNS {}, {} forward rule(s), filtering {:?}",
+        args.dns.map(|d| d.to_string()).unwrap_or_else(|| "none (SERVFAIL)".into()),
+        config.forwards.len(),
+        config.napt.filtering
+    );
+    let spec = NatSpec::new(config, workers, Instant::now())?;
+    Ok(ModePlan { ports, roles, recipe: Recipe::Nat(spec), summary })
+}
+
+fn parse_cidr_flag(flag: &str, text: &str) -> Result<(Ipv4Addr, u8)> {
+    parse_cidr(text).map_err(|e| anyhow!("{}", e.to_string().replace("--subnet", flag)))
 }
 
 /// Parse `A.B.C.D/N`.
@@ -120,7 +252,12 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
                 switch,
                 dhcp,
             }, Instant::now())?;
-            Ok(ModePlan { ports, roles, spec, summary })
+            Ok(ModePlan {
+                ports,
+                roles,
+                recipe: Recipe::Segment(spec),
+                summary,
+            })
         }
         ModeName::HostOnly => {
             if args.uplink.is_some() {
@@ -143,7 +280,12 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
             ports.push(host);
             roles.push("host".into());
             let spec = SegmentSpec::host_only(HostOnlyConfig { vms, switch, dhcp }, Instant::now())?;
-            Ok(ModePlan { ports, roles, spec, summary })
+            Ok(ModePlan {
+                ports,
+                roles,
+                recipe: Recipe::Segment(spec),
+                summary,
+            })
         }
         ModeName::Bridged => {
             let uplink = args
@@ -164,14 +306,12 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
             Ok(ModePlan {
                 ports,
                 roles,
-                spec: SegmentSpec::bridged(layout, switch),
+                recipe: Recipe::Segment(SegmentSpec::bridged(layout, switch)),
                 summary: "mode bridged".into(),
             })
         }
-        ModeName::Nat | ModeName::NatNetwork => bail!(
-            "mode {} is not implemented in this build yet; `run` supports internal, host-only and bridged",
-            args.mode.as_str()
-        ),
+        ModeName::Nat => nat_plan(args, NatFlavor::PerVm, ports, roles),
+        ModeName::NatNetwork => nat_plan(args, NatFlavor::Network, ports, roles),
     }
 }
 

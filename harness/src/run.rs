@@ -8,6 +8,7 @@
 
 use crate::cli::{AttachChoice, RunArgs};
 use crate::stats::print_counters;
+use crate::control::ControlServer;
 use crate::{modespec, preflight};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,7 +102,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             ports,
             &owners,
             pool,
-            plan.spec.build(w),
+            plan.build(w, workers)?,
             counters.worker(w),
             handoff,
             WorkerConfig::default(),
@@ -124,6 +125,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     );
 
+    let dhcp_servers = plan.dhcp_servers();
+    let control = match &plan.recipe {
+        modespec::Recipe::Nat(spec) => {
+            let path = args.control.clone().unwrap_or_else(|| {
+                std::path::PathBuf::from(format!("/run/vnet-bench/{}.sock", names[0]))
+            });
+            let server = ControlServer::start(&path, spec)?;
+            println!(
+                "port-forward control: vnet-bench natpf --control {} add|delete|list",
+                server.path().display()
+            );
+            Some(server)
+        }
+        modespec::Recipe::Segment(_) => None,
+    };
     let stop = stop_flag()?;
     let handles = spawn_workers(built, &cores, stop.clone())?;
     let interval =
@@ -133,14 +149,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         // The lease file is written here, on the control thread, never by a worker.
-        if let Some((_, server)) = &plan.spec.dhcp {
-            if last_lease_flush.elapsed() >= Duration::from_secs(1) {
-                last_lease_flush = StdInstant::now();
+        if last_lease_flush.elapsed() >= Duration::from_secs(1) {
+            last_lease_flush = StdInstant::now();
+            for (_, server) in &dhcp_servers {
                 let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = server.flush_if_dirty(
-                    vnet_core::time::Instant::now(),
-                    std::time::SystemTime::now(),
-                ) {
+                let now = vnet_core::time::Instant::now();
+                if let Err(e) = server.flush_if_dirty(now, std::time::SystemTime::now()) {
                     eprintln!("warning: could not write the lease file: {e}");
                 }
             }
@@ -160,9 +174,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     for h in handles {
         panicked |= h.thread.join().is_err();
     }
+    drop(control);
     println!("vnet-bench run: stopped; final counters:");
     print_counters(&names, &counters.snapshot());
-    if let Some((ip, server)) = &plan.spec.dhcp {
+    for (ip, server) in &dhcp_servers {
         let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
         let c = server.counters();
         println!(

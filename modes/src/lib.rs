@@ -15,9 +15,11 @@
 //! - [`host_only`]: the Host-only mode, VMs and host with a DHCP server;
 //! - [`bridged`]: the Bridged mode, a learning bridge of VMs, host and uplink;
 //! - [`nat`]: the NAPT stage (RFC 4787/5382/5508), port forwarding;
-//! - [`natmode`]: the NAT and NAT Network modes built on it.
+//! - [`natmode`]: the NAT and NAT Network modes built on it;
+//! - [`any`]: any mode behind one type, for the engine.
 #![warn(missing_docs)]
 
+pub mod any;
 pub mod bridged;
 pub mod dhcp;
 pub mod dns_proxy;

@@ -878,7 +878,9 @@ fn rfc5508_req4_inbound_error_translated_checksums_fixed() {
     assert_eq!(src_of(&sent_udp), (EXT, 5002));
     assert_eq!(src_of(&sent_ping), (EXT, 0x4244));
     assert_eq!(src_of(&sent_tcp), (EXT, 40002));
-    let cases: [(&[u8], &[u8], u8, u8, u32); 5] = [
+    // (translated packet, what the guest sent, type, code, rest of header)
+    type Case<'a> = (&'a [u8], &'a [u8], u8, u8, u32);
+    let cases: [Case; 5] = [
         (&sent_udp, &original_udp, 3, 3, 0),
         (&sent_udp, &original_udp, 3, 4, 576),
         (&sent_ping, &original_ping, 11, 0, 0),

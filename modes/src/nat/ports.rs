@@ -73,7 +73,7 @@ impl PortSpace {
         let words = (len as usize).div_ceil(64);
         for p in 0..3 {
             let mut bits = vec![!0u64; words];
-            if len % 64 != 0 {
+            if len & 63 != 0 {
                 bits[words - 1] = (1u64 << (len % 64)) - 1;
             }
             s.free[p] = bits.into_boxed_slice();
@@ -219,7 +219,7 @@ fn find(bits: &[u64], from: u32, to: u32, pattern: u64) -> Option<u32> {
     let last = ((to - 1) / 64) as usize;
     let mut word = bits[w] & pattern & (!0u64 << (from % 64));
     loop {
-        if w == last && to % 64 != 0 {
+        if w == last && to & 63 != 0 {
             word &= (1u64 << (to % 64)) - 1;
         }
         if word != 0 {

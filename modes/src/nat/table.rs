@@ -168,7 +168,8 @@ mod tests {
                 k0: (x >> 40) % 97,
                 k1: ((x >> 20) % 3) as u32,
             };
-            if x % 3 == 0 {
+            let op = x % 3;
+            if op == 0 {
                 assert_eq!(m.remove(key), reference.remove(&(key.k0, key.k1)));
             } else if reference.len() < 64 || reference.contains_key(&(key.k0, key.k1)) {
                 m.insert(key, step);

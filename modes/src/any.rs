@@ -1,0 +1,48 @@
+//! Any mode behind one type, by enum dispatch (no `dyn`, no allocation): what the engine
+//! runs when the mode is chosen at run time.
+
+use crate::natmode::NatMode;
+use crate::segment::SwitchedMode;
+use vnet_core::frame::{FramePool, Pkt, PortId};
+use vnet_core::pipeline::{Emitter, Pipeline, Verdict};
+use vnet_core::time::Instant;
+
+/// One of the five modes.
+#[derive(Debug)]
+pub enum AnyMode {
+    /// Internal, Host-only or Bridged.
+    Switched(SwitchedMode),
+    /// NAT or NAT Network.
+    Nat(Box<NatMode>),
+}
+
+impl Pipeline for AnyMode {
+    #[inline]
+    fn process(&mut self, now: Instant, pool: &mut FramePool, pkts: &mut [Pkt], verdicts: &mut [Verdict]) {
+        match self {
+            AnyMode::Switched(m) => m.process(now, pool, pkts, verdicts),
+            AnyMode::Nat(m) => m.process(now, pool, pkts, verdicts),
+        }
+    }
+
+    fn observe_handoff(&mut self, now: Instant, bytes: &[u8], ingress: PortId) {
+        match self {
+            AnyMode::Switched(m) => m.observe_handoff(now, bytes, ingress),
+            AnyMode::Nat(m) => m.observe_handoff(now, bytes, ingress),
+        }
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        match self {
+            AnyMode::Switched(m) => m.poll_at(),
+            AnyMode::Nat(m) => m.poll_at(),
+        }
+    }
+
+    fn poll(&mut self, now: Instant, pool: &mut FramePool, out: &mut Emitter) {
+        match self {
+            AnyMode::Switched(m) => m.poll(now, pool, out),
+            AnyMode::Nat(m) => m.poll(now, pool, out),
+        }
+    }
+}
