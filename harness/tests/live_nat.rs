@@ -1,0 +1,224 @@
+//! Live tests of NAT and NAT Network on AF_XDP with real stacks: udhcpc leases, ping to
+//! the gateway, TCP and UDP (iperf3) to a server in `inet` arriving from the external
+//! address, DNS through the proxy answered by dnsmasq in `inet`, port forwards from `inet`
+//! and from the host (and an unforwarded port that stays closed), rules added and removed
+//! while running, NAT guests isolated from each other, NAT Network guests reaching each
+//! other.
+//!
+//! Needs root; skipped otherwise, failed instead when `VNET_REQUIRE_PRIVILEGED` is set.
+
+mod common;
+
+use common::{addr_of, ping, privileged_or_skip, script, sniff, sniffed, TempDir};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use vnet_bench::mainjob::Dataplane;
+use vnet_bench::topo::{netns_exec, Endpoint, Topology};
+
+const EXE: &str = env!("CARGO_BIN_EXE_vnet-bench");
+
+/// udhcpc script: address, default route (option 3).
+fn dhcp_script(dir: &TempDir) -> String {
+    let path = dir.join("udhcpc.sh");
+    script(
+        &path,
+        r#"case "$1" in
+  deconfig) ip -4 addr flush dev "$interface" ;;
+  bound|renew) ip -4 addr flush dev "$interface"; ip addr add "$ip/${mask:-24}" dev "$interface";
+               for r in $router; do ip route replace default via "$r" dev "$interface"; break; done ;;
+esac"#,
+    );
+    path.display().to_string()
+}
+
+fn lease(vm: &Endpoint, script: &str) -> String {
+    netns_exec(&vm.netns, "busybox", &["udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", script])
+        .unwrap_or_else(|e| panic!("udhcpc on {}: {e}", vm.role));
+    addr_of(&vm.netns, &vm.ifname).expect("address")
+}
+
+/// An iperf3 server (one test) in `netns` bound to `addr`:`port`; its output tells who
+/// connected.
+fn iperf_server(netns: &str, addr: &str, port: u16) -> Child {
+    let c = Command::new("ip")
+        .args(["netns", "exec", netns, "iperf3", "-s", "-1", "-B", addr, "-p", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
+    std::thread::sleep(Duration::from_millis(400));
+    c
+}
+
+fn iperf_client(netns: &str, addr: &str, port: u16, udp: bool) -> bool {
+    let port = port.to_string();
+    let mut args = vec!["netns", "exec", netns, "timeout", "10", "iperf3", "-c", addr, "-p", &port, "-t", "1"];
+    if udp {
+        args.extend(["-u", "-b", "10M"]);
+    }
+    Command::new("ip").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// The server's output once it ended (it exits after one test; killed after 3 s).
+fn server_log(mut c: Child) -> String {
+    for _ in 0..30 {
+        if c.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = c.kill();
+    let out = c.wait_with_output().expect("server output");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A one-shot TCP connect from `netns` to `addr:port` (busybox nc, 2 s).
+fn connects(netns: &str, addr: &str, port: u16) -> bool {
+    let listener_port = port.to_string();
+    Command::new("ip")
+        .args(["netns", "exec", netns, "timeout", "3", "busybox", "nc", "-w", "2", addr, &listener_port])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn natpf(control: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(EXE).args(["natpf", "--control", control]).args(args).output().expect("natpf runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+#[test]
+fn nat_live_dhcp_translation_dns_forwarding_isolation() {
+    if !privileged_or_skip("nat_live_dhcp_translation_dns_forwarding_isolation") {
+        return;
+    }
+    let dir = TempDir::new("nat");
+    let prefix = format!("tn{}", std::process::id() % 10000);
+    let topo = Topology::build(
+        &prefix,
+        &[("vm1", None), ("vm2", None), ("host", Some("198.19.0.1/24")), ("inet", Some("198.18.0.1/24"))],
+    )
+    .expect("topology");
+    let [vm1, vm2, host, inet] = ["vm1", "vm2", "host", "inet"].map(|r| topo.endpoint(r).clone());
+    // A DNS server beyond the uplink.
+    let mut dnsmasq = Command::new("ip")
+        .args(["netns", "exec", &inet.netns, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address=198.18.0.1", "--bind-interfaces", "--address=/example.test/198.18.0.77", "--pid-file="])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq runs");
+    let control = dir.join("nat.sock").display().to_string();
+    let mut dp = Dataplane::start_exe(
+        EXE,
+        topo.dp_netns(),
+        &[
+            "run", "--mode", "nat", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--host", &host.dp_ifname,
+            "--uplink", &inet.dp_ifname, "--external-ip", "198.18.0.2/24", "--gateway", "198.18.0.1", "--dns",
+            "198.18.0.1", "--pf", "fwd,tcp,,2222,,5201", "--control", &control, "--stats-interval", "0",
+        ],
+    )
+    .expect("nat dataplane starts");
+    let s = dhcp_script(&dir);
+    assert_eq!(lease(&vm1, &s), "10.0.2.15", "vm1's lease");
+    assert_eq!(lease(&vm2, &s), "10.0.2.15", "vm2's lease (its own private NAT)");
+    assert!(ping(&vm1.netns, "10.0.2.2", "2"), "vm1 cannot ping its gateway");
+
+    // TCP and UDP to inet arrive from the external address.
+    let srv = iperf_server(&inet.netns, "198.18.0.1", 5301);
+    assert!(iperf_client(&vm1.netns, "198.18.0.1", 5301, false), "TCP vm1 -> inet failed");
+    let log = server_log(srv);
+    assert!(log.contains("Accepted connection from 198.18.0.2"), "server did not see the external address: {log}");
+    let srv = iperf_server(&inet.netns, "198.18.0.1", 5302);
+    assert!(iperf_client(&vm2.netns, "198.18.0.1", 5302, true), "UDP vm2 -> inet failed");
+    let log = server_log(srv);
+    assert!(log.contains("198.18.0.2"), "UDP test not from the external address: {log}");
+
+    // DNS through the proxy at 10.0.2.3.
+    // (-type=a: dnsmasq without upstream refuses the AAAA query busybox also sends.)
+    let out = Command::new("ip")
+        .args(["netns", "exec", &vm1.netns, "timeout", "5", "busybox", "nslookup", "-type=a", "example.test", "10.0.2.3"])
+        .output()
+        .expect("nslookup runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("198.18.0.77"), "DNS through the proxy failed: {text}");
+
+    // Port forward 2222 -> vm1:5201, from inet and from the host; 2223 stays closed.
+    let srv = iperf_server(&vm1.netns, "10.0.2.15", 5201);
+    assert!(iperf_client(&inet.netns, "198.18.0.2", 2222, false), "forwarded port unreachable from inet");
+    server_log(srv);
+    let srv = iperf_server(&vm1.netns, "10.0.2.15", 5201);
+    assert!(iperf_client(&host.netns, "198.19.0.2", 2222, false), "forwarded port unreachable from the host");
+    server_log(srv);
+    assert!(!connects(&inet.netns, "198.18.0.2", 2223), "an unforwarded port is open");
+
+    // Rules while running: add 8080 -> vm1:5201, use it, delete it.
+    natpf(&control, &["add", "web,tcp,,8080,,5201"]).expect("rule added");
+    let err = natpf(&control, &["add", "clash,tcp,,8080,,22"]).expect_err("colliding rule refused");
+    assert!(err.contains("clash") && err.contains("web"), "{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    let srv = iperf_server(&vm1.netns, "10.0.2.15", 5201);
+    assert!(iperf_client(&inet.netns, "198.18.0.2", 8080, false), "rule added at run time does not work");
+    server_log(srv);
+    natpf(&control, &["delete", "web"]).expect("rule deleted");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!connects(&inet.netns, "198.18.0.2", 8080), "deleted rule still forwards");
+
+    // NAT guests never meet: nothing vm1 sends reaches vm2.
+    let sniffer = sniff(&vm2.netns, &vm2.ifname, "1", &["ether", "src", &vm1.mac]);
+    let _ = netns_exec(&vm1.netns, "ping", &["-c", "2", "-b", "-W", "1", "10.0.2.255"]);
+    let _ = netns_exec(&vm1.netns, "ping", &["-c", "2", "-W", "1", "10.0.2.16"]);
+    let seen = sniffed(sniffer);
+    assert!(seen.trim().is_empty(), "vm2 saw vm1's frames: {seen}");
+
+    let log = dp.stop().expect("stops cleanly");
+    assert!(log.contains("final counters"));
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+}
+
+#[test]
+fn nat_network_live_guests_meet_and_translate() {
+    if !privileged_or_skip("nat_network_live_guests_meet_and_translate") {
+        return;
+    }
+    let dir = TempDir::new("natnet");
+    let prefix = format!("tw{}", std::process::id() % 10000);
+    let topo = Topology::build(&prefix, &[("vm1", None), ("vm2", None), ("inet", Some("198.18.0.1/24"))]).expect("topology");
+    let [vm1, vm2, inet] = ["vm1", "vm2", "inet"].map(|r| topo.endpoint(r).clone());
+    let mut dp = Dataplane::start_exe(
+        EXE,
+        topo.dp_netns(),
+        &[
+            "run", "--mode", "nat-network", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--uplink", &inet.dp_ifname,
+            "--external-ip", "198.18.0.2/24", "--gateway", "198.18.0.1", "--pf", "fwd:tcp:[]:2222:[10.0.2.4]:5201",
+            "--control", &dir.join("nn.sock").display().to_string(), "--stats-interval", "0",
+        ],
+    )
+    .expect("nat-network dataplane starts");
+    let s = dhcp_script(&dir);
+    let a1 = lease(&vm1, &s);
+    let a2 = lease(&vm2, &s);
+    for a in [&a1, &a2] {
+        let last: u8 = a.strip_prefix("10.0.2.").and_then(|h| h.parse().ok()).expect("10.0.2.x");
+        assert!((4..=254).contains(&last), "{a} outside the pool");
+    }
+    assert_ne!(a1, a2);
+    assert!(ping(&vm1.netns, &a2, "2"), "NAT Network guests cannot reach each other");
+    assert!(ping(&vm2.netns, "10.0.2.1", "2"), "router 10.0.2.1 does not answer");
+    let srv = iperf_server(&inet.netns, "198.18.0.1", 5303);
+    assert!(iperf_client(&vm2.netns, "198.18.0.1", 5303, false), "TCP vm2 -> inet failed");
+    let log = server_log(srv);
+    assert!(log.contains("Accepted connection from 198.18.0.2"), "{log}");
+    if a1 == "10.0.2.4" {
+        let srv = iperf_server(&vm1.netns, &a1, 5201);
+        assert!(iperf_client(&inet.netns, "198.18.0.2", 2222, false), "forwarded port unreachable");
+        server_log(srv);
+    }
+    dp.stop().expect("stops cleanly");
+}
