@@ -15,6 +15,6 @@ echo "== tests"
 cargo test --workspace --locked -- --test-threads=1
 echo "== main job smoke test (the README's first command, debug build)"
 if [[ $(id -u) -eq 0 ]]; then
-  target/debug/vnet-bench --mode internal --backend xdp
+  target/debug/vnet-bench --mode nat --backend xdp
 fi
 target/debug/vnet-bench --mode internal --backend mem

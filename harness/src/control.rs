@@ -37,13 +37,18 @@ impl ControlServer {
     /// When the socket cannot be created.
     pub fn start(path: &Path, spec: &NatSpec) -> Result<ControlServer> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("could not create {}", dir.display()))?;
         }
         if UnixStream::connect(path).is_ok() {
-            bail!("another dataplane already listens on {}; pass another --control PATH", path.display());
+            bail!(
+                "another dataplane already listens on {}; pass another --control PATH",
+                path.display()
+            );
         }
         let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path).with_context(|| format!("could not listen on {}", path.display()))?;
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("could not listen on {}", path.display()))?;
         listener.set_nonblocking(true)?;
         let mut validator = Napt::new(
             NaptConfig {
@@ -59,16 +64,18 @@ impl ControlServer {
         let (flavor, vms) = (spec.config.flavor, spec.config.vms);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::Builder::new().name("vnet-control".into()).spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = serve(stream, &mut validator, &senders, flavor, vms);
+        let thread = std::thread::Builder::new()
+            .name("vnet-control".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let _ = serve(stream, &mut validator, &senders, flavor, vms);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
                 }
-            }
-        })?;
+            })?;
         Ok(ControlServer {
             path: path.to_path_buf(),
             stop,
@@ -161,7 +168,10 @@ fn serve(
 /// When the socket cannot be reached, or the dataplane answers with an error.
 pub fn request(path: &Path, line: &str) -> Result<String> {
     let mut stream = UnixStream::connect(path).map_err(|e| {
-        anyhow!("no dataplane listens on {} ({e}); check the path printed by `vnet-bench run`", path.display())
+        anyhow!(
+            "no dataplane listens on {} ({e}); check the path printed by `vnet-bench run`",
+            path.display()
+        )
     })?;
     writeln!(stream, "{line}")?;
     let mut answer = String::new();

@@ -10,15 +10,17 @@
 //! - [`topo`]: the harness's own namespaces joined by veth pairs, removed on drop;
 //! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
 //!   [`mainjob::Dataplane`] child-process handle the live tests use;
+//! - [`scenario`]: real endpoint tools (DHCP clients, ping, iperf3) in the namespaces;
 //! - [`stats`]: counter tables.
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod control;
 pub mod conformance;
+pub mod control;
 pub mod mainjob;
 pub mod modespec;
 pub mod preflight;
 pub mod run;
+pub mod scenario;
 pub mod stats;
 pub mod topo;

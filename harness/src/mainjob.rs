@@ -8,6 +8,7 @@
 
 use crate::cli::{BackendChoice, ModeName};
 use crate::preflight;
+use crate::scenario;
 use crate::topo::{netns_exec, Topology};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
@@ -21,6 +22,7 @@ use vnet_core::port::mem::mem_pair;
 use vnet_core::port::Port;
 use vnet_core::time::Instant;
 use vnet_modes::internal::{InternalConfig, InternalMode};
+use vnet_modes::natmode::NatFlavor;
 
 /// Addresses of the embedded Internal topology.
 pub const INTERNAL_VM1: &str = "192.168.60.11";
@@ -29,12 +31,6 @@ pub const INTERNAL_VM2: &str = "192.168.60.12";
 
 /// Run the main job.
 pub fn main_job(mode: ModeName, backend: BackendChoice) -> Result<()> {
-    if mode != ModeName::Internal {
-        bail!(
-            "the main job for mode {} is not implemented in this build yet; try `vnet-bench --mode internal`",
-            mode.as_str()
-        );
-    }
     let use_xdp = match backend {
         BackendChoice::Mem => false,
         BackendChoice::Xdp => {
@@ -45,10 +41,402 @@ pub fn main_job(mode: ModeName, backend: BackendChoice) -> Result<()> {
         BackendChoice::Auto => preflight::is_root() && preflight::has_af_xdp(),
     };
     if use_xdp {
-        internal_live()
+        match mode {
+            ModeName::Internal => internal_live(),
+            ModeName::Nat => nat_live(NatFlavor::PerVm),
+            ModeName::NatNetwork => nat_live(NatFlavor::Network),
+            ModeName::HostOnly => host_only_live(),
+            ModeName::Bridged => bridged_live(),
+        }
     } else {
-        internal_mem()
+        mem_job(mode)
     }
+}
+
+/// Without AF_XDP: the mode's conformance cases over in-memory ports, with independent
+/// TCP/IP stacks as endpoints (and, for Internal, an in-memory forwarding run).
+fn mem_job(mode: ModeName) -> Result<()> {
+    println!(
+        "main job: mode {}, backend mem (run as root for the AF_XDP backend)",
+        mode.as_str()
+    );
+    if mode == ModeName::Internal {
+        internal_mem()?;
+    }
+    let Some(m) = crate::conformance::ModeUnderTest::for_mode(mode) else {
+        bail!("the in-memory conformance cases for mode {} are not built yet; run as root for the live main job", mode.as_str());
+    };
+    let report = crate::conformance::run_mem(&[m]);
+    report.print_tables();
+    if !report.all_pass() {
+        bail!(
+            "mode {} does not deliver its row of Table 1-1 (see the cells marked !!)",
+            mode.as_str()
+        );
+    }
+    println!(
+        "main job: mode {} matches its row of Table 1-1 in memory",
+        mode.as_str()
+    );
+    Ok(())
+}
+
+/// One checked cell of the main job's live run.
+struct Check {
+    cell: &'static str,
+    expected: &'static str,
+    ok: bool,
+    evidence: String,
+}
+
+fn print_checks(checks: &[Check]) -> bool {
+    println!("{:<12} {:<14} {:<6} evidence", "cell", "expected", "result");
+    for c in checks {
+        println!(
+            "{:<12} {:<14} {:<6} {}",
+            c.cell,
+            c.expected,
+            if c.ok { "ok" } else { "FAIL" },
+            c.evidence
+        );
+    }
+    checks.iter().all(|c| c.ok)
+}
+
+/// NAT or NAT Network on AF_XDP: DHCP, translation, port forwarding, isolation, with the
+/// guests' real stacks and servers beyond the uplink and on the host.
+fn nat_live(flavor: NatFlavor) -> Result<()> {
+    let mode = if flavor == NatFlavor::PerVm {
+        "nat"
+    } else {
+        "nat-network"
+    };
+    let prefix = format!("vm{}", std::process::id() % 10000);
+    println!("main job: mode {mode}, backend xdp, topology {prefix}-{{dp,vm1,vm2,host,inet}}");
+    let topo = Topology::build(
+        &prefix,
+        &[
+            ("vm1", None),
+            ("vm2", None),
+            ("host", Some("198.19.0.1/24")),
+            ("inet", Some("198.18.0.1/24")),
+        ],
+    )?;
+    let e = |r: &str| topo.endpoint(r).clone();
+    let (vm1, vm2, host, inet) = (e("vm1"), e("vm2"), e("host"), e("inet"));
+    let scratch = scenario::Scratch::new("main")?;
+    let control = scratch.join("control.sock").display().to_string();
+    let rule = if flavor == NatFlavor::PerVm {
+        "fwd,tcp,,2222,,5201".to_string()
+    } else {
+        "fwd:tcp:[]:2222:[10.0.2.4]:5201".to_string()
+    };
+    let mut dp = Dataplane::start(
+        topo.dp_netns(),
+        &[
+            "run",
+            "--mode",
+            mode,
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--host",
+            &host.dp_ifname,
+            "--uplink",
+            &inet.dp_ifname,
+            "--external-ip",
+            "198.18.0.2/24",
+            "--gateway",
+            "198.18.0.1",
+            "--pf",
+            &rule,
+            "--control",
+            &control,
+            "--stats-interval",
+            "0",
+        ],
+    )?;
+    let result = (|| -> Result<Vec<Check>> {
+        let script = scenario::udhcpc_script(&scratch)?;
+        let a1 = scenario::lease(&vm1, &script)?;
+        let a2 = scenario::lease(&vm2, &script)?;
+        println!("  DHCP: vm1 {a1}, vm2 {a2}");
+        let mut checks = Vec::new();
+        // VM -> Inet: ICMP and TCP, seen from the external address.
+        let icmp = scenario::ping(&vm1.netns, "198.18.0.1", 3);
+        let srv = scenario::iperf_server(&inet.netns, "198.18.0.1", 5301)?;
+        let rate = scenario::iperf_client(&vm1.netns, "198.18.0.1", 5301, 2);
+        let seen = scenario::server_log(srv);
+        let translated = seen.contains("Accepted connection from 198.18.0.2");
+        checks.push(Check {
+            cell: "VM -> Inet",
+            expected: "+",
+            ok: icmp.is_some() && rate.is_some() && translated,
+            evidence: format!(
+                "ping {}; TCP {} (iperf3 2 s); server saw {}",
+                if icmp.is_some() { "ok" } else { "failed" },
+                rate.clone().unwrap_or_else(|| "failed".into()),
+                if translated {
+                    "198.18.0.2 (the external address)"
+                } else {
+                    "no translated connection"
+                }
+            ),
+        });
+        // VM -> Host through the host loopback address 10.0.2.2.
+        let srv = scenario::iperf_server(&host.netns, "198.19.0.1", 5302)?;
+        let rate = scenario::iperf_client(&vm1.netns, "10.0.2.2", 5302, 1);
+        let seen = scenario::server_log(srv);
+        checks.push(Check {
+            cell: "VM -> Host",
+            expected: "+",
+            ok: rate.is_some() && seen.contains("Accepted connection from 198.19.0.2"),
+            evidence: format!(
+                "TCP to 10.0.2.2 reached the host: {}",
+                rate.unwrap_or_else(|| "failed".into())
+            ),
+        });
+        // Inet -> VM and Host -> VM: only through the rule.
+        let target = if flavor == NatFlavor::PerVm {
+            a1.clone()
+        } else {
+            "10.0.2.4".to_string()
+        };
+        // NAT: the rule (no vmN: prefix) is vm1's; NAT Network: whoever leased .4.
+        let guest = if flavor == NatFlavor::Network && a2 == target {
+            &vm2
+        } else {
+            &vm1
+        };
+        let mut forwarded = Vec::new();
+        for (who, ns, addr) in [
+            ("inet", &inet.netns, "198.18.0.2"),
+            ("host", &host.netns, "198.19.0.2"),
+        ] {
+            let srv = scenario::iperf_server(&guest.netns, &target, 5201)?;
+            let ok = scenario::iperf_client(ns, addr, 2222, 1).is_some();
+            scenario::server_log(srv);
+            let srv = scenario::iperf_server(&guest.netns, &target, 5201)?;
+            let blocked = scenario::iperf_client(ns, addr, 2223, 1).is_none();
+            scenario::server_log(srv);
+            forwarded.push((who, ok, blocked));
+        }
+        for (who, ok, blocked) in forwarded {
+            checks.push(Check {
+                cell: if who == "inet" {
+                    "Inet -> VM"
+                } else {
+                    "Host -> VM"
+                },
+                expected: "port forward",
+                ok: ok && blocked,
+                evidence: format!(
+                    "rule 2222 -> {target}:5201 {}; port 2223 without a rule {}",
+                    if ok { "passes" } else { "FAILED" },
+                    if blocked { "blocked" } else { "OPEN" }
+                ),
+            });
+        }
+        // VM1 <-> VM2.
+        let (expected, ok, evidence) = if flavor == NatFlavor::PerVm {
+            let sniffer = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &vm2.netns,
+                    "timeout",
+                    "4",
+                    "tcpdump",
+                    "-l",
+                    "-n",
+                    "-c",
+                    "1",
+                    "-i",
+                    &vm2.ifname,
+                    "ether",
+                    "src",
+                    &vm1.mac,
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()?;
+            std::thread::sleep(Duration::from_millis(700));
+            let _ = netns_exec(
+                &vm1.netns,
+                "ping",
+                &["-c", "2", "-b", "-W", "1", "10.0.2.255"],
+            );
+            let _ = netns_exec(&vm1.netns, "ping", &["-c", "2", "-W", "1", "10.0.2.16"]);
+            let seen = String::from_utf8_lossy(&sniffer.wait_with_output()?.stdout).to_string();
+            (
+                "-",
+                seen.trim().is_empty(),
+                "vm2 captured none of vm1's broadcast or unicast frames".to_string(),
+            )
+        } else {
+            let p = scenario::ping(&vm1.netns, &a2, 3);
+            (
+                "+",
+                p.is_some(),
+                format!("vm1 -> vm2 ping: {}", p.unwrap_or_else(|| "failed".into())),
+            )
+        };
+        checks.push(Check {
+            cell: "VM1 <-> VM2",
+            expected,
+            ok,
+            evidence,
+        });
+        Ok(checks)
+    })();
+    let log = dp.stop()?;
+    let checks = result?;
+    let all = print_checks(&checks);
+    println!("dataplane output:\n{log}");
+    if !all {
+        bail!("mode {mode} does not deliver what its row of Table 1-1 promises (see FAIL above)");
+    }
+    println!(
+        "main job: {mode} matches Table 1-1 (VM <-> Host: {}, VM1 <-> VM2: {}, VM -> Internet: +, VM <- Internet: port forwarding)",
+        "- (VM -> host through 10.0.2.2, host -> VM by rule)",
+        if flavor == NatFlavor::PerVm { "-" } else { "+" }
+    );
+    Ok(())
+}
+
+/// Host-only on AF_XDP: both guests lease from the dataplane's DHCP server, reach each
+/// other and the host.
+fn host_only_live() -> Result<()> {
+    let prefix = format!("vm{}", std::process::id() % 10000);
+    println!("main job: mode host-only, backend xdp, topology {prefix}-{{dp,vm1,vm2,host}}");
+    let topo = Topology::build(
+        &prefix,
+        &[
+            ("vm1", None),
+            ("vm2", None),
+            ("host", Some("192.168.56.1/24")),
+        ],
+    )?;
+    let e = |r: &str| topo.endpoint(r).clone();
+    let (vm1, vm2, host) = (e("vm1"), e("vm2"), e("host"));
+    let mut dp = Dataplane::start(
+        topo.dp_netns(),
+        &[
+            "run",
+            "--mode",
+            "host-only",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--host",
+            &host.dp_ifname,
+            "--stats-interval",
+            "0",
+        ],
+    )?;
+    let scratch = scenario::Scratch::new("main")?;
+    let result = (|| -> Result<Vec<Check>> {
+        let script = scenario::udhcpc_script(&scratch)?;
+        let a1 = scenario::lease(&vm1, &script)?;
+        let a2 = scenario::lease(&vm2, &script)?;
+        println!("  DHCP: vm1 {a1}, vm2 {a2}");
+        let p12 = scenario::ping(&vm1.netns, &a2, 3);
+        let p1h = scenario::ping(&vm1.netns, "192.168.56.1", 3);
+        let ph2 = scenario::ping(&host.netns, &a2, 3);
+        Ok(vec![
+            Check {
+                cell: "VM1 <-> VM2",
+                expected: "+",
+                ok: p12.is_some(),
+                evidence: p12.unwrap_or_default(),
+            },
+            Check {
+                cell: "VM -> Host",
+                expected: "+",
+                ok: p1h.is_some(),
+                evidence: p1h.unwrap_or_default(),
+            },
+            Check {
+                cell: "Host -> VM",
+                expected: "+",
+                ok: ph2.is_some(),
+                evidence: ph2.unwrap_or_default(),
+            },
+        ])
+    })();
+    let log = dp.stop()?;
+    let all = print_checks(&result?);
+    println!("dataplane output:\n{log}");
+    if !all {
+        bail!("mode host-only does not deliver its row of Table 1-1 (see FAIL above)");
+    }
+    println!(
+        "main job: host-only: guests lease from 192.168.56.100 and reach each other and the host"
+    );
+    Ok(())
+}
+
+/// Bridged on AF_XDP: guests, host and a server on the uplink LAN all reach each other.
+fn bridged_live() -> Result<()> {
+    let prefix = format!("vm{}", std::process::id() % 10000);
+    println!("main job: mode bridged, backend xdp, topology {prefix}-{{dp,vm1,vm2,host,inet}}");
+    let hosts = [
+        ("vm1", "198.18.0.11"),
+        ("vm2", "198.18.0.12"),
+        ("host", "198.18.0.254"),
+        ("inet", "198.18.0.1"),
+    ];
+    let spec: Vec<(&str, Option<String>)> = hosts
+        .iter()
+        .map(|(r, a)| (*r, Some(format!("{a}/24"))))
+        .collect();
+    let spec_ref: Vec<(&str, Option<&str>)> =
+        spec.iter().map(|(r, a)| (*r, a.as_deref())).collect();
+    let topo = Topology::build(&prefix, &spec_ref)?;
+    let e = |r: &str| topo.endpoint(r).clone();
+    let mut dp = Dataplane::start(
+        topo.dp_netns(),
+        &[
+            "run",
+            "--mode",
+            "bridged",
+            "--vm",
+            &e("vm1").dp_ifname,
+            "--vm",
+            &e("vm2").dp_ifname,
+            "--host",
+            &e("host").dp_ifname,
+            "--uplink",
+            &e("inet").dp_ifname,
+            "--stats-interval",
+            "0",
+        ],
+    )?;
+    let mut checks = Vec::new();
+    for (cell, from, to) in [
+        ("VM1 <-> VM2", "vm1", 1),
+        ("VM -> Host", "vm1", 2),
+        ("VM -> Inet", "vm2", 3),
+        ("Inet -> VM", "inet", 0),
+    ] {
+        let p = scenario::ping(&e(from).netns, hosts[to].1, 3);
+        checks.push(Check {
+            cell,
+            expected: "+",
+            ok: p.is_some(),
+            evidence: p.unwrap_or_default(),
+        });
+    }
+    let log = dp.stop()?;
+    let all = print_checks(&checks);
+    println!("dataplane output:\n{log}");
+    if !all {
+        bail!("mode bridged does not deliver its row of Table 1-1 (see FAIL above)");
+    }
+    println!("main job: bridged: everything reaches everything");
+    Ok(())
 }
 
 /// The Internal mode on AF_XDP in the harness's own namespaces, proven with `ping`.

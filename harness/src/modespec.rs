@@ -10,11 +10,11 @@ use vnet_core::time::Instant;
 use vnet_modes::any::AnyMode;
 use vnet_modes::dhcp::DhcpServerConfig;
 use vnet_modes::gateway::SharedDhcp;
-use vnet_modes::nat::{Filtering, ForwardRule};
-use vnet_modes::natmode::{HostLink, NatFlavor, NatModeConfig, NatSpec};
 use vnet_modes::host_only::HostOnlyConfig;
 use vnet_modes::internal::InternalConfig;
 use vnet_modes::layout::PortLayout;
+use vnet_modes::nat::{Filtering, ForwardRule};
+use vnet_modes::natmode::{HostLink, NatFlavor, NatModeConfig, NatSpec};
 use vnet_modes::segment::SegmentSpec;
 use vnet_modes::switch::SwitchConfig;
 
@@ -48,7 +48,9 @@ impl ModePlan {
     pub fn build(&self, worker: usize, workers: usize) -> Result<AnyMode> {
         Ok(match &self.recipe {
             Recipe::Segment(spec) => AnyMode::Switched(spec.build(worker)),
-            Recipe::Nat(spec) => AnyMode::Nat(Box::new(spec.build(worker, workers, Instant::now())?)),
+            Recipe::Nat(spec) => {
+                AnyMode::Nat(Box::new(spec.build(worker, workers, Instant::now())?))
+            }
         })
     }
 
@@ -76,7 +78,9 @@ pub fn parse_rules(flavor: NatFlavor, vms: usize, specs: &[String]) -> Result<Ve
                             .parse()
                             .ok()
                             .filter(|n| (1..=vms).contains(n))
-                            .ok_or_else(|| anyhow!("--pf {spec:?}: {vm:?} names no VM (vm1 to vm{vms})"))?;
+                            .ok_or_else(|| {
+                                anyhow!("--pf {spec:?}: {vm:?} names no VM (vm1 to vm{vms})")
+                            })?;
                         (n - 1, body)
                     }
                     _ => (0, spec.as_str()),
@@ -90,7 +94,12 @@ pub fn parse_rules(flavor: NatFlavor, vms: usize, specs: &[String]) -> Result<Ve
     Ok(rules)
 }
 
-fn nat_plan(args: &RunArgs, flavor: NatFlavor, mut ports: Vec<String>, mut roles: Vec<String>) -> Result<ModePlan> {
+fn nat_plan(
+    args: &RunArgs,
+    flavor: NatFlavor,
+    mut ports: Vec<String>,
+    mut roles: Vec<String>,
+) -> Result<ModePlan> {
     let name = args.mode.as_str();
     let uplink = args
         .uplink
@@ -105,7 +114,9 @@ fn nat_plan(args: &RunArgs, flavor: NatFlavor, mut ports: Vec<String>, mut roles
     let gateway = args
         .gateway
         .ok_or_else(|| anyhow!("{name} mode needs the uplink's next hop; add --gateway IP"))?;
-    if u32::from(gateway) & u32::from(mask(prefix)) != u32::from(external_ip) & u32::from(mask(prefix)) {
+    if u32::from(gateway) & u32::from(mask(prefix))
+        != u32::from(external_ip) & u32::from(mask(prefix))
+    {
         bail!("--gateway {gateway} is not on the uplink's network {external_ip}/{prefix}");
     }
     if args.dhcp || args.no_dhcp || args.subnet.is_some() {
@@ -132,13 +143,22 @@ fn nat_plan(args: &RunArgs, flavor: NatFlavor, mut ports: Vec<String>, mut roles
     config.dhcp.lease_time = Duration::from_secs(args.lease_time);
     config.dhcp.lease_file = args.lease_file.clone();
     if let Some(h) = &args.host {
-        let (own, host) = args
-            .host_link
-            .split_once('/')
-            .ok_or_else(|| anyhow!("--host-link {:?} is not OWN/HOST (e.g. 198.19.0.2/198.19.0.1)", args.host_link))?;
-        let own: Ipv4Addr = own.parse().map_err(|_| anyhow!("--host-link: {own:?} is not an IPv4 address"))?;
-        let host: Ipv4Addr = host.parse().map_err(|_| anyhow!("--host-link: {host:?} is not an IPv4 address"))?;
-        config.host = Some(HostLink { own_ip: own, host_ip: host });
+        let (own, host) = args.host_link.split_once('/').ok_or_else(|| {
+            anyhow!(
+                "--host-link {:?} is not OWN/HOST (e.g. 198.19.0.2/198.19.0.1)",
+                args.host_link
+            )
+        })?;
+        let own: Ipv4Addr = own
+            .parse()
+            .map_err(|_| anyhow!("--host-link: {own:?} is not an IPv4 address"))?;
+        let host: Ipv4Addr = host
+            .parse()
+            .map_err(|_| anyhow!("--host-link: {host:?} is not an IPv4 address"))?;
+        config.host = Some(HostLink {
+            own_ip: own,
+            host_ip: host,
+        });
         ports.push(h.clone());
         roles.push("host".into());
     }
@@ -152,7 +172,12 @@ fn nat_plan(args: &RunArgs, flavor: NatFlavor, mut ports: Vec<String>, mut roles
         config.napt.filtering
     );
     let spec = NatSpec::new(config, workers, Instant::now())?;
-    Ok(ModePlan { ports, roles, recipe: Recipe::Nat(spec), summary })
+    Ok(ModePlan {
+        ports,
+        roles,
+        recipe: Recipe::Nat(spec),
+        summary,
+    })
 }
 
 fn parse_cidr_flag(flag: &str, text: &str) -> Result<(Ipv4Addr, u8)> {
@@ -238,7 +263,11 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
                 bail!("give at least two --vm interfaces: a switch with one port forwards nothing");
             }
             let subnet = parse_cidr(args.subnet.as_deref().unwrap_or("192.168.60.1/24"))?;
-            let dhcp = if args.dhcp { Some(dhcp_config(args, subnet)?) } else { None };
+            let dhcp = if args.dhcp {
+                Some(dhcp_config(args, subnet)?)
+            } else {
+                None
+            };
             let summary = format!(
                 "mode internal, network {:?}, {}",
                 args.network,
@@ -246,12 +275,15 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
                     .map(|d| format!("DHCP {} pool {}-{}", d.server_ip, d.pool_start, d.pool_end))
                     .unwrap_or_else(|| "no DHCP".into())
             );
-            let spec = SegmentSpec::internal(InternalConfig {
-                network: args.network.clone(),
-                vms,
-                switch,
-                dhcp,
-            }, Instant::now())?;
+            let spec = SegmentSpec::internal(
+                InternalConfig {
+                    network: args.network.clone(),
+                    vms,
+                    switch,
+                    dhcp,
+                },
+                Instant::now(),
+            )?;
             Ok(ModePlan {
                 ports,
                 roles,
@@ -263,12 +295,15 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
             if args.uplink.is_some() {
                 bail!("host-only mode has no uplink: nothing may leave the host-only network; drop --uplink");
             }
-            let host = args
-                .host
-                .clone()
-                .ok_or_else(|| anyhow!("host-only mode needs the host's interface; add --host IF"))?;
+            let host = args.host.clone().ok_or_else(|| {
+                anyhow!("host-only mode needs the host's interface; add --host IF")
+            })?;
             let subnet = parse_cidr(args.subnet.as_deref().unwrap_or("192.168.56.1/24"))?;
-            let dhcp = if args.no_dhcp { None } else { Some(dhcp_config(args, subnet)?) };
+            let dhcp = if args.no_dhcp {
+                None
+            } else {
+                Some(dhcp_config(args, subnet)?)
+            };
             let summary = format!(
                 "mode host-only, host {}/{}, {}",
                 subnet.0,
@@ -279,7 +314,8 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
             );
             ports.push(host);
             roles.push("host".into());
-            let spec = SegmentSpec::host_only(HostOnlyConfig { vms, switch, dhcp }, Instant::now())?;
+            let spec =
+                SegmentSpec::host_only(HostOnlyConfig { vms, switch, dhcp }, Instant::now())?;
             Ok(ModePlan {
                 ports,
                 roles,
@@ -288,10 +324,9 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
             })
         }
         ModeName::Bridged => {
-            let uplink = args
-                .uplink
-                .clone()
-                .ok_or_else(|| anyhow!("bridged mode needs the uplink (the NIC's LAN); add --uplink IF"))?;
+            let uplink = args.uplink.clone().ok_or_else(|| {
+                anyhow!("bridged mode needs the uplink (the NIC's LAN); add --uplink IF")
+            })?;
             if args.dhcp || args.no_dhcp || args.subnet.is_some() || args.dhcp_range.is_some() {
                 bail!("bridged mode has no DHCP server of its own (guests get addresses from the LAN); drop the DHCP flags");
             }

@@ -7,8 +7,8 @@
 //! interface settings restored) and the final counters are printed.
 
 use crate::cli::{AttachChoice, RunArgs};
-use crate::stats::print_counters;
 use crate::control::ControlServer;
+use crate::stats::print_counters;
 use crate::{modespec, preflight};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -32,8 +32,14 @@ esac"#,
 }
 
 fn lease(vm: &Endpoint, script: &str) -> String {
-    netns_exec(&vm.netns, "busybox", &["udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", script])
-        .unwrap_or_else(|e| panic!("udhcpc on {}: {e}", vm.role));
+    netns_exec(
+        &vm.netns,
+        "busybox",
+        &[
+            "udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", script,
+        ],
+    )
+    .unwrap_or_else(|e| panic!("udhcpc on {}: {e}", vm.role));
     addr_of(&vm.netns, &vm.ifname).expect("address")
 }
 
@@ -41,7 +47,18 @@ fn lease(vm: &Endpoint, script: &str) -> String {
 /// connected.
 fn iperf_server(netns: &str, addr: &str, port: u16) -> Child {
     let c = Command::new("ip")
-        .args(["netns", "exec", netns, "iperf3", "-s", "-1", "-B", addr, "-p", &port.to_string()])
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            addr,
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -52,11 +69,18 @@ fn iperf_server(netns: &str, addr: &str, port: u16) -> Child {
 
 fn iperf_client(netns: &str, addr: &str, port: u16, udp: bool) -> bool {
     let port = port.to_string();
-    let mut args = vec!["netns", "exec", netns, "timeout", "10", "iperf3", "-c", addr, "-p", &port, "-t", "1"];
+    let mut args = vec![
+        "netns", "exec", netns, "timeout", "10", "iperf3", "-c", addr, "-p", &port, "-t", "1",
+    ];
     if udp {
         args.extend(["-u", "-b", "10M"]);
     }
-    Command::new("ip").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("ip")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The server's output once it ended (it exits after one test; killed after 3 s).
@@ -76,7 +100,19 @@ fn server_log(mut c: Child) -> String {
 fn connects(netns: &str, addr: &str, port: u16) -> bool {
     let listener_port = port.to_string();
     Command::new("ip")
-        .args(["netns", "exec", netns, "timeout", "3", "busybox", "nc", "-w", "2", addr, &listener_port])
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "timeout",
+            "3",
+            "busybox",
+            "nc",
+            "-w",
+            "2",
+            addr,
+            &listener_port,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -85,7 +121,11 @@ fn connects(netns: &str, addr: &str, port: u16) -> bool {
 }
 
 fn natpf(control: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(EXE).args(["natpf", "--control", control]).args(args).output().expect("natpf runs");
+    let out = Command::new(EXE)
+        .args(["natpf", "--control", control])
+        .args(args)
+        .output()
+        .expect("natpf runs");
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
@@ -102,13 +142,30 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
     let prefix = format!("tn{}", std::process::id() % 10000);
     let topo = Topology::build(
         &prefix,
-        &[("vm1", None), ("vm2", None), ("host", Some("198.19.0.1/24")), ("inet", Some("198.18.0.1/24"))],
+        &[
+            ("vm1", None),
+            ("vm2", None),
+            ("host", Some("198.19.0.1/24")),
+            ("inet", Some("198.18.0.1/24")),
+        ],
     )
     .expect("topology");
     let [vm1, vm2, host, inet] = ["vm1", "vm2", "host", "inet"].map(|r| topo.endpoint(r).clone());
     // A DNS server beyond the uplink.
     let mut dnsmasq = Command::new("ip")
-        .args(["netns", "exec", &inet.netns, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address=198.18.0.1", "--bind-interfaces", "--address=/example.test/198.18.0.77", "--pid-file="])
+        .args([
+            "netns",
+            "exec",
+            &inet.netns,
+            "dnsmasq",
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=198.18.0.1",
+            "--bind-interfaces",
+            "--address=/example.test/198.18.0.77",
+            "--pid-file=",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -118,44 +175,106 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
         EXE,
         topo.dp_netns(),
         &[
-            "run", "--mode", "nat", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--host", &host.dp_ifname,
-            "--uplink", &inet.dp_ifname, "--external-ip", "198.18.0.2/24", "--gateway", "198.18.0.1", "--dns",
-            "198.18.0.1", "--pf", "fwd,tcp,,2222,,5201", "--control", &control, "--stats-interval", "0",
+            "run",
+            "--mode",
+            "nat",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--host",
+            &host.dp_ifname,
+            "--uplink",
+            &inet.dp_ifname,
+            "--external-ip",
+            "198.18.0.2/24",
+            "--gateway",
+            "198.18.0.1",
+            "--dns",
+            "198.18.0.1",
+            "--pf",
+            "fwd,tcp,,2222,,5201",
+            "--control",
+            &control,
+            "--stats-interval",
+            "0",
         ],
     )
     .expect("nat dataplane starts");
     let s = dhcp_script(&dir);
     assert_eq!(lease(&vm1, &s), "10.0.2.15", "vm1's lease");
-    assert_eq!(lease(&vm2, &s), "10.0.2.15", "vm2's lease (its own private NAT)");
-    assert!(ping(&vm1.netns, "10.0.2.2", "2"), "vm1 cannot ping its gateway");
+    assert_eq!(
+        lease(&vm2, &s),
+        "10.0.2.15",
+        "vm2's lease (its own private NAT)"
+    );
+    assert!(
+        ping(&vm1.netns, "10.0.2.2", "2"),
+        "vm1 cannot ping its gateway"
+    );
 
     // TCP and UDP to inet arrive from the external address.
     let srv = iperf_server(&inet.netns, "198.18.0.1", 5301);
-    assert!(iperf_client(&vm1.netns, "198.18.0.1", 5301, false), "TCP vm1 -> inet failed");
+    assert!(
+        iperf_client(&vm1.netns, "198.18.0.1", 5301, false),
+        "TCP vm1 -> inet failed"
+    );
     let log = server_log(srv);
-    assert!(log.contains("Accepted connection from 198.18.0.2"), "server did not see the external address: {log}");
+    assert!(
+        log.contains("Accepted connection from 198.18.0.2"),
+        "server did not see the external address: {log}"
+    );
     let srv = iperf_server(&inet.netns, "198.18.0.1", 5302);
-    assert!(iperf_client(&vm2.netns, "198.18.0.1", 5302, true), "UDP vm2 -> inet failed");
+    assert!(
+        iperf_client(&vm2.netns, "198.18.0.1", 5302, true),
+        "UDP vm2 -> inet failed"
+    );
     let log = server_log(srv);
-    assert!(log.contains("198.18.0.2"), "UDP test not from the external address: {log}");
+    assert!(
+        log.contains("198.18.0.2"),
+        "UDP test not from the external address: {log}"
+    );
 
     // DNS through the proxy at 10.0.2.3.
     // (-type=a: dnsmasq without upstream refuses the AAAA query busybox also sends.)
     let out = Command::new("ip")
-        .args(["netns", "exec", &vm1.netns, "timeout", "5", "busybox", "nslookup", "-type=a", "example.test", "10.0.2.3"])
+        .args([
+            "netns",
+            "exec",
+            &vm1.netns,
+            "timeout",
+            "5",
+            "busybox",
+            "nslookup",
+            "-type=a",
+            "example.test",
+            "10.0.2.3",
+        ])
         .output()
         .expect("nslookup runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("198.18.0.77"), "DNS through the proxy failed: {text}");
+    assert!(
+        text.contains("198.18.0.77"),
+        "DNS through the proxy failed: {text}"
+    );
 
     // Port forward 2222 -> vm1:5201, from inet and from the host; 2223 stays closed.
     let srv = iperf_server(&vm1.netns, "10.0.2.15", 5201);
-    assert!(iperf_client(&inet.netns, "198.18.0.2", 2222, false), "forwarded port unreachable from inet");
+    assert!(
+        iperf_client(&inet.netns, "198.18.0.2", 2222, false),
+        "forwarded port unreachable from inet"
+    );
     server_log(srv);
     let srv = iperf_server(&vm1.netns, "10.0.2.15", 5201);
-    assert!(iperf_client(&host.netns, "198.19.0.2", 2222, false), "forwarded port unreachable from the host");
+    assert!(
+        iperf_client(&host.netns, "198.19.0.2", 2222, false),
+        "forwarded port unreachable from the host"
+    );
     server_log(srv);
-    assert!(!connects(&inet.netns, "198.18.0.2", 2223), "an unforwarded port is open");
+    assert!(
+        !connects(&inet.netns, "198.18.0.2", 2223),
+        "an unforwarded port is open"
+    );
 
     // Rules while running: add 8080 -> vm1:5201, use it, delete it.
     natpf(&control, &["add", "web,tcp,,8080,,5201"]).expect("rule added");
@@ -163,15 +282,25 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
     assert!(err.contains("clash") && err.contains("web"), "{err}");
     std::thread::sleep(Duration::from_millis(300));
     let srv = iperf_server(&vm1.netns, "10.0.2.15", 5201);
-    assert!(iperf_client(&inet.netns, "198.18.0.2", 8080, false), "rule added at run time does not work");
+    assert!(
+        iperf_client(&inet.netns, "198.18.0.2", 8080, false),
+        "rule added at run time does not work"
+    );
     server_log(srv);
     natpf(&control, &["delete", "web"]).expect("rule deleted");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!connects(&inet.netns, "198.18.0.2", 8080), "deleted rule still forwards");
+    assert!(
+        !connects(&inet.netns, "198.18.0.2", 8080),
+        "deleted rule still forwards"
+    );
 
     // NAT guests never meet: nothing vm1 sends reaches vm2.
     let sniffer = sniff(&vm2.netns, &vm2.ifname, "1", &["ether", "src", &vm1.mac]);
-    let _ = netns_exec(&vm1.netns, "ping", &["-c", "2", "-b", "-W", "1", "10.0.2.255"]);
+    let _ = netns_exec(
+        &vm1.netns,
+        "ping",
+        &["-c", "2", "-b", "-W", "1", "10.0.2.255"],
+    );
     let _ = netns_exec(&vm1.netns, "ping", &["-c", "2", "-W", "1", "10.0.2.16"]);
     let seen = sniffed(sniffer);
     assert!(seen.trim().is_empty(), "vm2 saw vm1's frames: {seen}");
@@ -189,15 +318,39 @@ fn nat_network_live_guests_meet_and_translate() {
     }
     let dir = TempDir::new("natnet");
     let prefix = format!("tw{}", std::process::id() % 10000);
-    let topo = Topology::build(&prefix, &[("vm1", None), ("vm2", None), ("inet", Some("198.18.0.1/24"))]).expect("topology");
+    let topo = Topology::build(
+        &prefix,
+        &[
+            ("vm1", None),
+            ("vm2", None),
+            ("inet", Some("198.18.0.1/24")),
+        ],
+    )
+    .expect("topology");
     let [vm1, vm2, inet] = ["vm1", "vm2", "inet"].map(|r| topo.endpoint(r).clone());
     let mut dp = Dataplane::start_exe(
         EXE,
         topo.dp_netns(),
         &[
-            "run", "--mode", "nat-network", "--vm", &vm1.dp_ifname, "--vm", &vm2.dp_ifname, "--uplink", &inet.dp_ifname,
-            "--external-ip", "198.18.0.2/24", "--gateway", "198.18.0.1", "--pf", "fwd:tcp:[]:2222:[10.0.2.4]:5201",
-            "--control", &dir.join("nn.sock").display().to_string(), "--stats-interval", "0",
+            "run",
+            "--mode",
+            "nat-network",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--uplink",
+            &inet.dp_ifname,
+            "--external-ip",
+            "198.18.0.2/24",
+            "--gateway",
+            "198.18.0.1",
+            "--pf",
+            "fwd:tcp:[]:2222:[10.0.2.4]:5201",
+            "--control",
+            &dir.join("nn.sock").display().to_string(),
+            "--stats-interval",
+            "0",
         ],
     )
     .expect("nat-network dataplane starts");
@@ -205,19 +358,34 @@ fn nat_network_live_guests_meet_and_translate() {
     let a1 = lease(&vm1, &s);
     let a2 = lease(&vm2, &s);
     for a in [&a1, &a2] {
-        let last: u8 = a.strip_prefix("10.0.2.").and_then(|h| h.parse().ok()).expect("10.0.2.x");
+        let last: u8 = a
+            .strip_prefix("10.0.2.")
+            .and_then(|h| h.parse().ok())
+            .expect("10.0.2.x");
         assert!((4..=254).contains(&last), "{a} outside the pool");
     }
     assert_ne!(a1, a2);
-    assert!(ping(&vm1.netns, &a2, "2"), "NAT Network guests cannot reach each other");
-    assert!(ping(&vm2.netns, "10.0.2.1", "2"), "router 10.0.2.1 does not answer");
+    assert!(
+        ping(&vm1.netns, &a2, "2"),
+        "NAT Network guests cannot reach each other"
+    );
+    assert!(
+        ping(&vm2.netns, "10.0.2.1", "2"),
+        "router 10.0.2.1 does not answer"
+    );
     let srv = iperf_server(&inet.netns, "198.18.0.1", 5303);
-    assert!(iperf_client(&vm2.netns, "198.18.0.1", 5303, false), "TCP vm2 -> inet failed");
+    assert!(
+        iperf_client(&vm2.netns, "198.18.0.1", 5303, false),
+        "TCP vm2 -> inet failed"
+    );
     let log = server_log(srv);
     assert!(log.contains("Accepted connection from 198.18.0.2"), "{log}");
     if a1 == "10.0.2.4" {
         let srv = iperf_server(&vm1.netns, &a1, 5201);
-        assert!(iperf_client(&inet.netns, "198.18.0.2", 2222, false), "forwarded port unreachable");
+        assert!(
+            iperf_client(&inet.netns, "198.18.0.2", 2222, false),
+            "forwarded port unreachable"
+        );
         server_log(srv);
     }
     dp.stop().expect("stops cleanly");

@@ -18,7 +18,13 @@ pub enum AnyMode {
 
 impl Pipeline for AnyMode {
     #[inline]
-    fn process(&mut self, now: Instant, pool: &mut FramePool, pkts: &mut [Pkt], verdicts: &mut [Verdict]) {
+    fn process(
+        &mut self,
+        now: Instant,
+        pool: &mut FramePool,
+        pkts: &mut [Pkt],
+        verdicts: &mut [Verdict],
+    ) {
         match self {
             AnyMode::Switched(m) => m.process(now, pool, pkts, verdicts),
             AnyMode::Nat(m) => m.process(now, pool, pkts, verdicts),

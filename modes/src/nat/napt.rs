@@ -11,8 +11,12 @@
 //! - `sessions`: a slab of [`Session`]s, each on its mapping's doubly linked list, indexed
 //!   by `by_session`: `(mapping, remote ip, remote port)` -> session;
 //! - `addrs`: per `(dynamic mapping, remote ip)` the number of sessions and the latest
-//!   deadline among them, indexed by `by_addr` (address-dependent filtering in O(1));
+//!   deadline among them, indexed by `by_addr` (address-dependent filtering in O(1); kept
+//!   only under that filtering);
 //! - `wheel`: the timing wheel over session indices.
+//!
+//! Session lookups of a mapping with a single session (the common case: one TCP
+//! connection per ephemeral port) read its list head instead of probing `by_session`.
 //!
 //! Invariants:
 //!
@@ -52,7 +56,6 @@ struct Mapping {
     /// Dynamic: the external address. Static: the rule's address, 0 for every address.
     ext_ip: u32,
     is_static: bool,
-    live: bool,
     /// Head of the session list.
     sessions: u32,
     session_count: u32,
@@ -69,7 +72,6 @@ const FREE_MAPPING: Mapping = Mapping {
     ext_port: 0,
     ext_ip: 0,
     is_static: false,
-    live: false,
     sessions: NIL,
     session_count: 0,
     expires: Instant::ZERO,
@@ -77,14 +79,13 @@ const FREE_MAPPING: Mapping = Mapping {
     next_inside: NIL,
 };
 
+/// 32 bytes (checked by a unit test): two of them per cache line.
 #[derive(Debug, Clone, Copy)]
 struct Session {
     mapping: u32,
     remote_ip: u32,
     remote_port: u16,
     tcp: TcpTrack,
-    /// The external address this session uses (resolves a rule's "every address").
-    ext_ip: u32,
     /// Index in `addrs`, `NIL` for sessions of static mappings.
     addr: u32,
     expires: Instant,
@@ -97,7 +98,6 @@ const FREE_SESSION: Session = Session {
     remote_ip: 0,
     remote_port: 0,
     tcp: TcpTrack::ZERO,
-    ext_ip: 0,
     addr: NIL,
     expires: Instant::ZERO,
     prev: NIL,
@@ -234,6 +234,9 @@ pub struct Napt {
     free_mappings: Vec<u32>,
     dynamic_count: usize,
     sessions: Box<[Session]>,
+    /// Per session of a static mapping: the external address it uses (resolves a rule's
+    /// "every address"). Kept out of [`Session`] so the hot struct stays 32 bytes.
+    session_ext: Box<[u32]>,
     free_sessions: Vec<u32>,
     session_count: usize,
     addrs: Box<[AddrEntry]>,
@@ -268,6 +271,7 @@ impl Napt {
             free_mappings: (0..max_mappings as u32).rev().collect(),
             dynamic_count: 0,
             sessions: vec![FREE_SESSION; max].into_boxed_slice(),
+            session_ext: vec![0; max].into_boxed_slice(),
             free_sessions: (0..max as u32).rev().collect(),
             session_count: 0,
             addrs: vec![AddrEntry::default(); max].into_boxed_slice(),
@@ -431,7 +435,7 @@ impl Napt {
             m = self.pick_sibling(m, dst, dport);
         }
         let mp = self.mappings[m as usize];
-        match self.by_session.get(session_key(m, dst, dport)) {
+        match self.find_session(m, dst, dport) {
             Some(s) => {
                 let sess = &mut self.sessions[s as usize];
                 if sess.expires <= now {
@@ -441,7 +445,11 @@ impl Napt {
                 } else if proto == NatProto::Tcp {
                     sess.tcp.update(Dir::Out, flags);
                 }
-                let ext_ip = sess.ext_ip;
+                let ext_ip = if mp.is_static {
+                    self.session_ext[s as usize]
+                } else {
+                    self.ext_ip
+                };
                 self.refresh(s, now);
                 Ok((ext_ip, mp.ext_port))
             }
@@ -495,10 +503,10 @@ impl Napt {
         if !mp.is_static && mp.expires <= now {
             return Err(NatDrop::IcmpErrorNoMapping);
         }
-        let ext_ip = match self.by_session.get(session_key(m, q.src, remote_port)) {
-            Some(s) => self.sessions[s as usize].ext_ip,
-            None if mp.ext_ip != 0 => mp.ext_ip,
-            None => self.ext_ip,
+        let ext_ip = match self.find_session(m, q.src, remote_port) {
+            Some(s) if mp.is_static => self.session_ext[s as usize],
+            _ if mp.ext_ip != 0 => mp.ext_ip,
+            _ => self.ext_ip,
         };
         let (hl, tl) = (h.hl, h.tl);
         rewrite_quoted(
@@ -631,7 +639,7 @@ impl Napt {
             }
             if proto == NatProto::Tcp {
                 // A session of this very connection decides; else the filter.
-                if let Some(s) = self.by_session.get(session_key(m, src, sport)) {
+                if let Some(s) = self.find_session(m, src, sport) {
                     if self.sessions[s as usize].expires <= now {
                         return Err(NatDrop::Filtered);
                     }
@@ -646,12 +654,12 @@ impl Napt {
             return Ok(m);
         }
         // A forwarding rule: no filtering; track the session when there is room.
-        match self.by_session.get(session_key(m, src, sport)) {
+        match self.find_session(m, src, sport) {
             Some(s) => {
                 let sess = &mut self.sessions[s as usize];
                 if sess.expires <= now {
                     sess.tcp = TcpTrack::new(Dir::In, flags);
-                    sess.ext_ip = dst;
+                    self.session_ext[s as usize] = dst;
                     self.counters.new_sessions += 1;
                 } else if proto == NatProto::Tcp {
                     sess.tcp.update(Dir::In, flags);
@@ -676,12 +684,10 @@ impl Napt {
         match self.cfg.filtering {
             EndpointIndependent => self.mappings[m as usize].expires > now,
             AddressDependent => self
-                .by_addr
-                .get(addr_key(m, remote_ip))
+                .find_addr(m, remote_ip)
                 .is_some_and(|a| self.addrs[a as usize].expires > now),
             AddressPortDependent => self
-                .by_session
-                .get(session_key(m, remote_ip, remote_port))
+                .find_session(m, remote_ip, remote_port)
                 .is_some_and(|s| self.sessions[s as usize].expires > now),
         }
     }
@@ -816,7 +822,6 @@ impl Napt {
             ext_port: port,
             ext_ip: rule.external_ip.map_or(0, u32::from),
             is_static: true,
-            live: true,
             sessions: NIL,
             session_count: 0,
             expires: NEVER,
@@ -901,16 +906,42 @@ impl Napt {
             .is_some_and(|m| self.mappings[m as usize].is_static)
     }
 
+    /// The session `(m, remote)`. A mapping with a single session (most: one TCP connection
+    /// per ephemeral port) answers from its list head, without probing the index.
+    #[inline]
+    fn find_session(&self, m: u32, remote_ip: u32, remote_port: u16) -> Option<u32> {
+        let mp = &self.mappings[m as usize];
+        match mp.session_count {
+            0 => None,
+            1 => {
+                let sess = &self.sessions[mp.sessions as usize];
+                (sess.remote_ip == remote_ip && sess.remote_port == remote_port)
+                    .then_some(mp.sessions)
+            }
+            _ => self.by_session.get(session_key(m, remote_ip, remote_port)),
+        }
+    }
+
+    /// The address entry `(m, remote_ip)` (address-dependent filtering only).
+    #[inline]
+    fn find_addr(&self, m: u32, remote_ip: u32) -> Option<u32> {
+        let mp = &self.mappings[m as usize];
+        match mp.session_count {
+            0 => None,
+            1 => {
+                let sess = &self.sessions[mp.sessions as usize];
+                (sess.remote_ip == remote_ip && sess.addr != NIL).then_some(sess.addr)
+            }
+            _ => self.by_addr.get(addr_key(m, remote_ip)),
+        }
+    }
+
     /// Among the static mappings sharing `m`'s inside endpoint, the one with a session to
     /// `remote` (the rule the conversation came in through), else `m`.
     fn pick_sibling(&self, m: u32, remote_ip: u32, remote_port: u16) -> u32 {
         let mut c = m;
         while c != NIL {
-            if self
-                .by_session
-                .get(session_key(c, remote_ip, remote_port))
-                .is_some()
-            {
+            if self.find_session(c, remote_ip, remote_port).is_some() {
                 return c;
             }
             c = self.mappings[c as usize].next_inside;
@@ -938,7 +969,6 @@ impl Napt {
             ext_port,
             ext_ip: self.ext_ip,
             is_static: false,
-            live: true,
             sessions: NIL,
             session_count: 0,
             expires: Instant::ZERO,
@@ -956,7 +986,7 @@ impl Napt {
     /// Frees mapping `m` (its sessions already removed): indices, port, slot.
     fn drop_mapping(&mut self, m: u32) {
         let mp = self.mappings[m as usize];
-        debug_assert!(mp.live && mp.session_count == 0);
+        debug_assert!(mp.session_count == 0 && mp.sessions == NIL);
         let key = inside_key(mp.realm, mp.proto, mp.inside_ip, mp.inside_port);
         match self.inside.get(key) {
             Some(first) if first == m => {
@@ -1017,7 +1047,7 @@ impl Napt {
             .pop()
             .expect("caller checked max_sessions");
         let mp = &mut self.mappings[m as usize];
-        let addr = if mp.is_static {
+        let addr = if mp.is_static || self.cfg.filtering != super::Filtering::AddressDependent {
             NIL
         } else {
             let key = addr_key(m, remote_ip);
@@ -1051,12 +1081,12 @@ impl Napt {
             remote_ip,
             remote_port,
             tcp,
-            ext_ip,
             addr,
             expires: Instant::ZERO,
             prev: NIL,
             next: head,
         };
+        self.session_ext[s as usize] = ext_ip;
         self.by_session
             .insert(session_key(m, remote_ip, remote_port), s);
         self.session_count += 1;
@@ -1139,5 +1169,16 @@ impl Napt {
             let s = self.mappings[m as usize].sessions;
             self.remove_session(s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_structs_stay_small() {
+        assert_eq!(std::mem::size_of::<Session>(), 32);
+        assert!(std::mem::size_of::<Mapping>() <= 40);
     }
 }

@@ -1,14 +1,16 @@
 //! A fixed-capacity open-addressing hash index, keyed by small packed keys, and a slab of
 //! indices.
 //!
-//! [`FixedMap`] is allocated once at twice its entry limit (rounded up to a power of two),
-//! uses linear probing and backward-shift deletion, and hashes with a seeded 64-bit mixer
-//! so that remote hosts cannot aim collisions without knowing the seed.
+//! [`FixedMap`] is allocated once at 1.5 times its entry limit rounded up to a power of two
+//! (a load factor of at most 2/3), uses linear probing and backward-shift deletion, and
+//! hashes with a seeded 64-bit mixer so that remote hosts cannot aim collisions without
+//! knowing the seed.
 //!
 //! Invariants:
 //!
 //! - the owner never inserts beyond the limit given to [`FixedMap::with_limit`] (checked
-//!   with a debug assertion), so at least half the slots are empty and every probe ends;
+//!   with a debug assertion), so at least a third of the slots are empty and every probe
+//!   ends;
 //! - a key's slot index is only valid until the next insert or remove.
 
 /// A packed key: `k1` must be below `2^31` (its top bit marks an occupied slot).
@@ -51,7 +53,8 @@ fn mix(mut h: u64) -> u64 {
 impl<V: Copy + Default> FixedMap<V> {
     /// An index for up to `limit` keys.
     pub(crate) fn with_limit(limit: usize, seed: u64) -> Self {
-        let cap = (limit.max(1) * 2).next_power_of_two();
+        let limit = limit.max(1);
+        let cap = (limit + limit / 2 + 1).next_power_of_two();
         let empty = Slot {
             k0: 0,
             k1: 0,
@@ -61,7 +64,7 @@ impl<V: Copy + Default> FixedMap<V> {
             slots: vec![empty; cap].into_boxed_slice(),
             mask: cap - 1,
             len: 0,
-            limit: limit.max(1),
+            limit,
             seed,
         }
     }

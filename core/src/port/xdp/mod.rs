@@ -64,8 +64,8 @@
 
 mod error;
 mod napi;
-mod quiet;
 mod netlink;
+mod quiet;
 mod socket;
 mod sockopt;
 mod umem;
