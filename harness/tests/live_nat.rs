@@ -390,3 +390,77 @@ fn nat_network_live_guests_meet_and_translate() {
     }
     dp.stop().expect("stops cleanly");
 }
+
+#[test]
+fn nat_live_two_workers_translate_every_flow() {
+    if !privileged_or_skip("nat_live_two_workers_translate_every_flow") {
+        return;
+    }
+    let dir = TempDir::new("nat2w");
+    let prefix = format!("tv{}", std::process::id() % 10000);
+    let topo = Topology::build(
+        &prefix,
+        &[
+            ("vm1", None),
+            ("vm2", None),
+            ("inet", Some("198.18.0.1/24")),
+        ],
+    )
+    .expect("topology");
+    let [vm1, vm2, inet] = ["vm1", "vm2", "inet"].map(|r| topo.endpoint(r).clone());
+    // Ports 0 (vm1) and 2 (uplink) on worker 0, port 1 (vm2) on worker 1.
+    let mut dp = Dataplane::start_exe(
+        EXE,
+        topo.dp_netns(),
+        &[
+            "run",
+            "--mode",
+            "nat",
+            "--cores",
+            "0,1",
+            "--vm",
+            &vm1.dp_ifname,
+            "--vm",
+            &vm2.dp_ifname,
+            "--uplink",
+            &inet.dp_ifname,
+            "--external-ip",
+            "198.18.0.2/24",
+            "--gateway",
+            "198.18.0.1",
+            "--pf",
+            "vm2:fwd,tcp,,2222,,5201",
+            "--control",
+            &dir.join("c.sock").display().to_string(),
+            "--stats-interval",
+            "0",
+        ],
+    )
+    .expect("two-worker nat dataplane starts");
+    let s = dhcp_script(&dir);
+    lease(&vm1, &s);
+    lease(&vm2, &s);
+    for (i, vm) in [&vm1, &vm2].into_iter().enumerate() {
+        assert!(
+            ping(&vm.netns, "198.18.0.1", "3"),
+            "{} cannot ping inet",
+            vm.role
+        );
+        let port = 5310 + i as u16;
+        let srv = iperf_server(&inet.netns, "198.18.0.1", port);
+        assert!(
+            iperf_client(&vm.netns, "198.18.0.1", port, false),
+            "TCP {} -> inet failed",
+            vm.role
+        );
+        assert!(server_log(srv).contains("Accepted connection from 198.18.0.2"));
+    }
+    let srv = iperf_server(&vm2.netns, "10.0.2.15", 5201);
+    assert!(
+        iperf_client(&inet.netns, "198.18.0.2", 2222, false),
+        "forward to vm2 (worker 1) failed"
+    );
+    server_log(srv);
+    let log = dp.stop().expect("stops cleanly");
+    assert!(log.contains("2 worker(s)"), "{log}");
+}

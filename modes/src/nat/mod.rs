@@ -89,7 +89,9 @@
 //!
 //! - No allocation per packet: every table is allocated by [`Napt::new`] for
 //!   `max_sessions` sessions (plus [`MAX_FORWARDS`] static mappings); only the forwarding
-//!   rule calls (control plane) allocate.
+//!   rule calls (control plane) allocate. At the default 65 536 sessions that is about
+//!   17 MB per worker (hash indices at a load factor of at most 2/3, 32-byte sessions, a
+//!   direct `(protocol, port)` array for inbound lookups).
 //! - Every packet gets a verdict; a [`NatDrop`] names why, and [`NaptCounters`] counts it.
 //!   A dropped packet is left untouched, except after a hairpin's outbound half (then it
 //!   already carries the external source).
