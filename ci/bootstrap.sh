@@ -7,7 +7,7 @@ need_pkgs=(
   # xsk-rs builds its own libxdp and libbpf:
   clang llvm libelf-dev zlib1g-dev libpcap-dev m4 pkg-config make
   # topologies and the real endpoint stacks of the live tests:
-  iproute2 iputils-ping ethtool tcpdump busybox isc-dhcp-client dhcpcd-base iperf3 procps
+  iproute2 iputils-ping ethtool tcpdump busybox isc-dhcp-client dhcpcd-base iperf3 dnsmasq-base procps
 )
 missing=()
 for p in "${need_pkgs[@]}"; do
