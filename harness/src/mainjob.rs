@@ -298,8 +298,7 @@ fn nat_live(flavor: NatFlavor) -> Result<()> {
         bail!("mode {mode} does not deliver what its row of Table 1-1 promises (see FAIL above)");
     }
     println!(
-        "main job: {mode} matches Table 1-1 (VM <-> Host: {}, VM1 <-> VM2: {}, VM -> Internet: +, VM <- Internet: port forwarding)",
-        "- (VM -> host through 10.0.2.2, host -> VM by rule)",
+        "main job: {mode} matches Table 1-1 (VM <-> Host: - (VM -> host through 10.0.2.2, host -> VM by rule), VM1 <-> VM2: {}, VM -> Internet: +, VM <- Internet: port forwarding)",
         if flavor == NatFlavor::PerVm { "-" } else { "+" }
     );
     Ok(())

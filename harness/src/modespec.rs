@@ -19,6 +19,7 @@ use vnet_modes::segment::SegmentSpec;
 use vnet_modes::switch::SwitchConfig;
 
 /// How each worker builds its pipeline.
+#[allow(clippy::large_enum_variant)] // one per run
 #[derive(Debug)]
 pub enum Recipe {
     /// Internal, Host-only, Bridged.
@@ -48,9 +49,7 @@ impl ModePlan {
     pub fn build(&self, worker: usize, workers: usize) -> Result<AnyMode> {
         Ok(match &self.recipe {
             Recipe::Segment(spec) => AnyMode::Switched(spec.build(worker)),
-            Recipe::Nat(spec) => {
-                AnyMode::Nat(Box::new(spec.build(worker, workers, Instant::now())?))
-            }
+            Recipe::Nat(spec) => AnyMode::Nat(spec.build(worker, workers, Instant::now())?),
         })
     }
 

@@ -24,8 +24,11 @@ fn mac(n: u32) -> [u8; 6] {
 /// Each switched mode with 4 ports; `macs` stations spread over them, all learned;
 /// each batch carries 64 unicast IPv4 frames between known stations (through the
 /// gateway's cheap check where the mode has services).
+/// Makes a fresh pipeline of one mode.
+type Builder = fn() -> SwitchedMode;
+
 fn switched_modes(c: &mut Criterion) {
-    let builders: [(&str, fn() -> SwitchedMode); 3] = [
+    let builders: [(&str, Builder); 3] = [
         ("internal", || {
             InternalMode::internal(InternalConfig::new(4), Instant::ZERO).expect("internal mode")
         }),

@@ -142,10 +142,10 @@ fn every_flow_translates_both_ways_wherever_it_arrives() {
     let gw_mac = service_mac(Ipv4Addr::new(10, 0, 2, 2)).0;
     let mut seen_owner = [false; 2];
     for flow in 0..40u16 {
-        for vm in 0..2usize {
+        for (vm, guest_mac) in GUEST_MACS.iter().enumerate() {
             let sport = 5000 + flow;
             let server = (GW, 7000 + flow);
-            assert!(rig.guests[vm].send(&udp(GUEST_MACS[vm], gw_mac, (GUEST, sport), server)));
+            assert!(rig.guests[vm].send(&udp(*guest_mac, gw_mac, (GUEST, sport), server)));
             rig.step();
             let out = rig.uplink.drain();
             assert_eq!(
@@ -169,7 +169,7 @@ fn every_flow_translates_both_ways_wherever_it_arrives() {
                 let got = g.drain();
                 if other == vm {
                     assert_eq!(got.len(), 1, "vm{} flow {flow}: reply lost", vm + 1);
-                    assert_eq!(&got[0][..6], &GUEST_MACS[vm]);
+                    assert_eq!(&got[0][..6], guest_mac);
                     assert_eq!(addrs(&got[0]), (GW, 7000 + flow, GUEST, sport));
                 } else {
                     assert!(

@@ -179,14 +179,14 @@ impl NatMode {
             return Verdict::Drop(DropReason::Malformed);
         }
         match self.layout.role(pkt.port) {
-            Some(PortRole::Vm(_)) => self.from_guest(now, pool, pkt),
-            Some(PortRole::Uplink) => self.from_link(now, pool, pkt, Link::Uplink),
-            Some(PortRole::Host) => self.from_link(now, pool, pkt, Link::Host),
+            Some(PortRole::Vm(_)) => self.on_guest_frame(now, pool, pkt),
+            Some(PortRole::Uplink) => self.on_link_frame(now, pool, pkt, Link::Uplink),
+            Some(PortRole::Host) => self.on_link_frame(now, pool, pkt, Link::Host),
             None => Verdict::Drop(DropReason::Policy),
         }
     }
 
-    fn from_guest(&mut self, now: Instant, pool: &mut FramePool, pkt: &mut Pkt) -> Verdict {
+    fn on_guest_frame(&mut self, now: Instant, pool: &mut FramePool, pkt: &mut Pkt) -> Verdict {
         let realm = self.realm_of(pkt.port);
         let gw_index = match self.flavor {
             NatFlavor::PerVm => pkt.port as usize,
@@ -361,7 +361,7 @@ impl NatMode {
         self.layout.uplink().expect("NAT has an uplink")
     }
 
-    fn from_link(
+    fn on_link_frame(
         &mut self,
         now: Instant,
         pool: &mut FramePool,
