@@ -675,8 +675,24 @@ pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// A fresh, empty directory under the system temp dir.
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    /// A fresh, empty directory under the system temp dir, removed when dropped.
+    pub(crate) struct TestDir(PathBuf);
+
+    impl std::ops::Deref for TestDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A fresh, empty directory under the system temp dir, removed when dropped.
+    pub(crate) fn temp_dir(tag: &str) -> TestDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "vnet-core-{tag}-{}-{}",
@@ -685,7 +701,7 @@ pub(crate) mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        TestDir(dir)
     }
 
     /// A hand-built pcap: `magic` as stored big-endian, link type, records.
