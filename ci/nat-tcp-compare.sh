@@ -29,7 +29,9 @@ pair() { # pair NS_A IF_A NS_B IF_B
 }
 rate() { # rate NS ADDR: receiver Gbit/s of one iperf3 run
   ip netns exec "$1" iperf3 -c "$2" -t "$SECS" -J 2>/dev/null |
-    python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+    python3 -c 'import json,sys
+try: print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))
+except Exception: print("fail")'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -54,7 +56,12 @@ for round in $(seq "$REPEATS"); do
   ip -n $P-dp addr add 10.0.2.2/24 dev ${P}d0; ip -n $P-dp addr add 198.18.0.2/24 dev ${P}d1
   ip netns exec $P-dp sysctl -q -w net.ipv4.ip_forward=1
   ip netns exec $P-dp nft -f - <<NFT
-table ip vnetcmp { chain post { type nat hook postrouting priority 100; oifname "${P}d1" masquerade; } }
+table ip vnetcmp {
+  chain post {
+    type nat hook postrouting priority 100;
+    oifname "${P}d1" masquerade
+  }
+}
 NFT
   RESULTS[kernel]+="$(rate $P-vm 198.18.0.1) "
   ip netns exec $P-dp nft delete table ip vnetcmp
@@ -64,7 +71,7 @@ NFT
   #    live in the dataplane namespace (which has the uplink address).
   mk $P-sg
   ip -n $P-dp addr add 198.18.0.2/24 dev ${P}d1
-  ip netns exec $P-dp slirp4netns --configure --mtu=65520 --disable-host-loopback \
+  ip netns exec $P-dp slirp4netns --configure --disable-host-loopback \
       --netns-type=path /var/run/netns/$P-sg tap0 >/tmp/$P-slirp.log 2>&1 &
   sleep 1.5
   RESULTS[slirp4netns]+="$(rate $P-sg 198.18.0.1) "

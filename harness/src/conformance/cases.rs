@@ -7,7 +7,9 @@
 //!   arrives;
 //! - a "port forward" cell gives three cases per protocol: [`Variant::NoRule`] (blocked),
 //!   [`Variant::Rule`] (exactly the forwarded port passes) and [`Variant::OtherPort`]
-//!   (the rule exists, another port is still blocked);
+//!   (the rule exists, another port is still blocked); ICMP, which has no port to
+//!   forward, gets the same three cases all expecting nothing to arrive (its rule
+//!   variants install a UDP rule on the same port);
 //! - case names are unique within a mode: `MODE/DIRECTION/PROTO[/VARIANT]`.
 
 use super::table::{Direction, Proto, Reach, Role};
@@ -57,6 +59,9 @@ pub enum ExpectedSource {
     /// A translated IP address (NAT: the external address or the gateway); the MAC is
     /// the dataplane's and is not checked.
     Translated(Ipv4Addr),
+    /// The sender's own IP address and port, seen behind a router (NAT's inbound port
+    /// forwards keep the remote source): the MAC is the router's and is not checked.
+    Routed,
 }
 
 /// What a case must observe.
@@ -156,6 +161,22 @@ pub struct Translation {
     pub to_host_source: Option<Ipv4Addr>,
     /// The address port forwards listen on (NAT: the external address).
     pub forward_address: Option<Ipv4Addr>,
+    /// The address port forwards listen on for the host (NAT: the dataplane's address on
+    /// the host link); `None`: [`Translation::forward_address`].
+    pub host_forward_address: Option<Ipv4Addr>,
+    /// The host loopback mapping (NAT: 10.0.2.2): guests reach the host's TCP and UDP
+    /// services through it, and see the host's forwarded traffic coming from it. ICMP
+    /// echo to it is answered by the gateway itself, so ICMP cases aim at the host's own
+    /// address (routed through the same host-link NAPT).
+    pub host_loopback: Option<Ipv4Addr>,
+    /// Inbound traffic crosses a router (NAT): a guest sees the remote sender's own IP
+    /// and port from the router's MAC ([`ExpectedSource::Routed`]).
+    pub routed: bool,
+}
+
+/// Whether a protocol can be port-forwarded (VirtualBox's rules are `tcp` or `udp`).
+pub fn forwardable(proto: Proto) -> bool {
+    proto != Proto::Icmp
 }
 
 /// Every case of one mode's row.
@@ -167,28 +188,52 @@ pub fn cases_for(mode: ModeName, row: &[Reach; 6], translation: Translation) -> 
             let source = match direction {
                 Direction::VmToInet => translation.outbound_source,
                 Direction::VmToHost => translation.to_host_source,
+                Direction::HostToVm => translation.host_loopback,
                 _ => None,
             }
-            .map_or(ExpectedSource::Sender, ExpectedSource::Translated);
+            .map_or(
+                if translation.routed && direction == Direction::InetToVm {
+                    ExpectedSource::Routed
+                } else {
+                    ExpectedSource::Sender
+                },
+                ExpectedSource::Translated,
+            );
+            // Guests reach the host's TCP and UDP services through the loopback mapping.
+            let plain_target = match (direction, translation.host_loopback) {
+                (Direction::VmToHost, Some(ip)) if forwardable(proto) => Target::Via {
+                    ip,
+                    port: ECHO_PORT,
+                },
+                _ => Target::Receiver,
+            };
             let plain = |expect| Case {
                 name: base.clone(),
                 direction,
                 proto,
                 variant: Variant::Plain,
                 expect,
-                target: Target::Receiver,
+                target: plain_target,
                 forward: None,
             };
             match row[i] {
                 Reach::Yes => cases.push(plain(Expect::Deliver { source })),
                 Reach::No | Reach::Mixed => cases.push(plain(Expect::Block)),
                 Reach::PortForward => {
+                    // ICMP has no port to forward: its rule variants install a UDP rule
+                    // and still expect nothing to reach the guest.
                     let rule = ForwardRule {
-                        proto,
+                        proto: if forwardable(proto) { proto } else { Proto::Udp },
                         host_port: FORWARDED_PORT,
                         guest_port: ECHO_PORT,
                     };
-                    let via = |port| match translation.forward_address {
+                    let address = match direction {
+                        Direction::HostToVm => translation
+                            .host_forward_address
+                            .or(translation.forward_address),
+                        _ => translation.forward_address,
+                    };
+                    let via = |port| match address {
                         Some(ip) => Target::Via { ip, port },
                         None => Target::Receiver,
                     };
@@ -209,7 +254,11 @@ pub fn cases_for(mode: ModeName, row: &[Reach; 6], translation: Translation) -> 
                     ));
                     cases.push(variant(
                         Variant::Rule,
-                        Expect::Deliver { source },
+                        if forwardable(proto) {
+                            Expect::Deliver { source }
+                        } else {
+                            Expect::Block
+                        },
                         via(FORWARDED_PORT),
                         Some(rule),
                     ));

@@ -5,14 +5,15 @@
 //! - the observed directional cell is derived from the cases alone: per protocol, a
 //!   plain case gives `+` when traffic got through (the exchange completed, or a probe
 //!   leaked) and `-` otherwise; the three port-forward variants give "port forward" only
-//!   as no-rule `-`, rule `+`, other-port `-`; protocols that disagree give `mixed`;
+//!   as no-rule `-`, rule `+`, other-port `-` (a protocol no rule can forward, ICMP,
+//!   counts only when something of it got through); protocols that disagree give `mixed`;
 //! - observed Table 1-1 is [`derive_table_1_1`] of the observed directional row;
 //! - a cell is marked `!!` when its observed value differs from the expected one or any
 //!   of its cases failed; [`Report::all_pass`] is true only when every case passed;
 //! - the JSON is a pure function of the results (no time stamps, no host names), so two
 //!   runs of the deterministic `mem` backend give byte-identical JSON.
 
-use super::cases::{Case, Variant};
+use super::cases::{Case, Expect, Variant};
 use super::endpoint::Trace;
 use super::table::{
     derive_table_1_1, expected_table_1_1, Direction, DirectionalRow, Proto, Reach, Table11Row,
@@ -146,6 +147,14 @@ fn observe_cell(cases: &[CaseResult], d: Direction) -> Reach {
                 .find(|c| c.case.direction == d && c.case.proto == proto && c.case.variant == v)
                 .map(|c| c.reached)
         };
+        // A protocol a rule cannot forward (ICMP) is consistent with "port forward" when
+        // nothing of it got through; it says nothing about the cell otherwise.
+        let unforwardable = cases.iter().any(|c| {
+            c.case.direction == d
+                && c.case.proto == proto
+                && c.case.variant == Variant::Rule
+                && c.case.expect == Expect::Block
+        });
         let value = if let Some(plain) = of(Variant::Plain) {
             if plain {
                 Reach::Yes
@@ -158,6 +167,7 @@ fn observe_cell(cases: &[CaseResult], d: Direction) -> Reach {
                 of(Variant::Rule),
                 of(Variant::OtherPort),
             ) {
+                (Some(false), Some(false), Some(false)) if unforwardable => continue,
                 (Some(false), Some(true), Some(false)) => Reach::PortForward,
                 (Some(false), Some(false), Some(false)) => Reach::No,
                 (Some(true), Some(true), Some(true)) => Reach::Yes,
