@@ -3,9 +3,9 @@
 //! `poll`, and the ICMP 3/13 helper all run under a counting global allocator, and the
 //! number of allocations during the measured part must be zero.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod support;
+
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use vnet_core::time::Instant;
 use vnet_core::wire::checksum;
@@ -13,35 +13,8 @@ use vnet_modes::nat::{
     write_admin_prohibited, ForwardProto, ForwardRule, Inbound, Napt, NaptConfig, Outbound,
 };
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: support::Counting = support::Counting;
 
 const EXT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const INET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -127,13 +100,10 @@ fn nat_data_path_does_not_allocate() {
     let mut error_out = [0u8; 256];
 
     // The counter counts.
-    COUNTING.store(true, Ordering::Relaxed);
-    drop(std::hint::black_box(Box::new(1u64)));
-    COUNTING.store(false, Ordering::Relaxed);
-    assert!(ALLOCS.load(Ordering::Relaxed) > 0);
+    let ((), counted) = support::count_allocs(|| drop(std::hint::black_box(Box::new(1u64))));
+    assert!(counted > 0);
 
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
+    support::start();
     let mut translated = 0u64;
     for round in 0..3u64 {
         let now = Instant::from_secs(round * 400);
@@ -199,8 +169,7 @@ fn nat_data_path_does_not_allocate() {
         let _ = n.poll_at();
         n.poll(now + std::time::Duration::from_secs(300));
     }
-    COUNTING.store(false, Ordering::Relaxed);
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let allocs = support::stop();
     assert!(
         translated > 4096,
         "the table filled and emptied ({translated})"

@@ -223,7 +223,11 @@ pub fn cases_for(mode: ModeName, row: &[Reach; 6], translation: Translation) -> 
                     // ICMP has no port to forward: its rule variants install a UDP rule
                     // and still expect nothing to reach the guest.
                     let rule = ForwardRule {
-                        proto: if forwardable(proto) { proto } else { Proto::Udp },
+                        proto: if forwardable(proto) {
+                            proto
+                        } else {
+                            Proto::Udp
+                        },
                         host_port: FORWARDED_PORT,
                         guest_port: ECHO_PORT,
                     };

@@ -18,7 +18,7 @@
 
 use super::cases::{Case, Expect, ExpectedSource, Target, ECHO_PORT};
 use super::endpoint::{Client, ClientState, Endpoint, Trace, WireDir, CLIENT_PORT};
-use super::plan::{BoxedPipeline, ModeUnderTest};
+use super::plan::{BoxedPipeline, ModeUnderTest, RuleControl};
 use super::probe::{self, carries, mac_text, Ends, ProbeKind};
 use super::table::{Direction, Proto, Reach, Role};
 use super::{CaseRun, CaseRunner};
@@ -42,6 +42,9 @@ pub const EXCHANGE_DEADLINE_MS: u64 = 5_000;
 pub const SETTLE_MS: u64 = 300;
 /// How long a completed TCP exchange runs on, so that the receiver finishes closing.
 pub const TCP_LINGER_MS: u64 = 50;
+/// How long a rule sent on a control channel is given to take effect (the worker
+/// applies it at its next timer poll, at most 16 loops away).
+pub const RULE_SETTLE_MS: u64 = 20;
 /// Frames per `mem` ring.
 const RING_DEPTH: usize = 256;
 /// Base of the endpoints' smoltcp seeds (one per role).
@@ -55,6 +58,8 @@ pub struct Sim {
     counters: CounterSet,
     /// Role of each dataplane port, in port order.
     port_roles: Vec<Role>,
+    /// The pipeline's run-time rule control, if it has one.
+    control: Option<RuleControl>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -81,7 +86,8 @@ impl Sim {
             ));
         }
         let rules: Vec<_> = case.forward.into_iter().collect();
-        let pipeline = (mut_.pipeline)(&layout, &rules, Instant::ZERO)?;
+        let built = (mut_.pipeline)(&layout, &rules, Instant::ZERO)?;
+        let (pipeline, control) = (built.pipeline, built.control);
         let mut port_roles: Vec<(u16, Role)> = Role::ALL
             .into_iter()
             .filter_map(|r| mut_.port_of(r).map(|p| (p, r)))
@@ -118,6 +124,7 @@ impl Sim {
             worker,
             counters,
             port_roles: port_roles.into_iter().map(|(_, r)| r).collect(),
+            control,
         })
     }
 
@@ -257,10 +264,31 @@ pub fn run_case(mut_: &ModeUnderTest, case: &Case) -> CaseRun {
     if let Err(e) = sim.boot() {
         return setup_failure(format!("boot: {e}"), sim.traces());
     }
-    match case.expect {
+    let mut installed = String::new();
+    if let (Some(rule), Some(mut control)) = (case.forward, sim.control.take()) {
+        // A mode with run-time control gets the rule now, for the receiver's actual
+        // (DHCP) address, as `VBoxManage controlvm ... natpf1` would add it.
+        let guest = sim.endpoint(case.receiver()).and_then(|e| e.ipv4());
+        let realm = mut_.port_of(case.receiver());
+        let (Some(guest), Some(realm)) = (guest, realm) else {
+            return setup_failure(
+                format!("{} has no address or port to forward to", case.receiver()),
+                sim.traces(),
+            );
+        };
+        match control(&rule, guest, realm) {
+            Ok(text) => installed = format!("rule {text} installed at run time; "),
+            Err(e) => return setup_failure(format!("rule refused: {e}"), sim.traces()),
+        }
+        sim.control = Some(control);
+        sim.run_for(RULE_SETTLE_MS, None);
+    }
+    let mut run = match case.expect {
         Expect::Deliver { source } => deliver(&mut sim, mut_, case, source),
         Expect::Block => block(&mut sim, mut_, case),
-    }
+    };
+    run.evidence.insert_str(0, &installed);
+    run
 }
 
 fn setup_failure(evidence: String, traces: Vec<(String, Trace)>) -> CaseRun {
@@ -417,6 +445,20 @@ fn deliver(sim: &mut Sim, mut_: &ModeUnderTest, case: &Case, source: ExpectedSou
                     )
                 }
                 ExpectedSource::Translated(ip) => (seen.ip == ip, format!("{ip}")),
+                ExpectedSource::Routed => {
+                    let port = if case.proto == Proto::Icmp {
+                        0
+                    } else {
+                        CLIENT_PORT
+                    };
+                    (
+                        seen.ip == sender_ip && seen.port == port,
+                        format!(
+                            "{} (behind the router)",
+                            endpoint_text(sender_ip, port, seen.mac)
+                        ),
+                    )
+                }
             };
             let saw = endpoint_text(seen.ip, seen.port, seen.mac);
             if ok {
@@ -427,12 +469,38 @@ fn deliver(sim: &mut Sim, mut_: &ModeUnderTest, case: &Case, source: ExpectedSou
             ok
         }
     };
+    // Behind a translation, the replies must come back to the sender's own address and
+    // port (the marker rides in them too).
+    let mut reply_ok = true;
+    if source != ExpectedSource::Sender && completed {
+        let port = if case.proto == Proto::Icmp {
+            0
+        } else {
+            CLIENT_PORT
+        };
+        let back = sim
+            .endpoint(from)
+            .expect("sender exists")
+            .trace()
+            .iter()
+            .filter(|t| t.dir == WireDir::FromDataplane && carries(&t.bytes, &marker))
+            .find_map(|t| probe::seen_destination(&t.bytes));
+        reply_ok = back == Some((sender_ip, port));
+        let _ = match back {
+            Some((ip, p)) if reply_ok => write!(evidence, "; replies reached {from} at {ip}:{p}"),
+            Some((ip, p)) => write!(
+                evidence,
+                "; replies reached {from} at {ip}:{p}, expected {sender_ip}:{port}"
+            ),
+            None => write!(evidence, "; no reply carrying the marker reached {from}"),
+        };
+    }
     if !completed {
         let _ = write!(evidence, "; dataplane drops: {}", sim.drops());
     }
     CaseRun {
         reached: completed,
-        pass: completed && source_ok && closed,
+        pass: completed && source_ok && closed && reply_ok,
         evidence,
         traces: sim.traces(),
     }

@@ -25,14 +25,48 @@ use vnet_modes::dhcp::DhcpServerConfig;
 use vnet_modes::host_only::{HostOnlyConfig, HostOnlyMode};
 use vnet_modes::internal::InternalConfig;
 use vnet_modes::layout::PortLayout;
+use vnet_modes::nat::ForwardRule as NatForwardRule;
+use vnet_modes::natmode::pipeline::ControlMsg;
+use vnet_modes::natmode::{HostLink, NatFlavor, NatModeConfig, NatSpec};
 use vnet_modes::segment::SegmentSpec;
 use vnet_modes::switch::SwitchConfig;
 
 /// Builds a mode's pipeline for a topology, with the port-forward rules a case needs,
-/// at dataplane time `now`. Errors are one sentence.
-pub type PipelineFactory = Arc<
-    dyn Fn(&PortLayout, &[ForwardRule], Instant) -> Result<Box<dyn Pipeline>, String> + Send + Sync,
->;
+/// at dataplane time `now`. Errors are one sentence. A mode with a run-time control
+/// channel (NAT) ignores the rules here and returns a [`RuleControl`] instead: the
+/// backend installs the case's rule through it once the guests have their addresses.
+pub type PipelineFactory =
+    Arc<dyn Fn(&PortLayout, &[ForwardRule], Instant) -> Result<Built, String> + Send + Sync>;
+
+/// Installs a port-forward rule into a running pipeline: `(rule, guest address, guest's
+/// realm)` -> the rule as the mode's own syntax writes it (for the evidence).
+pub type RuleControl = Box<dyn FnMut(&ForwardRule, Ipv4Addr, u16) -> Result<String, String>>;
+
+/// A built pipeline and, where the mode has one, its run-time rule control.
+pub struct Built {
+    /// The pipeline.
+    pub pipeline: Box<dyn Pipeline>,
+    /// Run-time port-forward control (`None`: rules are given at build time).
+    pub control: Option<RuleControl>,
+}
+
+impl Built {
+    /// A pipeline whose rules (if any) were given at build time.
+    pub fn fixed(pipeline: Box<dyn Pipeline>) -> Self {
+        Self {
+            pipeline,
+            control: None,
+        }
+    }
+}
+
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Built")
+            .field("control", &self.control.is_some())
+            .finish()
+    }
+}
 
 /// A boxed pipeline as a [`Pipeline`] (the worker is generic over its pipeline).
 pub struct BoxedPipeline(pub Box<dyn Pipeline>);
@@ -91,6 +125,75 @@ pub const BRIDGED_ADDRS: [Ipv4Addr; 4] = [
     Ipv4Addr::new(198, 18, 0, 1),
 ];
 
+/// NAT modes: the external address on the uplink (`--external-ip`).
+pub const NAT_EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// NAT modes: `inet`, the uplink's next hop (`--gateway`).
+pub const NAT_INET_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// NAT modes: the dataplane's address on the host link.
+pub const NAT_HOST_LINK_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+/// NAT modes: the host's address on the host link.
+pub const NAT_HOST_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// NAT modes: the host loopback mapping guests use to reach the host.
+pub const NAT_HOST_LOOPBACK: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+
+/// A NAT or NAT Network pipeline over `layout` (one worker), with run-time rule control
+/// through the spec's control channel (VirtualBox's `controlvm natpf1` /
+/// `natnetwork modify --port-forward-4`): a rule sent there is applied at the worker's
+/// next timer poll.
+fn nat_pipeline(flavor: NatFlavor, layout: &PortLayout, now: Instant) -> Result<Built, String> {
+    if layout.uplink().is_none() {
+        return Err("a NAT mode needs an uplink port".into());
+    }
+    let mut config = NatModeConfig::new(flavor, layout.vms(), NAT_EXTERNAL_IP, NAT_INET_IP);
+    if layout.host().is_some() {
+        config.host = Some(HostLink {
+            own_ip: NAT_HOST_LINK_IP,
+            host_ip: NAT_HOST_IP,
+        });
+    }
+    let default_guest = config.guest_addrs().default_guest;
+    let spec = NatSpec::new(config, 1, now).map_err(|e| format!("nat mode: {e}"))?;
+    let pipeline = spec
+        .build(0, 1, now)
+        .map_err(|e| format!("nat mode: {e}"))?;
+    let control = spec.control[0].clone();
+    let install = move |rule: &ForwardRule, guest: Ipv4Addr, realm: u16| {
+        let proto = rule.proto.name();
+        let (text, parsed) = match flavor {
+            NatFlavor::PerVm => {
+                let guest_field = if guest == default_guest {
+                    String::new()
+                } else {
+                    guest.to_string()
+                };
+                let text = format!(
+                    "conf-{proto},{proto},,{},{guest_field},{}",
+                    rule.host_port, rule.guest_port
+                );
+                let parsed = NatForwardRule::parse_natpf(&text, realm, default_guest);
+                (format!("natpf{} \"{text}\"", realm + 1), parsed)
+            }
+            NatFlavor::Network => {
+                let text = format!(
+                    "conf-{proto}:{proto}:[]:{}:[{guest}]:{}",
+                    rule.host_port, rule.guest_port
+                );
+                let parsed = NatForwardRule::parse_natnetwork(&text);
+                (format!("--port-forward-4 \"{text}\""), parsed)
+            }
+        };
+        let parsed = parsed.map_err(|e| e.to_string())?;
+        control
+            .send(ControlMsg::Add(parsed))
+            .map_err(|e| format!("control channel: {e}"))?;
+        Ok(text)
+    };
+    Ok(Built {
+        pipeline: Box::new(pipeline),
+        control: Some(Box::new(install)),
+    })
+}
+
 /// A mode under test.
 #[derive(Clone)]
 pub struct ModeUnderTest {
@@ -142,7 +245,7 @@ impl ModeUnderTest {
                 let mut spec = SegmentSpec::internal(InternalConfig::new(layout.vms()), now)
                     .map_err(|e| format!("internal mode: {e}"))?;
                 spec.layout = *layout;
-                Ok(Box::new(spec.build(0)))
+                Ok(Built::fixed(Box::new(spec.build(0))))
             }),
         }
     }
@@ -157,10 +260,10 @@ impl ModeUnderTest {
             translation: Translation::default(),
             pipeline_name: "vnet-modes bridged".into(),
             pipeline: Arc::new(|layout, _rules, _now| {
-                Ok(Box::new(BridgedMode::bridged(
+                Ok(Built::fixed(Box::new(BridgedMode::bridged(
                     *layout,
                     SwitchConfig::default(),
-                )))
+                ))))
             }),
         }
     }
@@ -193,8 +296,50 @@ impl ModeUnderTest {
                 };
                 let mode = HostOnlyMode::host_only(config, now)
                     .map_err(|e| format!("host-only mode: {e}"))?;
-                Ok(Box::new(mode))
+                Ok(Built::fixed(Box::new(mode)))
             }),
+        }
+    }
+
+    /// NAT with VirtualBox's defaults: each guest alone in its own 10.0.2.0/24 (both get
+    /// 10.0.2.15 by DHCP from their own engine), the host on the host link (198.19.0.1,
+    /// the dataplane 198.19.0.2; guests reach it as 10.0.2.2), `inet` beyond the uplink
+    /// (198.18.0.1, the next hop; the external address is 198.18.0.2).
+    pub fn nat() -> Self {
+        Self::routed(NatFlavor::PerVm)
+    }
+
+    /// NAT Network with VirtualBox's defaults: both guests on one segment 10.0.2.0/24 (by
+    /// DHCP from 10.0.2.3), host and `inet` as for [`ModeUnderTest::nat`].
+    pub fn nat_network() -> Self {
+        Self::routed(NatFlavor::Network)
+    }
+
+    fn routed(flavor: NatFlavor) -> Self {
+        let mut endpoints = static_plans(INTERNAL_ADDRS, 24);
+        endpoints[Role::Vm1.index()] = EndpointPlan::dhcp(mac_of(Role::Vm1));
+        endpoints[Role::Vm2.index()] = EndpointPlan::dhcp(mac_of(Role::Vm2));
+        endpoints[Role::Host.index()] = EndpointPlan::fixed(mac_of(Role::Host), NAT_HOST_IP, 24);
+        endpoints[Role::Inet.index()] = EndpointPlan::fixed(mac_of(Role::Inet), NAT_INET_IP, 24);
+        let (mode, label) = match flavor {
+            NatFlavor::PerVm => (ModeName::Nat, "nat"),
+            NatFlavor::Network => (ModeName::NatNetwork, "nat-network"),
+        };
+        Self {
+            mode,
+            label: label.into(),
+            layout: PortLayout::new(2, true, true),
+            endpoints,
+            translation: Translation {
+                outbound_source: Some(NAT_EXTERNAL_IP),
+                to_host_source: Some(NAT_HOST_LINK_IP),
+                forward_address: Some(NAT_EXTERNAL_IP),
+                host_forward_address: Some(NAT_HOST_LINK_IP),
+                host_loopback: Some(NAT_HOST_LOOPBACK),
+                routed: true,
+            },
+            pipeline_name: format!("vnet-modes {label}"),
+            pipeline: Arc::new(move |layout, _rules, now| nat_pipeline(flavor, layout, now)),
         }
     }
 
@@ -204,7 +349,8 @@ impl ModeUnderTest {
             ModeName::Internal => Some(Self::internal()),
             ModeName::Bridged => Some(Self::bridged()),
             ModeName::HostOnly => Some(Self::host_only()),
-            ModeName::Nat | ModeName::NatNetwork => None,
+            ModeName::Nat => Some(Self::nat()),
+            ModeName::NatNetwork => Some(Self::nat_network()),
         }
     }
 
@@ -232,7 +378,8 @@ impl ModeUnderTest {
             + 'static,
     ) -> Self {
         self.pipeline_name = name.into();
-        self.pipeline = Arc::new(factory);
+        self.pipeline =
+            Arc::new(move |layout, rules, now| factory(layout, rules, now).map(Built::fixed));
         self
     }
 

@@ -227,6 +227,21 @@ pub fn seen_source(frame: &[u8]) -> Option<SeenSource> {
     })
 }
 
+/// The destination of an IPv4 frame: address and UDP/TCP port (0 for anything else).
+pub fn seen_destination(frame: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let port = match ip.next_header() {
+        IpProtocol::Udp => UdpPacket::new_checked(ip.payload()).ok()?.dst_port(),
+        IpProtocol::Tcp => TcpPacket::new_checked(ip.payload()).ok()?.dst_port(),
+        _ => 0,
+    };
+    Some((ip.dst_addr(), port))
+}
+
 /// A MAC as text (`02:76:6e:00:00:01`).
 pub fn mac_text(mac: [u8; 6]) -> String {
     let hex: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
