@@ -127,23 +127,24 @@ pub fn server_log(mut c: Child) -> String {
 
 /// A TCP iperf3 client for `secs` seconds; the receiver's bitrate line when it worked.
 pub fn iperf_client(netns: &str, addr: &str, port: u16, secs: u32) -> Option<String> {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            netns,
-            "timeout",
-            "20",
-            "iperf3",
-            "-c",
-            addr,
-            "-p",
-            &port.to_string(),
-            "-t",
-            &secs.to_string(),
-        ])
-        .output()
-        .ok()?;
+    iperf(netns, addr, port, secs, false)
+}
+
+/// A UDP iperf3 client (10 Mbit/s) for `secs` seconds; the receiver's bitrate when it
+/// worked.
+pub fn iperf_udp_client(netns: &str, addr: &str, port: u16, secs: u32) -> Option<String> {
+    iperf(netns, addr, port, secs, true)
+}
+
+fn iperf(netns: &str, addr: &str, port: u16, secs: u32, udp: bool) -> Option<String> {
+    let (port, secs) = (port.to_string(), secs.to_string());
+    let mut args = vec![
+        "netns", "exec", netns, "timeout", "20", "iperf3", "-c", addr, "-p", &port, "-t", &secs,
+    ];
+    if udp {
+        args.extend(["-u", "-b", "10M"]);
+    }
+    let out = Command::new("ip").args(&args).output().ok()?;
     if !out.status.success() {
         return None;
     }

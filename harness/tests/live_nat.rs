@@ -9,91 +9,29 @@
 
 mod common;
 
-use common::{addr_of, ping, privileged_or_skip, script, sniff, sniffed, TempDir};
-use std::process::{Child, Command, Stdio};
+use common::{ping, privileged_or_skip, sniff, sniffed};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use vnet_bench::mainjob::Dataplane;
+use vnet_bench::scenario::{self, Scratch};
 use vnet_bench::topo::{netns_exec, Endpoint, Topology};
 
 const EXE: &str = env!("CARGO_BIN_EXE_vnet-bench");
 
-/// udhcpc script: address, default route (option 3).
-fn dhcp_script(dir: &TempDir) -> String {
-    let path = dir.join("udhcpc.sh");
-    script(
-        &path,
-        r#"case "$1" in
-  deconfig) ip -4 addr flush dev "$interface" ;;
-  bound|renew) ip -4 addr flush dev "$interface"; ip addr add "$ip/${mask:-24}" dev "$interface";
-               for r in $router; do ip route replace default via "$r" dev "$interface"; break; done ;;
-esac"#,
-    );
-    path.display().to_string()
-}
-
 fn lease(vm: &Endpoint, script: &str) -> String {
-    netns_exec(
-        &vm.netns,
-        "busybox",
-        &[
-            "udhcpc", "-n", "-q", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", script,
-        ],
-    )
-    .unwrap_or_else(|e| panic!("udhcpc on {}: {e}", vm.role));
-    addr_of(&vm.netns, &vm.ifname).expect("address")
+    scenario::lease(vm, script).unwrap_or_else(|e| panic!("udhcpc on {}: {e}", vm.role))
 }
 
-/// An iperf3 server (one test) in `netns` bound to `addr`:`port`; its output tells who
-/// connected.
-fn iperf_server(netns: &str, addr: &str, port: u16) -> Child {
-    let c = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            netns,
-            "iperf3",
-            "-s",
-            "-1",
-            "-B",
-            addr,
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("iperf3 server");
-    std::thread::sleep(Duration::from_millis(400));
-    c
+fn iperf_server(netns: &str, addr: &str, port: u16) -> std::process::Child {
+    scenario::iperf_server(netns, addr, port).expect("iperf3 server")
 }
 
 fn iperf_client(netns: &str, addr: &str, port: u16, udp: bool) -> bool {
-    let port = port.to_string();
-    let mut args = vec![
-        "netns", "exec", netns, "timeout", "10", "iperf3", "-c", addr, "-p", &port, "-t", "1",
-    ];
     if udp {
-        args.extend(["-u", "-b", "10M"]);
+        scenario::iperf_udp_client(netns, addr, port, 1).is_some()
+    } else {
+        scenario::iperf_client(netns, addr, port, 1).is_some()
     }
-    Command::new("ip")
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The server's output once it ended (it exits after one test; killed after 3 s).
-fn server_log(mut c: Child) -> String {
-    for _ in 0..30 {
-        if c.try_wait().ok().flatten().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = c.kill();
-    let out = c.wait_with_output().expect("server output");
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// A one-shot TCP connect from `netns` to `addr:port` (busybox nc, 2 s).
@@ -138,7 +76,7 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
     if !privileged_or_skip("nat_live_dhcp_translation_dns_forwarding_isolation") {
         return;
     }
-    let dir = TempDir::new("nat");
+    let dir = Scratch::new("nat").expect("scratch");
     let prefix = format!("tn{}", std::process::id() % 10000);
     let topo = Topology::build(
         &prefix,
@@ -201,7 +139,7 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
         ],
     )
     .expect("nat dataplane starts");
-    let s = dhcp_script(&dir);
+    let s = scenario::udhcpc_script(&dir).expect("udhcpc script");
     assert_eq!(lease(&vm1, &s), "10.0.2.15", "vm1's lease");
     assert_eq!(
         lease(&vm2, &s),
@@ -219,7 +157,7 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
         iperf_client(&vm1.netns, "198.18.0.1", 5301, false),
         "TCP vm1 -> inet failed"
     );
-    let log = server_log(srv);
+    let log = scenario::server_log(srv);
     assert!(
         log.contains("Accepted connection from 198.18.0.2"),
         "server did not see the external address: {log}"
@@ -229,7 +167,7 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
         iperf_client(&vm2.netns, "198.18.0.1", 5302, true),
         "UDP vm2 -> inet failed"
     );
-    let log = server_log(srv);
+    let log = scenario::server_log(srv);
     assert!(
         log.contains("198.18.0.2"),
         "UDP test not from the external address: {log}"
@@ -264,13 +202,13 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
         iperf_client(&inet.netns, "198.18.0.2", 2222, false),
         "forwarded port unreachable from inet"
     );
-    server_log(srv);
+    scenario::server_log(srv);
     let srv = iperf_server(&vm1.netns, "10.0.2.15", 5201);
     assert!(
         iperf_client(&host.netns, "198.19.0.2", 2222, false),
         "forwarded port unreachable from the host"
     );
-    server_log(srv);
+    scenario::server_log(srv);
     assert!(
         !connects(&inet.netns, "198.18.0.2", 2223),
         "an unforwarded port is open"
@@ -286,7 +224,7 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
         iperf_client(&inet.netns, "198.18.0.2", 8080, false),
         "rule added at run time does not work"
     );
-    server_log(srv);
+    scenario::server_log(srv);
     natpf(&control, &["delete", "web"]).expect("rule deleted");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -316,7 +254,7 @@ fn nat_network_live_guests_meet_and_translate() {
     if !privileged_or_skip("nat_network_live_guests_meet_and_translate") {
         return;
     }
-    let dir = TempDir::new("natnet");
+    let dir = Scratch::new("natnet").expect("scratch");
     let prefix = format!("tw{}", std::process::id() % 10000);
     let topo = Topology::build(
         &prefix,
@@ -354,7 +292,7 @@ fn nat_network_live_guests_meet_and_translate() {
         ],
     )
     .expect("nat-network dataplane starts");
-    let s = dhcp_script(&dir);
+    let s = scenario::udhcpc_script(&dir).expect("udhcpc script");
     let a1 = lease(&vm1, &s);
     let a2 = lease(&vm2, &s);
     for a in [&a1, &a2] {
@@ -378,7 +316,7 @@ fn nat_network_live_guests_meet_and_translate() {
         iperf_client(&vm2.netns, "198.18.0.1", 5303, false),
         "TCP vm2 -> inet failed"
     );
-    let log = server_log(srv);
+    let log = scenario::server_log(srv);
     assert!(log.contains("Accepted connection from 198.18.0.2"), "{log}");
     if a1 == "10.0.2.4" {
         let srv = iperf_server(&vm1.netns, &a1, 5201);
@@ -386,7 +324,7 @@ fn nat_network_live_guests_meet_and_translate() {
             iperf_client(&inet.netns, "198.18.0.2", 2222, false),
             "forwarded port unreachable"
         );
-        server_log(srv);
+        scenario::server_log(srv);
     }
     dp.stop().expect("stops cleanly");
 }
@@ -396,7 +334,7 @@ fn nat_live_two_workers_translate_every_flow() {
     if !privileged_or_skip("nat_live_two_workers_translate_every_flow") {
         return;
     }
-    let dir = TempDir::new("nat2w");
+    let dir = Scratch::new("nat2w").expect("scratch");
     let prefix = format!("tv{}", std::process::id() % 10000);
     let topo = Topology::build(
         &prefix,
@@ -437,7 +375,7 @@ fn nat_live_two_workers_translate_every_flow() {
         ],
     )
     .expect("two-worker nat dataplane starts");
-    let s = dhcp_script(&dir);
+    let s = scenario::udhcpc_script(&dir).expect("udhcpc script");
     lease(&vm1, &s);
     lease(&vm2, &s);
     for (i, vm) in [&vm1, &vm2].into_iter().enumerate() {
@@ -453,14 +391,14 @@ fn nat_live_two_workers_translate_every_flow() {
             "TCP {} -> inet failed",
             vm.role
         );
-        assert!(server_log(srv).contains("Accepted connection from 198.18.0.2"));
+        assert!(scenario::server_log(srv).contains("Accepted connection from 198.18.0.2"));
     }
     let srv = iperf_server(&vm2.netns, "10.0.2.15", 5201);
     assert!(
         iperf_client(&inet.netns, "198.18.0.2", 2222, false),
         "forward to vm2 (worker 1) failed"
     );
-    server_log(srv);
+    scenario::server_log(srv);
     let log = dp.stop().expect("stops cleanly");
     assert!(log.contains("2 worker(s)"), "{log}");
 }
