@@ -150,7 +150,7 @@ impl fmt::Display for Case {
 }
 
 /// How a mode translates what it delivers, so that cases know which source and target
-/// to expect. The L2 modes deliver untouched; the NAT modes will fill this in.
+/// to expect. The L2 modes deliver untouched (the default); the NAT modes fill it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Translation {
     /// Source the receiver sees for traffic going out to `inet` (NAT: the external

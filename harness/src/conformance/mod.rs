@@ -12,7 +12,20 @@
 //! - [`probe`]: the raw frames of `-` cases (directed unicast, broadcast, ARP), marked;
 //! - [`CaseRunner`]: where cases run; [`mem_backend`] runs each case on a fresh
 //!   in-memory dataplane in virtual time (the live `xdp` runner comes later);
-//! - [`report`]: observed vs expected tables, per-case lines, JSON and pcap output.
+//! - [`report`]: observed vs expected tables, per-case lines, the behaviour suites, JSON
+//!   and pcap output;
+//! - [`suite`], [`nat_suite`], [`dhcp_suite`]: behaviour suites, one case per RFC
+//!   requirement, on crafted frames through a whole pipeline in virtual time (NAT: RFC
+//!   4787/5382/5508 on the NAT and NAT Network pipelines; DHCP: RFC 2131 on Host-only),
+//!   printed after the tables and counted in the verdict.
+//!
+//! NAT modes in the tables: guests by DHCP (10.0.2.15 each in NAT, 10.0.2.x on one
+//! segment in NAT Network), the host on the host link (198.19.0.1; guests reach its
+//! TCP/UDP services as 10.0.2.2 and it sees them from 198.19.0.2), `inet` the uplink's
+//! next hop (198.18.0.1; it sees the external address 198.18.0.2). Port-forward `/rule`
+//! cases install their rule at run time, after the guests have their addresses, through
+//! the pipeline's control channel (`NatSpec::control`), as `VBoxManage controlvm ...
+//! natpf1` / `natnetwork modify --port-forward-4` would.
 //!
 //! Invariants:
 //! - a case's verdict comes from what crossed the ports' wires and what the endpoints'
@@ -25,11 +38,14 @@
 //! - the `mem` backend is deterministic: the same modes give byte-identical JSON.
 
 pub mod cases;
+pub mod dhcp_suite;
 pub mod endpoint;
 pub mod mem_backend;
+pub mod nat_suite;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod suite;
 pub mod table;
 
 pub use plan::{ModeUnderTest, PipelineFactory};
@@ -151,7 +167,26 @@ pub fn run_with(modes: &[ModeUnderTest], runner: &mut dyn CaseRunner) -> Report 
     Report {
         backend: runner.name().into(),
         modes,
+        suites: Vec::new(),
     }
+}
+
+/// The behaviour suites that go with `modes`: the NAT suite on each NAT mode's pipeline,
+/// the DHCP suite (on the Host-only pipeline) when Host-only is among them. They always
+/// run in memory, whatever the backend of the tables.
+pub fn suites_for(modes: &[ModeUnderTest]) -> Vec<suite::SuiteReport> {
+    let mut out = Vec::new();
+    for m in modes {
+        match m.mode {
+            ModeName::HostOnly => out.push(dhcp_suite::run()),
+            ModeName::Nat => out.push(nat_suite::run(vnet_modes::natmode::NatFlavor::PerVm)),
+            ModeName::NatNetwork => {
+                out.push(nat_suite::run(vnet_modes::natmode::NatFlavor::Network))
+            }
+            ModeName::Internal | ModeName::Bridged => {}
+        }
+    }
+    out
 }
 
 /// Run every case of `modes` on the `mem` backend.
@@ -187,10 +222,15 @@ pub fn run(args: ConformanceArgs) -> Result<bool> {
             }
         },
     };
-    let report = run_mem(&modes);
+    let mut report = run_mem(&modes);
+    report.suites = suites_for(&modes);
     report.print_tables();
     println!();
     report.print_cases();
+    if !report.suites.is_empty() {
+        println!();
+        print!("{}", report.suites_text());
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, report.to_json())
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
@@ -203,8 +243,9 @@ pub fn run(args: ConformanceArgs) -> Result<bool> {
         println!("captures: {n} pcap files under {}", dir.display());
     }
     let (total, passed) = report.counts();
+    let (stotal, spassed) = report.suite_counts();
     println!(
-        "conformance ({} backend): {passed}/{total} cases pass; verdict: {}",
+        "conformance ({} backend): {passed}/{total} cases pass, behaviour suites {spassed}/{stotal}; verdict: {}",
         report.backend,
         if report.all_pass() { "PASS" } else { "FAIL" }
     );

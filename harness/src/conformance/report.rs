@@ -15,6 +15,7 @@
 
 use super::cases::{Case, Expect, Variant};
 use super::endpoint::Trace;
+use super::suite::SuiteReport;
 use super::table::{
     derive_table_1_1, expected_table_1_1, Direction, DirectionalRow, Proto, Reach, Table11Row,
     TABLE_1_1_COLUMNS,
@@ -191,6 +192,8 @@ pub struct Report {
     pub backend: String,
     /// One report per mode, in the order they ran.
     pub modes: Vec<ModeReport>,
+    /// The behaviour suites that ran (NAT, DHCP), in order.
+    pub suites: Vec<SuiteReport>,
 }
 
 /// One row of a printed table: label and `(observed, expected, ok)` cells.
@@ -252,6 +255,7 @@ struct JsonReport<'a> {
     backend: &'a str,
     all_pass: bool,
     modes: Vec<JsonMode<'a>>,
+    suites: &'a [SuiteReport],
 }
 
 #[derive(Serialize)]
@@ -291,9 +295,21 @@ struct JsonTable {
 }
 
 impl Report {
-    /// Whether every case of every mode passed (the run's exit status).
+    /// Whether every case of every mode and of every suite passed (the run's exit status).
     pub fn all_pass(&self) -> bool {
-        self.modes.iter().all(|m| m.all_pass())
+        self.modes.iter().all(|m| m.all_pass()) && self.suites.iter().all(|s| s.all_pass())
+    }
+
+    /// Number of suite cases and of passed suite cases.
+    pub fn suite_counts(&self) -> (usize, usize) {
+        let cases = self.suites.iter().flat_map(|s| &s.cases);
+        cases.fold((0, 0), |(t, p), c| (t + 1, p + c.pass as usize))
+    }
+
+    /// Every suite's lines ([`SuiteReport::text`]), separated by blank lines.
+    pub fn suites_text(&self) -> String {
+        let texts: Vec<String> = self.suites.iter().map(|s| s.text()).collect();
+        texts.join("\n")
     }
 
     /// Number of cases and of passed cases.
@@ -403,6 +419,12 @@ impl Report {
     ///       "directional": {"columns": [6 headings], "expected": [...], "observed": [...], "ok": [bools]},
     ///       "table_1_1":   {"columns": [4 headings], "expected": [...], "observed": [...], "ok": [bools]}
     ///     }
+    ///   }],
+    ///   "suites": [{                      // behaviour suites (NAT, DHCP), in memory
+    ///     "suite": "nat-behaviour",
+    ///     "subject": "vnet-modes nat, in memory",
+    ///     "cases": [{"name": "rfc4787_req1_eim_udp", "requirement": "...",
+    ///                "pass": bool, "evidence": "..."}]
     ///   }]
     /// }
     /// ```
@@ -458,6 +480,7 @@ impl Report {
             backend: &self.backend,
             all_pass: self.all_pass(),
             modes,
+            suites: &self.suites,
         };
         let mut text = serde_json::to_string_pretty(&report).expect("the report serialises");
         text.push('\n');

@@ -206,7 +206,61 @@ impl NatMode {
                 bytes[ETH + 15],
             ];
             self.learn_guest(realm, src_ip, src_mac);
+        } else if ethertype == 0x0806 && bytes.len() >= ETH + 28 && src_mac.is_unicast() {
+            // ARP sender (probes and announcements after DHCP included).
+            let spa = [
+                bytes[ETH + 14],
+                bytes[ETH + 15],
+                bytes[ETH + 16],
+                bytes[ETH + 17],
+            ];
+            self.learn_guest(realm, spa, src_mac);
         }
+        let verdict = self.guest_verdict(now, pool, pkt, realm, gw_index, dst_mac, ethertype);
+        if let Verdict::Tx(_) = verdict {
+            self.learn_from_dhcp_reply(realm, pool.bytes(pkt));
+        }
+        verdict
+    }
+
+    /// A DHCP reply the services wrote tells which guest MAC holds the address it leased,
+    /// before that guest sends anything of its own (a port forward may reach it first).
+    fn learn_from_dhcp_reply(&mut self, realm: u16, frame: &[u8]) {
+        const UDP: usize = ETH + 20;
+        const BOOTP: usize = UDP + 8;
+        if frame.len() < BOOTP + 34
+            || frame[12..14] != [0x08, 0x00]
+            || frame[ETH] != 0x45
+            || frame[ETH + 9] != 17
+            || frame[UDP..UDP + 2] != 67u16.to_be_bytes()
+            || frame[BOOTP] != 2
+        {
+            return;
+        }
+        let yiaddr = [
+            frame[BOOTP + 16],
+            frame[BOOTP + 17],
+            frame[BOOTP + 18],
+            frame[BOOTP + 19],
+        ];
+        let c = &frame[BOOTP + 28..BOOTP + 34];
+        let chaddr = EthernetAddress([c[0], c[1], c[2], c[3], c[4], c[5]]);
+        if chaddr.is_unicast() {
+            self.learn_guest(realm, yiaddr, chaddr);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn guest_verdict(
+        &mut self,
+        now: Instant,
+        pool: &mut FramePool,
+        pkt: &mut Pkt,
+        realm: u16,
+        gw_index: usize,
+        dst_mac: [u8; 6],
+        ethertype: u16,
+    ) -> Verdict {
         if let Some(sw) = self.switch.as_mut() {
             // NAT Network: the segment first. Frames not for the router stay on it.
             sw.learn(now, pool.bytes(pkt), pkt.port);
