@@ -79,6 +79,27 @@ pub enum Command {
         #[command(subcommand)]
         action: NatpfAction,
     },
+    /// The committed pcap corpus.
+    Pcap {
+        /// What to do.
+        #[command(subcommand)]
+        action: PcapAction,
+    },
+    /// Run a capture into one port of a mode (in memory) and write what leaves each port.
+    Replay {
+        /// The mode.
+        #[arg(long, value_enum)]
+        mode: ModeName,
+        /// The capture (pcap, Ethernet).
+        #[arg(long, value_name = "FILE")]
+        pcap: PathBuf,
+        /// The port it enters: vm1, vm2, host, uplink (as the mode has them) or a number.
+        #[arg(long, default_value = "vm1")]
+        port: String,
+        /// Where to write ROLE.pcap for every port.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Build or remove the harness's namespaces, to explore by hand.
     Topo {
         /// Up or down.
@@ -116,6 +137,17 @@ pub enum FilteringChoice {
     AddressDependent,
     /// Only the exact remote address and port the guest sent to.
     AddressPortDependent,
+}
+
+/// `pcap` actions.
+#[derive(Debug, Subcommand)]
+pub enum PcapAction {
+    /// Write the corpus (reproducibly) into a directory.
+    Gen {
+        /// The directory.
+        #[arg(long, default_value = "pcaps")]
+        out: PathBuf,
+    },
 }
 
 /// `natpf` actions on a running NAT dataplane.

@@ -6,6 +6,7 @@
 //! - [`preflight`]: privilege, kernel and interface checks, each failing with one sentence;
 //! - [`modespec`]: from `run`'s flags to a mode (ports, roles, pipeline recipe);
 //! - [`control`]: the NAT modes' control socket (port-forward rules at run time);
+//! - [`corpus`]: the committed pcap corpus (`pcap gen`) and `replay` of captures;
 //! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`);
 //! - [`topo`]: the harness's own namespaces joined by veth pairs, removed on drop;
 //! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod conformance;
 pub mod control;
+pub mod corpus;
 pub mod mainjob;
 pub mod modespec;
 pub mod preflight;

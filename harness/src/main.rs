@@ -1,8 +1,8 @@
 //! The `vnet-bench` binary: parses the command line and hands over to the library.
 
 use clap::Parser;
-use vnet_bench::cli::{Cli, Command, ModeName, NatpfAction, TopoAction};
-use vnet_bench::{conformance, mainjob, preflight, run, topo};
+use vnet_bench::cli::{Cli, Command, ModeName, NatpfAction, PcapAction, TopoAction};
+use vnet_bench::{conformance, corpus, mainjob, preflight, run, topo};
 
 fn main() {
     let cli = Cli::parse();
@@ -14,6 +14,29 @@ fn main() {
             Err(e) => Err(e),
         },
         Some(Command::Topo { action }) => topo_command(action),
+        Some(Command::Pcap {
+            action: PcapAction::Gen { out },
+        }) => corpus::generate(&out).map(|files| {
+            println!(
+                "wrote {} files to {}: {}",
+                files.len(),
+                out.display(),
+                files.join(", ")
+            )
+        }),
+        Some(Command::Replay {
+            mode,
+            pcap,
+            port,
+            out,
+        }) => corpus::replay(mode, &pcap, &port, &out).map(|ports| {
+            for (role, n) in ports {
+                println!(
+                    "{role:<7} {n:>6} frames -> {}",
+                    out.join(format!("{role}.pcap")).display()
+                );
+            }
+        }),
         Some(Command::Natpf { control, action }) => {
             let line = match action {
                 NatpfAction::Add { rule } => format!("add {rule}"),

@@ -34,6 +34,8 @@ impl Rig {
     fn new(flavor: NatFlavor, vms: usize, host: bool, forwards: Vec<ForwardRule>) -> Rig {
         let mut c = NatModeConfig::new(flavor, vms, EXT, GW);
         c.forwards = forwards;
+        // Small tables: these tests need a handful of sessions, and build many rigs.
+        c.napt.max_sessions = 1024;
         if host {
             c.host = Some(HostLink::default());
         }
@@ -358,4 +360,44 @@ fn nat_network_guests_reach_each_other_and_share_one_nat() {
     assert_eq!(v, Verdict::Tx(PortMask::one(0)));
     assert_eq!(addrs(&back), (GW, 7, a, 5000));
     assert_eq!(&back[..6], &G1);
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame_strategy() -> impl Strategy<Value = (Vec<u8>, u8)> {
+        (
+            prop::collection::vec(any::<u8>(), 0..120),
+            prop::sample::select(vec![0x0800u16, 0x0806, 0x86dd, 0x8100, 0x1234]),
+            any::<bool>(),
+            0u8..4,
+        )
+            .prop_map(|(mut bytes, ethertype, ipv4_like, port)| {
+                if bytes.len() >= 14 {
+                    bytes[12..14].copy_from_slice(&ethertype.to_be_bytes());
+                }
+                if ipv4_like && bytes.len() > 14 {
+                    bytes[14] = 0x45;
+                }
+                (bytes, port)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// No frame, however broken, panics a NAT or NAT Network pipeline on any port.
+        #[test]
+        fn arbitrary_frames_never_panic(frames in prop::collection::vec(frame_strategy(), 1..16)) {
+            for flavor in [NatFlavor::PerVm, NatFlavor::Network] {
+                let mut rig = Rig::new(flavor, 2, true, vec![]);
+                for (bytes, port) in &frames {
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    let _ = rig.run(bytes, (*port % 4) as PortId);
+                }
+            }
+        }
+    }
 }

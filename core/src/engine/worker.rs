@@ -141,6 +141,11 @@ impl<M: Pipeline> Worker<M> {
         while !stop.load(Ordering::Relaxed) {
             self.run_once(Instant::now());
         }
+        self.flush_ports();
+    }
+
+    /// Flush every port's buffered output (capture files).
+    pub fn flush_ports(&mut self) {
         for p in &mut self.ports {
             p.flush();
         }

@@ -288,6 +288,10 @@ impl NatMode {
         if ethertype != 0x0800 {
             return Verdict::Drop(DropReason::Policy);
         }
+        // Everything below reads the IPv4 header: it must be there and consistent.
+        if vnet_core::wire::Ipv4Packet::new_checked(&pool.bytes(pkt)[ETH..]).is_err() {
+            return Verdict::Drop(DropReason::Malformed);
+        }
         // DNS proxy.
         let ip = &mut pool.frame_mut(pkt.frame)[ETH..pkt.len as usize];
         match self.dns.outbound(now, realm, ip) {
@@ -440,8 +444,11 @@ impl NatMode {
             }
             return v.unwrap_or(Verdict::Tx(PortMask::EMPTY));
         }
-        if ethertype != 0x0800 || pkt.len as usize <= ETH + 20 {
+        if ethertype != 0x0800 {
             return Verdict::Tx(PortMask::EMPTY);
+        }
+        if vnet_core::wire::Ipv4Packet::new_checked(&pool.bytes(pkt)[ETH..]).is_err() {
+            return Verdict::Drop(DropReason::Malformed);
         }
         let own_ip = hop.own_ip();
         let ip = &pool.bytes(pkt)[ETH..];
