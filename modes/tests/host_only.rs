@@ -271,3 +271,34 @@ fn gratuitous_arp_announces_the_server_once() {
     m.poll(Instant::from_secs(2), &mut pool, &mut out);
     assert!(out.items().is_empty(), "announced once");
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// No frame, however broken, panics the Host-only pipeline (switch + services).
+        #[test]
+        fn arbitrary_frames_never_panic(
+            frames in prop::collection::vec(
+                (prop::collection::vec(any::<u8>(), 1..400), prop::sample::select(vec![0x0800u16, 0x0806, 0x1234]), 0u16..3),
+                1..16,
+            )
+        ) {
+            let mut m = mode();
+            let mut pool = FramePool::with_heap(64, 2048, 0);
+            for (mut bytes, ethertype, port) in frames {
+                if bytes.len() >= 15 {
+                    bytes[12..14].copy_from_slice(&ethertype.to_be_bytes());
+                    bytes[14] = 0x45;
+                    if bytes.len() >= 24 {
+                        bytes[23] = 17; // UDP, to reach the DHCP path
+                    }
+                }
+                let _ = process(&mut m, &mut pool, &bytes, port);
+            }
+            prop_assert_eq!(pool.free_count(), 64);
+        }
+    }
+}
