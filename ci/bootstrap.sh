@@ -8,6 +8,8 @@ need_pkgs=(
   clang llvm libelf-dev zlib1g-dev libpcap-dev m4 pkg-config make
   # topologies and the real endpoint stacks of the live tests:
   iproute2 iputils-ping ethtool tcpdump busybox isc-dhcp-client dhcpcd-base iperf3 dnsmasq-base procps
+  # the kernel as the device under test of `conformance --dut kernel`:
+  nftables
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -85,6 +85,11 @@ pub struct PortCounters {
     tx_packets: AtomicU64,
     tx_bytes: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
+    /// Below the engine, as the backend last reported them (see [`PortCounters::set_backend`]).
+    backend_rx_dropped: AtomicU64,
+    backend_fill_empty: AtomicU64,
+    backend_tx_kicks: AtomicU64,
+    backend_invalid: AtomicU64,
 }
 
 #[inline]
@@ -118,6 +123,19 @@ impl PortCounters {
     #[inline]
     pub fn add_drops(&self, reason: DropReason, n: u64) {
         bump(&self.drops[reason as usize], n);
+    }
+
+    /// Record the backend's own counters (kernel ring drops...), as last read by the
+    /// owning worker (cumulative values, replaced, not added).
+    pub fn set_backend(&self, stats: &crate::port::PortStats) {
+        self.backend_rx_dropped
+            .store(stats.rx_dropped, Ordering::Relaxed);
+        self.backend_fill_empty
+            .store(stats.fill_empty, Ordering::Relaxed);
+        self.backend_tx_kicks
+            .store(stats.tx_kicks, Ordering::Relaxed);
+        self.backend_invalid
+            .store(stats.invalid_descs, Ordering::Relaxed);
     }
 }
 
@@ -155,6 +173,15 @@ pub struct PortTotals {
     pub tx_bytes: u64,
     /// Drops by reason, indexed as [`DropReason::ALL`].
     pub drops: [u64; DropReason::COUNT],
+    /// Frames the backend lost before the engine saw them (AF_XDP: rx ring full, no fill
+    /// frame), as last reported.
+    pub backend_rx_dropped: u64,
+    /// Times the backend found no free frame for receiving.
+    pub backend_fill_empty: u64,
+    /// Transmit wake-ups (syscalls) the backend made.
+    pub backend_tx_kicks: u64,
+    /// Invalid descriptors the kernel reported.
+    pub backend_invalid: u64,
 }
 
 impl PortTotals {
@@ -206,6 +233,10 @@ impl CounterSet {
                 for (i, d) in c.drops.iter().enumerate() {
                     t.drops[i] += d.load(Ordering::Relaxed);
                 }
+                t.backend_rx_dropped += c.backend_rx_dropped.load(Ordering::Relaxed);
+                t.backend_fill_empty += c.backend_fill_empty.load(Ordering::Relaxed);
+                t.backend_tx_kicks += c.backend_tx_kicks.load(Ordering::Relaxed);
+                t.backend_invalid += c.backend_invalid.load(Ordering::Relaxed);
             }
         }
         out

@@ -10,11 +10,18 @@ pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
     );
     for (i, t) in totals.iter().enumerate() {
         let name = names.get(i).map(String::as_str).unwrap_or("?");
-        let reasons: Vec<String> = DropReason::ALL
+        let mut reasons: Vec<String> = DropReason::ALL
             .iter()
             .filter(|r| t.drops_for(**r) > 0)
             .map(|r| format!("{}={}", r.name(), t.drops_for(*r)))
             .collect();
+        // Lost below the engine (the kernel's AF_XDP rings), not in `dropped`.
+        if t.backend_rx_dropped > 0 {
+            reasons.push(format!("kernel_rx_dropped={}", t.backend_rx_dropped));
+        }
+        if t.backend_fill_empty > 0 {
+            reasons.push(format!("fill_empty={}", t.backend_fill_empty));
+        }
         out.push_str(&format!(
             "{:<4} {:<16} {:>12} {:>12} {:>10}  {}\n",
             i,

@@ -225,6 +225,11 @@ impl<M: Pipeline> Worker<M> {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        for (slot, port) in self.ports.iter().enumerate() {
+            self.counters
+                .port(self.port_ids[slot] as usize)
+                .set_backend(&port.stats());
+        }
         self.emitter.clear();
         self.pipeline.poll(now, &mut self.pool, &mut self.emitter);
         for i in 0..self.emitter.items().len() {

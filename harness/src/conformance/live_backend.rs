@@ -150,7 +150,7 @@ impl CaseRunner for LiveBackend {
             }
             self.env = Some(ModeEnv {
                 label: mode.label.clone(),
-                ready: ready.map_err(|e| format!("{e:#}")),
+                ready: ready.map_err(|e| format!("{e:#}").replace('\n', " | ")),
             });
         }
         self.seq += 1;
@@ -421,11 +421,7 @@ fn udp_send(netns: &str, to: SocketAddrV4, payload: &[u8], broadcast: bool) -> R
 
 /// A TCP connection attempt from a namespace's stack (sending `payload` if it connects),
 /// on its own thread.
-fn tcp_try(
-    netns: &str,
-    to: SocketAddrV4,
-    payload: Option<Vec<u8>>,
-) -> std::thread::JoinHandle<()> {
+fn tcp_try(netns: &str, to: SocketAddrV4, payload: Option<Vec<u8>>) -> std::thread::JoinHandle<()> {
     let netns = netns.to_string();
     std::thread::spawn(move || {
         let _ = in_netns(&netns, move || {
@@ -560,7 +556,9 @@ fn exchange(sender: &End, proto: Proto, target: (Ipv4Addr, u16), m: &[u8]) -> Ex
                 Ok((local, n, Err(e))) => Exchange {
                     completed: false,
                     client_port: local,
-                    text: format!("tcp exchange with {ip}:{port} incomplete ({e}, {n} bytes echoed)"),
+                    text: format!(
+                        "tcp exchange with {ip}:{port} incomplete ({e}, {n} bytes echoed)"
+                    ),
                 },
                 Err(e) => Exchange {
                     completed: false,
@@ -875,7 +873,9 @@ impl Ready {
                 .find_map(|t| probe::seen_destination(&t.bytes));
             reply_ok = back == Some((sender.ip, port));
             let _ = match back {
-                Some((ip, p)) if reply_ok => write!(evidence, "; replies reached {from} at {ip}:{p}"),
+                Some((ip, p)) if reply_ok => {
+                    write!(evidence, "; replies reached {from} at {ip}:{p}")
+                }
                 Some((ip, p)) => write!(
                     evidence,
                     "; replies reached {from} at {ip}:{p}, expected {}:{port}",
@@ -925,11 +925,18 @@ impl Ready {
         let marks = self.marks();
         let t0 = Instant::now();
         let own = peer_ip == sender.ip;
+        let mut via = None;
         if !own {
             if !sender.on_link(peer_ip) {
                 let route = format!("{peer}/32");
                 let _ = netns_exec(&ns, "ip", &["route", "replace", &route, "dev", &dev]);
-                undo.push(vec!["route".into(), "del".into(), route, "dev".into(), dev.clone()]);
+                undo.push(vec![
+                    "route".into(),
+                    "del".into(),
+                    route,
+                    "dev".into(),
+                    dev.clone(),
+                ]);
             }
             // (c) ARP: the stack resolves the peer's address.
             let _ = netns_exec(&ns, "ip", &["neigh", "del", &peer, "dev", &dev]);
@@ -960,7 +967,13 @@ impl Ready {
             );
             undo.insert(
                 0,
-                vec!["neigh".into(), "del".into(), peer.clone(), "dev".into(), dev.clone()],
+                vec![
+                    "neigh".into(),
+                    "del".into(),
+                    peer.clone(),
+                    "dev".into(),
+                    dev.clone(),
+                ],
             );
             let m = marker(seq, "uni");
             match case.proto {
@@ -1010,13 +1023,12 @@ impl Ready {
                 Proto::Udp => {
                     let _ = udp_send(&ns, SocketAddrV4::new(ip, port), &m, false);
                 }
-                Proto::Tcp => threads.push(tcp_try(
-                    &ns,
-                    SocketAddrV4::new(ip, port),
-                    Some(m.clone()),
-                )),
+                Proto::Tcp => {
+                    threads.push(tcp_try(&ns, SocketAddrV4::new(ip, port), Some(m.clone())))
+                }
             }
             probes.push((format!("stack to {ip}:{port}"), Some(m)));
+            via = Some((ip, port));
         }
         std::thread::sleep(Duration::from_millis(SETTLE_MS));
         for mut c in children {
@@ -1046,6 +1058,11 @@ impl Ready {
             .iter()
             .filter(|(name, m)| {
                 !out.iter().any(|t| match m {
+                    // A TCP attempt that found no peer carries its marker in no frame:
+                    // its SYN is the probe.
+                    Some(m) if name.starts_with("stack to") && case.proto == Proto::Tcp => {
+                        carries(&t.bytes, m) || probe::seen_destination(&t.bytes) == via
+                    }
                     Some(m) => carries(&t.bytes, m),
                     None if name == "stack arp" => arp_request_for(&t.bytes, sender.mac, peer_ip),
                     None => probe::seen_destination(&t.bytes) == Some((peer_ip, dst_port)),
@@ -1091,7 +1108,10 @@ impl Ready {
                         .then(|| name.clone())
                 })
                 .collect();
-            if frames.iter().any(|t| t.bytes.get(6..12) == Some(&sender.mac[..])) {
+            if frames
+                .iter()
+                .any(|t| t.bytes.get(6..12) == Some(&sender.mac[..]))
+            {
                 hits.push(format!("frames from {}", mac_text(sender.mac)));
             }
             if frames
@@ -1182,6 +1202,9 @@ mod tests {
         assert_eq!(e.broadcast(), Ipv4Addr::new(10, 0, 2, 255));
         assert!(e.on_link(Ipv4Addr::new(10, 0, 2, 2)));
         assert!(!e.on_link(Ipv4Addr::new(198, 19, 0, 1)));
-        assert_eq!(parse_mac("02:76:6e:aa:00:01"), Some([2, 0x76, 0x6e, 0xaa, 0, 1]));
+        assert_eq!(
+            parse_mac("02:76:6e:aa:00:01"),
+            Some([2, 0x76, 0x6e, 0xaa, 0, 1])
+        );
     }
 }

@@ -11,7 +11,9 @@
 //! - [`endpoint`]: smoltcp stacks on `mem` ports, with echo services and DHCP clients;
 //! - [`probe`]: the raw frames of `-` cases (directed unicast, broadcast, ARP), marked;
 //! - [`CaseRunner`]: where cases run; [`mem_backend`] runs each case on a fresh
-//!   in-memory dataplane in virtual time (the live `xdp` runner comes later);
+//!   in-memory dataplane in virtual time; [`live_backend`] runs them between real Linux
+//!   stacks in the harness's namespaces, across `vnet-bench run` on AF_XDP (or, with
+//!   `--dut kernel`, the kernel configured as the mode: [`kernel_peer`]);
 //! - [`report`]: observed vs expected tables, per-case lines, the behaviour suites, JSON
 //!   and pcap output;
 //! - [`suite`], [`nat_suite`], [`dhcp_suite`]: behaviour suites, one case per RFC
@@ -40,6 +42,9 @@
 pub mod cases;
 pub mod dhcp_suite;
 pub mod endpoint;
+pub mod kernel_peer;
+pub mod live_backend;
+pub mod live_net;
 pub mod mem_backend;
 pub mod nat_suite;
 pub mod plan;
@@ -104,6 +109,19 @@ pub struct ConformanceArgs {
     /// Write every port's traffic of every case as pcap under DIR.
     #[arg(long, value_name = "DIR")]
     pub capture: Option<PathBuf>,
+    /// With `--backend xdp`: what forwards between the namespaces (`kernel`: the Linux
+    /// kernel configured as the mode, for comparison).
+    #[arg(long, value_enum, default_value_t = Dut::Vnet)]
+    pub dut: Dut,
+}
+
+/// The device under test of the live backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dut {
+    /// `vnet-bench run` on AF_XDP.
+    Vnet,
+    /// The Linux kernel (bridge, routing, nftables, dnsmasq) on the same namespaces.
+    Kernel,
 }
 
 /// A case's result as a backend reports it, before it becomes part of a report.
@@ -119,8 +137,8 @@ pub struct CaseRun {
     pub traces: Vec<(String, endpoint::Trace)>,
 }
 
-/// Where cases run: the `mem` backend ([`mem_backend::MemBackend`]) now, the live `xdp`
-/// backend (real namespaces and Linux stacks) later. A runner gets one case at a time
+/// Where cases run: the `mem` backend ([`mem_backend::MemBackend`]) or the live backend
+/// ([`live_backend::LiveBackend`]: real namespaces and Linux stacks). A runner gets one case at a time
 /// and must judge it by what crossed the ports, as the module invariants say.
 pub trait CaseRunner {
     /// `mem` or `xdp` (for the report).
@@ -189,6 +207,20 @@ pub fn suites_for(modes: &[ModeUnderTest]) -> Vec<suite::SuiteReport> {
     out
 }
 
+/// Run every case of `modes` live ([`live_backend`]): one topology per mode in the
+/// harness's own namespaces, `exe` (a `vnet-bench` binary) as the dataplane, or the
+/// kernel with [`live_backend::Dut::Kernel`]. Needs root (and AF_XDP for the dataplane).
+pub fn run_live(
+    modes: &[ModeUnderTest],
+    exe: impl Into<PathBuf>,
+    dut: live_backend::Dut,
+) -> Report {
+    let mut runner = live_backend::LiveBackend::new(exe, dut);
+    let report = run_with(modes, &mut runner);
+    runner.finish();
+    report
+}
+
 /// Run every case of `modes` on the `mem` backend.
 pub fn run_mem(modes: &[ModeUnderTest]) -> Report {
     run_with(modes, &mut mem_backend::MemBackend)
@@ -199,12 +231,9 @@ pub fn run_mem(modes: &[ModeUnderTest]) -> Report {
 /// `false` into exit status 1.
 ///
 /// # Errors
-/// For the `xdp` backend (not implemented yet), a mode the dataplane does not implement,
+/// For the `xdp` backend without root or AF_XDP, a mode the dataplane does not implement,
 /// or output files that cannot be written.
 pub fn run(args: ConformanceArgs) -> Result<bool> {
-    if args.backend == ConformanceBackend::Xdp {
-        bail!("the live conformance backend is not implemented yet; use --backend mem");
-    }
     let modes = match args.mode {
         ModeSelection::All => ModeUnderTest::all(),
         ModeSelection::One(mode) => match ModeUnderTest::for_mode(mode) {
@@ -222,7 +251,35 @@ pub fn run(args: ConformanceArgs) -> Result<bool> {
             }
         },
     };
-    let mut report = run_mem(&modes);
+    let mut report = match args.backend {
+        ConformanceBackend::Mem => run_mem(&modes),
+        ConformanceBackend::Xdp => {
+            crate::preflight::require_root("vnet-bench conformance --backend xdp")?;
+            let dut = if args.dut == Dut::Kernel {
+                live_backend::Dut::Kernel
+            } else {
+                crate::preflight::require_af_xdp()?;
+                live_backend::Dut::Xdp
+            };
+            let exe = std::env::current_exe().context("cannot find the vnet-bench binary")?;
+            let live: Vec<ModeUnderTest> = if dut == live_backend::Dut::Kernel {
+                modes
+                    .iter()
+                    .filter(|m| match kernel_peer::comparable(m.mode) {
+                        Ok(()) => true,
+                        Err(why) => {
+                            println!("kernel: {}: {why}; left out", m.label);
+                            false
+                        }
+                    })
+                    .cloned()
+                    .collect()
+            } else {
+                modes.clone()
+            };
+            run_live(&live, exe, dut)
+        }
+    };
     report.suites = suites_for(&modes);
     report.print_tables();
     println!();
@@ -320,15 +377,16 @@ mod tests {
             backend,
             json: None,
             capture: None,
+            dut: Dut::Vnet,
         }
     }
 
     #[test]
-    fn live_backend_and_missing_modes_are_refused_in_one_sentence() {
-        let e = run(args(ModeSelection::All, ConformanceBackend::Xdp)).unwrap_err();
-        assert!(e
-            .to_string()
-            .contains("the live conformance backend is not implemented yet"));
+    fn live_backend_without_root_and_missing_modes_are_refused_in_one_sentence() {
+        if !crate::preflight::is_root() {
+            let e = run(args(ModeSelection::All, ConformanceBackend::Xdp)).unwrap_err();
+            assert!(e.to_string().contains("needs root"), "{e}");
+        }
         for mode in [
             ModeName::HostOnly,
             ModeName::Internal,

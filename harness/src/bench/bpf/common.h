@@ -1,0 +1,52 @@
+/* Shared by the generator and sink XDP programs and mirrored in bench/gen.rs, bench/sink.rs.
+ *
+ * Payload of every benchmark frame, right after the UDP header (offset 42), 16 bytes so a
+ * 64-byte frame (60 bytes on a veth, which carries no FCS) holds it:
+ *   u16 magic (VB_MAGIC), u16 tag (trial number), u32 seq, u64 send time (bpf_ktime_get_ns)
+ * all in host byte order (both ends run on this machine).
+ */
+#ifndef VB_COMMON_H
+#define VB_COMMON_H
+
+#define VB_MAGIC 0xb5e7
+#define VB_PAYLOAD_OFF 42
+#define VB_PAYLOAD_LEN 16
+
+/* Latency buckets: values < 64 ns exactly; above, 32 sub-buckets per power of two
+ * (about 3% resolution): idx = 64 + (msb - 6) * 32 + next five bits. */
+#define VB_BUCKETS 2048
+#define VB_SUB_BITS 5
+
+/* Generator config (array "gen_cfg", u64 values). */
+#define GC_IFINDEX 0
+#define GC_INTERVAL_FP 1 /* ns << 8 between frames; 0 = unpaced */
+#define GC_START_NS 2
+#define GC_STOP_NS 3
+#define GC_FLOWS 4
+#define GC_TAG 5
+#define GC_IMIX 6 /* 1: 7:4:1 of 64/570/1518-byte frames */
+#define GC_SEED 7
+#define GC_N 8
+
+/* Generator state (array "gen_state", u64 values; one writer, the generator's CPU). */
+#define GS_NEXT_FP 0
+#define GS_SEQ 1
+#define GS_SENT 2
+#define GS_BYTES 3
+#define GS_N 4
+
+/* Sink config (array "sink_cfg"). */
+#define SC_TAG 0
+#define SC_N 1
+
+/* Sink counters (per-CPU array "sink_stats"). */
+#define SS_COUNT 0
+#define SS_MAX_SEQ 1
+#define SS_OOO 2
+#define SS_BYTES 3
+#define SS_STALE 4 /* benchmark frames of another trial */
+#define SS_LAT_SUM 5
+#define SS_LAT_MAX 6
+#define SS_N 7
+
+#endif

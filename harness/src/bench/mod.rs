@@ -1,0 +1,554 @@
+//! `vnet-bench bench`: throughput (NDR, PDR) and latency of a mode, for vnet and its
+//! peers in the same run, on the harness's own namespaces.
+//!
+//! Layers:
+//! - [`bpf`]: the XDP programs (`bpf/*.bpf.c`, compiled by `build.rs`) and libbpf calls;
+//! - [`gen`]: the generator (BPF_PROG_RUN live frames, paced, pinned to its own core);
+//! - [`sink`]: the sink (XDP on the receiving interface: latency buckets, sequence);
+//! - [`search`]: NDR/PDR binary search over trials;
+//! - [`scenario`]: a mode in one direction (endpoints, addresses, DUT arguments);
+//! - [`peers`]: the DUTs (vnet, the kernel, testpmd) and fair interface settings;
+//! - [`results`]: `summary.json`, `.hlog`, `.hgrm`;
+//! - [`compare`]: `vnet-bench compare` (KS test + threshold, SVG plot).
+//!
+//! Invariants: everything runs in namespaces made for the run (prefix `vbNNN`), removed
+//! on exit, on error and on Ctrl-C; interface settings changed for a peer are restored;
+//! speed is measured, never asserted.
+
+pub mod bpf;
+pub mod compare;
+pub mod gen;
+pub mod peers;
+pub mod plot;
+pub mod results;
+pub mod scenario;
+pub mod search;
+pub mod sink;
+
+use crate::cli::ModeName;
+use crate::topo::{netns_exec, Topology};
+use anyhow::{bail, Context, Result};
+use gen::Generator;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use peers::{DutKind, RunningDut};
+use results::{Ceiling, DutResult, LatencyPoint, Machine, RatePoint, Ratios, Settings, Summary};
+use scenario::{Direction, Scenario};
+use search::{SearchConfig, TrialOutcome};
+use sink::Sink;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// Which DUTs to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DutChoice {
+    /// vnet only.
+    Vnet,
+    /// The Linux kernel only.
+    Kernel,
+    /// testpmd only.
+    Testpmd,
+    /// vnet, kernel and testpmd, alternating.
+    All,
+}
+
+/// `vnet-bench bench` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The mode to measure.
+    #[arg(long, value_enum)]
+    pub mode: ModeName,
+    /// Direction of the traffic (NAT modes: guest-to-inet, inet-to-guest; later).
+    #[arg(long, value_enum, default_value_t = Direction::GuestToGuest)]
+    pub direction: Direction,
+    /// Devices under test.
+    #[arg(long, value_enum, default_value_t = DutChoice::All)]
+    pub dut: DutChoice,
+    /// Frame size in bytes with FCS (RFC 2544: 64, 128, 256, 512, 1024, 1280, 1518).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(64..=1518))]
+    pub frame_size: u16,
+    /// IMIX (7:4:1 of 64, 570, 1518 bytes) instead of one frame size.
+    #[arg(long)]
+    pub imix: bool,
+    /// UDP flows, pseudorandom ports (RFC 4814).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub flows: u32,
+    /// Trial length in seconds (RFC 2544 asks for 60 in a formal run).
+    #[arg(long, default_value_t = 2.0, value_name = "S")]
+    pub trial: f64,
+    /// Loss allowed at PDR.
+    #[arg(long, default_value_t = 0.005)]
+    pub pdr_loss: f64,
+    /// Search precision, relative to the upper bound.
+    #[arg(long, default_value_t = 0.02)]
+    pub precision: f64,
+    /// Highest rate to try, frames/s (default: the harness ceiling).
+    #[arg(long, value_name = "PPS")]
+    pub max_rate: Option<f64>,
+    /// Rounds: each DUT searched once per round, DUTs alternating; medians reported.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// Core of the generator.
+    #[arg(long, default_value_t = 0)]
+    pub gen_core: usize,
+    /// Core of the DUT.
+    #[arg(long)]
+    pub dut_core: Option<usize>,
+    /// Frames per BPF_PROG_RUN batch (kernel default 64).
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: u32,
+    /// Write results to DIR/MODE/ (summary.json, DUT.hlog, DUT-latNN.hgrm).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Namespace prefix (1-5 letters/digits; default vb + pid).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Skip the harness-ceiling measurement (then --max-rate is required).
+    #[arg(long)]
+    pub no_ceiling: bool,
+}
+
+struct Rig<'a> {
+    gen: Generator,
+    sink: Sink,
+    tag: u16,
+    trial: Duration,
+    stop: &'a AtomicBool,
+}
+
+impl Rig<'_> {
+    /// One trial; `None` when interrupted. `rate` 0: unpaced.
+    fn trial(&mut self, rate: f64) -> Result<Option<(TrialOutcome, sink::SinkReport)>> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        self.tag = self.tag.wrapping_add(1).max(1);
+        self.sink.reset(self.tag)?;
+        let g = self.gen.run(self.tag, rate, self.trial, self.stop)?;
+        // Frames still in flight (rings, the DUT) arrive within a few ms.
+        std::thread::sleep(Duration::from_millis(100));
+        let s = self.sink.read()?;
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some((
+            TrialOutcome {
+                requested_pps: if rate > 0.0 { rate } else { g.pps },
+                offered_pps: g.pps,
+                sent: g.sent,
+                received: s.received,
+                out_of_order: s.out_of_order,
+            },
+            s,
+        )))
+    }
+}
+
+fn rate_point(t: &TrialOutcome) -> RatePoint {
+    RatePoint {
+        offered_pps: t.offered_pps,
+        received_pps: t.received_pps(),
+        loss: t.loss_ratio(),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        0.0
+    } else if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    }
+}
+
+fn mpps(pps: f64) -> String {
+    format!("{:.3}", pps / 1e6)
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1e3)
+}
+
+/// Measure the harness's ceiling: generator to sink over one veth pair, unpaced.
+fn ceiling(prefix: &str, args: &BenchArgs, frame_size: usize, trial: Duration, stop: &AtomicBool) -> Result<Option<RatePoint>> {
+    let topo = Topology::build(prefix, &[("gen", None)])?;
+    let e = topo.endpoint("gen").clone();
+    let frame = gen::FrameSpec {
+        dst_mac: [0x02, 0x76, 0x6e, 0, 0, 0xfe],
+        src_mac: gen::parse_mac(&e.mac)?,
+        src_ip: "198.18.0.11".parse()?,
+        dst_ip: "198.18.0.12".parse()?,
+        frame_size,
+        imix: args.imix,
+    };
+    let mut rig = Rig {
+        gen: Generator::new(&e.netns, &e.ifname, args.gen_core, &frame, args.flows, args.batch_size)?,
+        sink: Sink::attach(topo.dp_netns(), &e.dp_ifname)?,
+        tag: 0,
+        trial,
+        stop,
+    };
+    let r = rig.trial(0.0)?;
+    drop(rig);
+    drop(topo);
+    Ok(r.map(|(t, _)| rate_point(&t)))
+}
+
+fn warm_up(topo: &Topology, scenario: &Scenario) {
+    // The switch learns where the sink is; ARP settles. Failures are not fatal: the
+    // trials will show loss.
+    let sink = topo.endpoint(&scenario.sink_role);
+    let _ = netns_exec(&sink.netns, "ping", &["-c", "2", "-i", "0.2", "-W", "1", &scenario.src_ip.to_string()]);
+}
+
+/// Everything measured for one DUT in one round.
+struct RoundResult {
+    ndr: search::Found,
+    pdr: search::Found,
+    trials: Vec<TrialOutcome>,
+    latency: Vec<(u32, TrialOutcome, sink::SinkReport)>,
+    overload: Option<RatePoint>,
+    complete: bool,
+}
+
+fn measure_dut(rig: &mut Rig<'_>, cfg: &SearchConfig, ceiling_pps: f64, pb: &ProgressBar, dut: &str) -> Result<RoundResult> {
+    let mut n = 0;
+    let sr = search::search(cfg, |rate| {
+        n += 1;
+        pb.set_message(format!("{dut}: search trial {n} at {} Mpps", mpps(rate)));
+        Ok(rig.trial(rate)?.map(|(t, _)| {
+            pb.println(format!(
+                "  {dut} trial {n}: offered {} Mpps, received {} Mpps, loss {:.4}%",
+                mpps(t.offered_pps),
+                mpps(t.received_pps()),
+                t.loss_ratio() * 100.0
+            ));
+            t
+        }))
+    })?;
+    let mut latency = Vec::new();
+    let mut overload = None;
+    let mut complete = sr.complete;
+    if complete && sr.pdr.pps > 0.0 {
+        for pct in [10u32, 50, 90] {
+            pb.set_message(format!("{dut}: latency at {pct}% of PDR"));
+            match rig.trial(sr.pdr.pps * f64::from(pct) / 100.0)? {
+                Some((t, s)) => latency.push((pct, t, s)),
+                None => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if complete {
+            pb.set_message(format!("{dut}: 2x overload"));
+            let want = 2.0 * sr.pdr.pps;
+            let rate = if want >= ceiling_pps { 0.0 } else { want };
+            match rig.trial(rate)? {
+                Some((t, _)) => overload = Some(rate_point(&t)),
+                None => complete = false,
+            }
+        }
+    }
+    Ok(RoundResult {
+        ndr: sr.ndr,
+        pdr: sr.pdr,
+        trials: sr.trials,
+        latency,
+        overload,
+        complete,
+    })
+}
+
+/// Run `vnet-bench bench`.
+///
+/// # Errors
+/// When not privileged, the mode is not measurable yet, or the topology fails.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    crate::preflight::require_root("vnet-bench bench")?;
+    crate::preflight::require_af_xdp()?;
+    let scenario = Scenario::new(args.mode, args.direction)?;
+    if !(args.trial > 0.0) {
+        bail!("--trial must be positive");
+    }
+    let machine = Machine::this();
+    let dut_core = args.dut_core.unwrap_or(if machine.cores > 1 { (args.gen_core + 1) % machine.cores } else { 0 });
+    let prefix = args.prefix.clone().unwrap_or_else(|| format!("vb{}", std::process::id() % 1000));
+    if prefix.len() > 5 {
+        bail!("--prefix must be at most 5 characters");
+    }
+    let frame_size = usize::from(args.frame_size);
+    let trial = Duration::from_secs_f64(args.trial);
+    let stop = crate::run::stop_flag()?;
+    let started = SystemTime::now();
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.enable_steady_tick(Duration::from_millis(200));
+
+    let duts: Vec<DutKind> = match args.dut {
+        DutChoice::Vnet => vec![DutKind::Vnet],
+        DutChoice::Kernel => vec![DutKind::Kernel],
+        DutChoice::Testpmd => vec![DutKind::Testpmd],
+        DutChoice::All => vec![DutKind::Vnet, DutKind::Kernel, DutKind::Testpmd],
+    };
+
+    // 1. The harness's own ceiling.
+    let ceil = if args.no_ceiling {
+        None
+    } else {
+        pb.set_message("harness ceiling: generator -> sink over one veth pair");
+        let c = ceiling(&format!("{prefix}c"), &args, frame_size, trial, &stop)?;
+        if let Some(c) = c {
+            pb.println(format!(
+                "harness ceiling (generator -> sink, one veth pair, no DUT): offered {} Mpps, received {} Mpps",
+                mpps(c.offered_pps),
+                mpps(c.received_pps)
+            ));
+        }
+        c
+    };
+    let max_pps = match (args.max_rate, ceil) {
+        (Some(m), _) => m,
+        (None, Some(c)) => c.received_pps,
+        (None, None) => bail!("without the ceiling measurement, give --max-rate"),
+    };
+    let cfg = SearchConfig {
+        max_pps,
+        min_pps: (max_pps / 1000.0).max(1000.0),
+        pdr_loss: args.pdr_loss,
+        precision: args.precision,
+    };
+
+    // 2. The mode's topology, generator and sink stay for every DUT.
+    let topo = Topology::build(&prefix, &scenario.topology_spec())?;
+    let g = topo.endpoint(&scenario.gen_role).clone();
+    let s = topo.endpoint(&scenario.sink_role).clone();
+    let frame = scenario.frame(&topo, frame_size, args.imix)?;
+    let mut rig = Rig {
+        gen: Generator::new(&g.netns, &g.ifname, args.gen_core, &frame, args.flows, args.batch_size)?,
+        sink: Sink::attach(&s.netns, &s.ifname)?,
+        tag: 0,
+        trial,
+        stop: &stop,
+    };
+    let sink_attach = rig.sink.attach_mode().to_string();
+
+    let mut per_dut: Vec<(DutKind, Option<peers::DutInfo>, Vec<RoundResult>, Option<String>)> =
+        duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
+    let mut complete = true;
+    'rounds: for round in 0..args.rounds.max(1) {
+        for entry in per_dut.iter_mut() {
+            if stop.load(Ordering::Relaxed) {
+                complete = false;
+                break 'rounds;
+            }
+            let kind = entry.0;
+            pb.set_message(format!("round {}: starting {}", round + 1, kind.as_str()));
+            let (dut, info) = match RunningDut::start(kind, &topo, &scenario, dut_core, args.gen_core) {
+                Ok(x) => x,
+                Err(e) => {
+                    pb.println(format!("  {}: could not start: {e:#}", kind.as_str()));
+                    entry.3 = Some(format!("{e:#}"));
+                    continue;
+                }
+            };
+            warm_up(&topo, &scenario);
+            let r = measure_dut(&mut rig, &cfg, ceil.map(|c| c.offered_pps).unwrap_or(f64::INFINITY), &pb, kind.as_str());
+            let log = dut.stop();
+            match (r, log) {
+                (Ok(r), Ok(_)) => {
+                    complete &= r.complete;
+                    entry.2.push(r);
+                }
+                (Ok(r), Err(e)) => {
+                    entry.3 = Some(format!("the DUT failed: {e:#}"));
+                    entry.2.push(r);
+                }
+                (Err(e), _) => entry.3 = Some(format!("{e:#}")),
+            }
+            entry.1 = Some(info);
+        }
+    }
+    drop(rig);
+    drop(topo);
+    pb.finish_and_clear();
+    if stop.load(Ordering::Relaxed) {
+        complete = false;
+        println!("interrupted: keeping what was measured");
+    }
+
+    // 3. Aggregate.
+    let mut hists: Vec<(String, Vec<(u32, Histogram<u64>)>)> = Vec::new();
+    let mut dut_results = Vec::new();
+    for (kind, info, rounds, error) in per_dut {
+        let name = kind.as_str().to_string();
+        let mut r = DutResult {
+            dut: name.clone(),
+            info: info.unwrap_or_default(),
+            error,
+            ..DutResult::default()
+        };
+        if !rounds.is_empty() {
+            r.ndr_rounds_pps = rounds.iter().map(|x| x.ndr.pps).collect();
+            r.pdr_rounds_pps = rounds.iter().map(|x| x.pdr.pps).collect();
+            let pick = |v: &[f64], f: fn(&RoundResult) -> search::Found| {
+                let m = median(&mut v.to_vec());
+                rounds.iter().map(f).min_by(|a, b| (a.pps - m).abs().total_cmp(&(b.pps - m).abs()))
+            };
+            r.ndr = pick(&r.ndr_rounds_pps, |x| x.ndr);
+            r.pdr = pick(&r.pdr_rounds_pps, |x| x.pdr);
+            r.trials = rounds.iter().flat_map(|x| x.trials.iter().copied()).collect();
+            r.overload = rounds.iter().rev().find_map(|x| x.overload);
+            let mut hs = Vec::new();
+            for pct in [10u32, 50, 90] {
+                let points: Vec<&(u32, TrialOutcome, sink::SinkReport)> =
+                    rounds.iter().flat_map(|x| x.latency.iter()).filter(|l| l.0 == pct).collect();
+                if points.is_empty() {
+                    continue;
+                }
+                let mut h = sink::new_histogram();
+                let (mut sum, mut max, mut ooo, mut off, mut recv, mut sent) = (0u64, 0u64, 0u64, 0.0, 0u64, 0u64);
+                for (_, t, s) in &points {
+                    h.add(&s.histogram).context("merging histograms")?;
+                    sum += s.latency_sum_ns;
+                    max = max.max(s.latency_max_ns);
+                    ooo += s.out_of_order;
+                    off += t.offered_pps;
+                    recv += t.received;
+                    sent += t.sent;
+                }
+                let n = points.len() as f64;
+                let loss = if sent > 0 { sent.saturating_sub(recv) as f64 / sent as f64 } else { 0.0 };
+                let rate = RatePoint {
+                    offered_pps: off / n,
+                    received_pps: off / n * (1.0 - loss),
+                    loss,
+                };
+                let mut lp: LatencyPoint = results::latency_point(&h, pct, rate);
+                if h.len() > 0 {
+                    lp.mean_ns = sum as f64 / h.len() as f64;
+                    lp.max_ns = max;
+                }
+                lp.out_of_order = ooo;
+                lp.hgrm = format!("{name}-lat{pct}.hgrm");
+                r.latency.push(lp);
+                hs.push((pct, h));
+            }
+            hists.push((name.clone(), hs));
+        }
+        dut_results.push(r);
+    }
+    if let Some(v) = dut_results.iter().find(|d| d.dut == "vnet").cloned() {
+        for d in dut_results.iter_mut().filter(|d| d.dut != "vnet") {
+            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+            let (Some(dn), Some(vn), Some(dp), Some(vp)) = (d.ndr, v.ndr, d.pdr, v.pdr) else { continue };
+            let lat = |x: &DutResult, f: fn(&LatencyPoint) -> u64| x.latency_at(50).map(f).unwrap_or(0) as f64;
+            d.ratio_vs_vnet = Some(Ratios {
+                ndr: ratio(dn.pps, vn.pps),
+                pdr: ratio(dp.pps, vp.pps),
+                p50_at_50: ratio(lat(d, |l| l.p50_ns), lat(&v, |l| l.p50_ns)),
+                p99_at_50: ratio(lat(d, |l| l.p99_ns), lat(&v, |l| l.p99_ns)),
+            });
+        }
+    }
+    let summary = Summary {
+        schema: results::SCHEMA.into(),
+        mode: args.mode.as_str().into(),
+        direction: args.direction.as_str().into(),
+        command,
+        started_unix: started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        complete,
+        machine,
+        settings: Settings {
+            frame_size: if args.imix { 0 } else { frame_size },
+            imix: args.imix,
+            flows: args.flows,
+            trial_s: args.trial,
+            pdr_loss: args.pdr_loss,
+            precision: args.precision,
+            rounds: args.rounds.max(1),
+            gen_core: args.gen_core,
+            dut_core,
+            generator: "xdp live frames (BPF_PROG_RUN, BPF_F_TEST_XDP_LIVE_FRAMES), paced in the program".into(),
+            batch_size: args.batch_size,
+            sink_attach,
+        },
+        harness_ceiling: ceil.map(|rate| Ceiling { rate }),
+        duts: dut_results,
+    };
+    print_summary(&summary);
+    if let Some(out) = &args.out {
+        let dir = out.join(args.mode.as_str());
+        write_results(&dir, &summary, &hists, started, trial)?;
+        println!("results written to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Write `summary.json`, `DUT.hlog` and `DUT-latNN.hgrm` into `dir`.
+///
+/// # Errors
+/// I/O failures.
+pub fn write_results(dir: &Path, summary: &Summary, hists: &[(String, Vec<(u32, Histogram<u64>)>)], started: SystemTime, trial: Duration) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    for (dut, hs) in hists {
+        let intervals: Vec<(String, &Histogram<u64>, Duration, Duration)> =
+            hs.iter().enumerate().map(|(i, (pct, h))| (format!("lat{pct}"), h, trial * i as u32, trial)).collect();
+        if !intervals.is_empty() {
+            results::write_hlog(&dir.join(format!("{dut}.hlog")), &format!("vnet-bench {} {dut}", summary.mode), started, &intervals)?;
+        }
+        for (pct, h) in hs {
+            std::fs::write(dir.join(format!("{dut}-lat{pct}.hgrm")), results::hgrm_text(h, 1000.0))?;
+        }
+    }
+    let json = serde_json::to_string_pretty(summary)?;
+    std::fs::write(dir.join("summary.json"), json + "\n")?;
+    Ok(())
+}
+
+/// Print the summary as a table.
+pub fn print_summary(s: &Summary) {
+    println!(
+        "bench {} ({}), {} frames, {} flow(s), trials {} s, PDR loss {}%",
+        s.mode,
+        s.direction,
+        if s.settings.imix { "IMIX".to_string() } else { format!("{}-byte", s.settings.frame_size) },
+        s.settings.flows,
+        s.settings.trial_s,
+        s.settings.pdr_loss * 100.0
+    );
+    println!("machine: {} cores, {}, kernel {}", s.machine.cores, s.machine.cpu_model, s.machine.kernel);
+    if let Some(c) = s.harness_ceiling {
+        println!("harness ceiling (generator -> sink, no DUT): {} Mpps", mpps(c.rate.received_pps));
+    }
+    println!(
+        "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  {}",
+        "dut", "NDR Mpps", "PDR Mpps", "2xPDR Mpps", "p50 us", "p99 us", "p99.9 us", "max us", "vs vnet (NDR, PDR)"
+    );
+    for d in &s.duts {
+        let l = d.latency_at(50);
+        println!(
+            "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  {}",
+            d.dut,
+            d.ndr.map(|f| mpps(f.pps)).unwrap_or_else(|| "-".into()),
+            d.pdr.map(|f| mpps(f.pps)).unwrap_or_else(|| "-".into()),
+            d.overload.map(|o| mpps(o.received_pps)).unwrap_or_else(|| "-".into()),
+            l.map(|l| us(l.p50_ns)).unwrap_or_else(|| "-".into()),
+            l.map(|l| us(l.p99_ns)).unwrap_or_else(|| "-".into()),
+            l.map(|l| us(l.p999_ns)).unwrap_or_else(|| "-".into()),
+            l.map(|l| us(l.max_ns)).unwrap_or_else(|| "-".into()),
+            d.ratio_vs_vnet.map(|r| format!("{:.2}x, {:.2}x", r.ndr, r.pdr)).unwrap_or_default(),
+        );
+        if let Some(e) = &d.error {
+            println!("         ({e})");
+        }
+    }
+    println!("(latency: one-way, at 50% of PDR; 10% and 90% in summary.json)");
+    if !s.complete {
+        println!("(incomplete: interrupted or a search was cut short)");
+    }
+}
