@@ -13,6 +13,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 # One test at a time: the live tests run busy-polling dataplanes on a 2-core machine.
 cargo test --workspace --locked -- --test-threads=1
+echo "== conformance gate (mem and live backends)"
+bash ci/conformance.sh
 echo "== main job smoke test (the README's first command, debug build)"
 if [[ $(id -u) -eq 0 ]]; then
   target/debug/vnet-bench --mode nat --backend xdp

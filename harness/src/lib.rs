@@ -15,6 +15,7 @@
 //! - [`stats`]: counter tables.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod conformance;
 pub mod control;

@@ -107,6 +107,9 @@ pub struct BenchArgs {
     /// Skip the harness-ceiling measurement (then --max-rate is required).
     #[arg(long)]
     pub no_ceiling: bool,
+    /// The vnet-bench binary to run as the vnet DUT (default: this one).
+    #[arg(long, hide = true)]
+    pub vnet_exe: Option<PathBuf>,
 }
 
 struct Rig<'a> {
@@ -348,7 +351,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             let kind = entry.0;
             pb.set_message(format!("round {}: starting {}", round + 1, kind.as_str()));
-            let (dut, info) = match RunningDut::start(kind, &topo, &scenario, dut_core, args.gen_core) {
+            let (dut, info) = match RunningDut::start(kind, &topo, &scenario, dut_core, args.gen_core, args.vnet_exe.as_deref()) {
                 Ok(x) => x,
                 Err(e) => {
                     pb.println(format!("  {}: could not start: {e:#}", kind.as_str()));

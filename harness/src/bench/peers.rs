@@ -210,7 +210,7 @@ impl RunningDut {
     ///
     /// # Errors
     /// When the DUT does not start (testpmd missing, the dataplane failing...).
-    pub fn start(kind: DutKind, topo: &Topology, scenario: &Scenario, core: usize, other_core: usize) -> Result<(RunningDut, DutInfo)> {
+    pub fn start(kind: DutKind, topo: &Topology, scenario: &Scenario, core: usize, other_core: usize, vnet_exe: Option<&std::path::Path>) -> Result<(RunningDut, DutInfo)> {
         let dp = topo.dp_netns();
         let ifs = match kind {
             DutKind::Testpmd => scenario.forwarding_ifnames(topo),
@@ -218,7 +218,10 @@ impl RunningDut {
         };
         match kind {
             DutKind::Vnet => {
-                let exe = std::env::current_exe().context("cannot find the vnet-bench binary")?;
+                let exe = match vnet_exe {
+                    Some(p) => p.to_path_buf(),
+                    None => std::env::current_exe().context("cannot find the vnet-bench binary")?,
+                };
                 let mut args: Vec<String> = scenario.vnet_args(topo);
                 args.extend(["--stats-interval".into(), "0".into(), "--cores".into(), core.to_string()]);
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
