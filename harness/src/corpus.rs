@@ -253,6 +253,57 @@ pub fn generate(dir: &Path) -> Result<Vec<String>> {
     Ok(written)
 }
 
+/// Replay `frames` (in order, one per loop) into port `input` of `mode`'s default layout,
+/// in memory; returns what left each port, in port order (VMs, host, uplink).
+pub fn replay_frames(
+    mode: ModeName,
+    frames: &[Vec<u8>],
+    input: usize,
+) -> Result<Vec<Vec<Vec<u8>>>> {
+    let (layout, pipeline) = replay_pipeline(mode)?;
+    let mut ports: Vec<(PortId, Box<dyn Port>)> = Vec::new();
+    let mut peers = Vec::new();
+    for i in 0..layout.len() {
+        let (port, peer) = vnet_core::port::mem::mem_pair(&format!("p{i}"), i as PortId, 256);
+        ports.push((i as PortId, Box::new(port)));
+        peers.push(peer);
+    }
+    let counters = CounterSet::new(1, layout.len());
+    let mut worker = Worker::new(
+        0,
+        ports,
+        &vec![0u8; layout.len()],
+        FramePool::with_heap(1024, 2048, 256),
+        pipeline,
+        counters.worker(0),
+        (HandoffTx::none(), HandoffRx::none()),
+        WorkerConfig { timer_every: 1 },
+    );
+    let mut out: Vec<Vec<Vec<u8>>> = vec![Vec::new(); layout.len()];
+    let mut t = 1_000u64;
+    let mut step = |worker: &mut Worker<AnyMode>, out: &mut Vec<Vec<Vec<u8>>>| {
+        t += 1;
+        worker.run_once(Instant::from_millis(t));
+        for (i, peer) in peers.iter().enumerate() {
+            out[i].extend(peer.drain());
+        }
+    };
+    // Let the mode announce itself first (gratuitous ARP, next-hop ARP), then forget it.
+    for _ in 0..3 {
+        step(&mut worker, &mut out);
+    }
+    out.iter_mut().for_each(Vec::clear);
+    let input_peer = peers[input].clone();
+    for f in frames {
+        input_peer.send(f);
+        step(&mut worker, &mut out);
+    }
+    for _ in 0..10 {
+        step(&mut worker, &mut out);
+    }
+    Ok(out)
+}
+
 /// The mode's default layout for replay and a pipeline over it.
 fn replay_pipeline(mode: ModeName) -> Result<(PortLayout, AnyMode)> {
     let now = Instant::ZERO;

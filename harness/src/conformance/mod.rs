@@ -40,6 +40,7 @@
 //! - the `mem` backend is deterministic: the same modes give byte-identical JSON.
 
 pub mod cases;
+pub mod corpus_suite;
 pub mod dhcp_suite;
 pub mod endpoint;
 pub mod kernel_peer;
@@ -195,6 +196,7 @@ pub fn run_with(modes: &[ModeUnderTest], runner: &mut dyn CaseRunner) -> Report 
 pub fn suites_for(modes: &[ModeUnderTest]) -> Vec<suite::SuiteReport> {
     let mut out = Vec::new();
     for m in modes {
+        out.push(corpus_suite::run(m.mode));
         match m.mode {
             ModeName::HostOnly => out.push(dhcp_suite::run()),
             ModeName::Nat => out.push(nat_suite::run(vnet_modes::natmode::NatFlavor::PerVm)),
