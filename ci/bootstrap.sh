@@ -10,6 +10,8 @@ need_pkgs=(
   iproute2 iputils-ping ethtool tcpdump busybox isc-dhcp-client dhcpcd-base iperf3 dnsmasq-base procps
   # the kernel as the device under test of `conformance --dut kernel`:
   nftables
+  # bench: headers of the XDP generator/sink programs (bpf_helpers.h), testpmd as a peer:
+  libbpf-dev dpdk-dev librte-net-af-xdp23
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -66,6 +66,10 @@ pub enum Command {
     /// Run the dataplane on existing interfaces of the current network namespace until
     /// Ctrl-C.
     Run(Box<RunArgs>),
+    /// Measure a mode's throughput (NDR, PDR) and latency, with its peers (kernel, testpmd).
+    Bench(Box<crate::bench::BenchArgs>),
+    /// Compare two result folders; exits 1 on a significant and large regression.
+    Compare(crate::bench::CompareArgs),
     /// Prove each mode's row of Table 1-1 by real traffic between independent stacks;
     /// exits 1 when any case does not match MODES.md.
     Conformance(crate::conformance::ConformanceArgs),

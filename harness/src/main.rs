@@ -8,6 +8,12 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run(args)) => run::run(*args),
+        Some(Command::Bench(args)) => vnet_bench::bench::run(*args),
+        Some(Command::Compare(args)) => match vnet_bench::bench::compare::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
         Some(Command::Conformance(args)) => match conformance::run(args) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),

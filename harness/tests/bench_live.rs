@@ -36,18 +36,33 @@ fn bench_internal_short_run_writes_results() {
     let out = dir.0.to_str().unwrap().to_string();
     let prefix = format!("tq{}", std::process::id() % 1000);
     let a = args(&[
-        "--mode", "internal", "--dut", "vnet", "--trial", "0.3", "--precision", "0.25", "--prefix", &prefix, "--out", &out,
+        "--mode",
+        "internal",
+        "--dut",
+        "vnet",
+        "--trial",
+        "0.3",
+        "--precision",
+        "0.5",
+        "--prefix",
+        &prefix,
+        "--out",
+        &out,
     ]);
     bench::run(a).expect("bench runs");
     let s = bench::results::load_summaries(&dir.join("internal")).expect("summary written");
     let (_, s) = &s[0];
-    let c = s.harness_ceiling.expect("ceiling measured");
-    assert!(c.rate.received_pps > 0.0, "the sink saw the generator's frames");
+    let c = s.harness_ceiling.clone().expect("ceiling measured");
+    assert!(
+        c.rate.received_pps > 0.0,
+        "the sink saw the generator's frames"
+    );
     let v = s.dut("vnet").expect("vnet measured");
     assert!(v.error.is_none(), "{:?}", v.error);
     assert!(v.ndr.is_some() && v.pdr.is_some());
-    let h = bench::results::read_hlog(&dir.join("internal").join("vnet.hlog")).expect("hlog written");
-    assert!(h.iter().any(|(t, h)| t == "lat50" && h.len() > 0));
+    let h =
+        bench::results::read_hlog(&dir.join("internal").join("vnet.hlog")).expect("hlog written");
+    assert!(h.iter().any(|(t, h)| t == "lat50" && !h.is_empty()));
     assert!(dir.join("internal").join("vnet-lat50.hgrm").exists());
 }
 

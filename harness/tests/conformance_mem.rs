@@ -334,7 +334,11 @@ fn behaviour_suites_pass_and_are_named_after_requirements() {
     // host-only: corpus replay + DHCP; internal: corpus replay.
     let names: Vec<&str> = report.suites.iter().map(|s| s.suite.as_str()).collect();
     assert_eq!(names, ["corpus-replay", "dhcp-rfc2131", "corpus-replay"]);
-    assert!(report.suites.iter().all(|s| s.all_pass()), "{}", report.suites_text());
+    assert!(
+        report.suites.iter().all(|s| s.all_pass()),
+        "{}",
+        report.suites_text()
+    );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["suites"][1]["suite"], "dhcp-rfc2131");
     assert_eq!(json["suites"][1]["cases"][0]["pass"], true);

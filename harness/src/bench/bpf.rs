@@ -52,7 +52,11 @@ impl BpfObject {
         }
         // SAFETY: `bytes` is a valid buffer for its length (static); null opts are allowed.
         let obj = unsafe {
-            libbpf_sys::bpf_object__open_mem(bytes.as_ptr().cast::<c_void>(), bytes.len() as _, std::ptr::null())
+            libbpf_sys::bpf_object__open_mem(
+                bytes.as_ptr().cast::<c_void>(),
+                bytes.len() as _,
+                std::ptr::null(),
+            )
         };
         if obj.is_null() {
             bail!("could not open the {name} BPF object: {}", errno());
@@ -125,7 +129,12 @@ impl Drop for BpfObject {
 pub fn array_set(fd: i32, key: u32, value: u64) -> Result<()> {
     // SAFETY: key and value point to live u32/u64 matching the map's key/value sizes.
     let rc = unsafe {
-        libbpf_sys::bpf_map_update_elem(fd, (&key as *const u32).cast(), (&value as *const u64).cast(), 0)
+        libbpf_sys::bpf_map_update_elem(
+            fd,
+            (&key as *const u32).cast(),
+            (&value as *const u64).cast(),
+            0,
+        )
     };
     if rc != 0 {
         bail!("BPF map update failed: {}", errno());
@@ -140,7 +149,13 @@ pub fn array_set(fd: i32, key: u32, value: u64) -> Result<()> {
 pub fn array_get(fd: i32, key: u32) -> Result<u64> {
     let mut v = 0u64;
     // SAFETY: key and value point to a live u32 and u64 of the map's sizes.
-    let rc = unsafe { libbpf_sys::bpf_map_lookup_elem(fd, (&key as *const u32).cast(), (&mut v as *mut u64).cast()) };
+    let rc = unsafe {
+        libbpf_sys::bpf_map_lookup_elem(
+            fd,
+            (&key as *const u32).cast(),
+            (&mut v as *mut u64).cast(),
+        )
+    };
     if rc != 0 {
         bail!("BPF map lookup failed: {}", errno());
     }
@@ -155,7 +170,9 @@ pub fn percpu_get(fd: i32, key: u32, ncpus: usize) -> Result<Vec<u64>> {
     let mut v = vec![0u64; ncpus];
     // SAFETY: the value buffer holds one 8-byte slot per possible CPU, as the kernel
     // writes for a per-CPU map with 8-byte values.
-    let rc = unsafe { libbpf_sys::bpf_map_lookup_elem(fd, (&key as *const u32).cast(), v.as_mut_ptr().cast()) };
+    let rc = unsafe {
+        libbpf_sys::bpf_map_lookup_elem(fd, (&key as *const u32).cast(), v.as_mut_ptr().cast())
+    };
     if rc != 0 {
         bail!("BPF map lookup failed: {}", errno());
     }
@@ -169,7 +186,9 @@ pub fn percpu_get(fd: i32, key: u32, ncpus: usize) -> Result<Vec<u64>> {
 pub fn percpu_zero(fd: i32, key: u32, ncpus: usize) -> Result<()> {
     let v = vec![0u64; ncpus];
     // SAFETY: as in `percpu_get`, a buffer of one u64 per possible CPU.
-    let rc = unsafe { libbpf_sys::bpf_map_update_elem(fd, (&key as *const u32).cast(), v.as_ptr().cast(), 0) };
+    let rc = unsafe {
+        libbpf_sys::bpf_map_update_elem(fd, (&key as *const u32).cast(), v.as_ptr().cast(), 0)
+    };
     if rc != 0 {
         bail!("BPF map update failed: {}", errno());
     }
@@ -182,14 +201,21 @@ pub fn percpu_zero(fd: i32, key: u32, ncpus: usize) -> Result<()> {
 /// # Errors
 /// When neither mode works.
 pub fn xdp_attach(ifindex: u32, prog_fd: i32) -> Result<(u32, &'static str)> {
-    for (flags, name) in [(libbpf_sys::XDP_FLAGS_DRV_MODE, "native"), (libbpf_sys::XDP_FLAGS_SKB_MODE, "generic")] {
+    for (flags, name) in [
+        (libbpf_sys::XDP_FLAGS_DRV_MODE, "native"),
+        (libbpf_sys::XDP_FLAGS_SKB_MODE, "generic"),
+    ] {
         // SAFETY: plain syscall wrapper; null opts allowed.
-        let rc = unsafe { libbpf_sys::bpf_xdp_attach(ifindex as i32, prog_fd, flags, std::ptr::null()) };
+        let rc =
+            unsafe { libbpf_sys::bpf_xdp_attach(ifindex as i32, prog_fd, flags, std::ptr::null()) };
         if rc == 0 {
             return Ok((flags, name));
         }
     }
-    bail!("could not attach the sink XDP program to ifindex {ifindex}: {}", errno())
+    bail!(
+        "could not attach the sink XDP program to ifindex {ifindex}: {}",
+        errno()
+    )
 }
 
 /// Detach whatever XDP program is attached with `flags`.
@@ -231,7 +257,10 @@ pub fn run_live(prog_fd: i32, frame: &[u8], repeat: u32, batch_size: u32) -> Res
 
 /// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -275,7 +304,10 @@ pub fn enter_netns(netns: &str) -> Result<()> {
 ///
 /// # Errors
 /// Entering the namespace, or what `f` returns.
-pub fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub fn in_netns<T: Send + 'static>(
+    netns: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     let netns = netns.to_string();
     std::thread::spawn(move || {
         enter_netns(&netns)?;

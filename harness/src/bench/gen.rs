@@ -72,7 +72,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
 }
 
 fn ip_checksum(h: &[u8]) -> u16 {
-    let mut s: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    let mut s: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -145,7 +148,14 @@ impl Generator {
     ///
     /// # Errors
     /// When the program cannot be loaded or the interface is missing.
-    pub fn new(netns: &str, ifname: &str, core: usize, frame: &FrameSpec, flows: u32, batch_size: u32) -> Result<Generator> {
+    pub fn new(
+        netns: &str,
+        ifname: &str,
+        core: usize,
+        frame: &FrameSpec,
+        flows: u32,
+        batch_size: u32,
+    ) -> Result<Generator> {
         let obj = BpfObject::load("generator", bpf::GEN_OBJ)?;
         let prog = obj.prog_fd("vb_gen")?;
         let cfg = obj.map_fd("gen_cfg")?;
@@ -173,8 +183,18 @@ impl Generator {
     ///
     /// # Errors
     /// When BPF_PROG_RUN fails (kernel older than 5.18, not root).
-    pub fn run(&self, tag: u16, pps: f64, duration: Duration, stop: &AtomicBool) -> Result<GenReport> {
-        let interval_fp = if pps > 0.0 { (256e9 / pps).round().max(1.0) as u64 } else { 0 };
+    pub fn run(
+        &self,
+        tag: u16,
+        pps: f64,
+        duration: Duration,
+        stop: &AtomicBool,
+    ) -> Result<GenReport> {
+        let interval_fp = if pps > 0.0 {
+            (256e9 / pps).round().max(1.0) as u64
+        } else {
+            0
+        };
         for k in [key::NEXT_FP, key::SEQ, key::SENT, key::BYTES] {
             bpf::array_set(self.state, k, 0)?;
         }
@@ -250,7 +270,10 @@ mod tests {
 
     #[test]
     fn parses_macs() {
-        assert_eq!(parse_mac("02:76:6e:0a:00:01").unwrap(), [2, 0x76, 0x6e, 10, 0, 1]);
+        assert_eq!(
+            parse_mac("02:76:6e:0a:00:01").unwrap(),
+            [2, 0x76, 0x6e, 10, 0, 1]
+        );
         assert!(parse_mac("02:76").is_err());
     }
 }

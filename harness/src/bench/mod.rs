@@ -25,6 +25,8 @@ pub mod scenario;
 pub mod search;
 pub mod sink;
 
+pub use compare::CompareArgs;
+
 use crate::cli::ModeName;
 use crate::topo::{netns_exec, Topology};
 use anyhow::{bail, Context, Result};
@@ -148,6 +150,15 @@ impl Rig<'_> {
     }
 }
 
+/// A line above the progress spinner, or plainly on stderr when there is no terminal.
+fn say(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
 fn rate_point(t: &TrialOutcome) -> RatePoint {
     RatePoint {
         offered_pps: t.offered_pps,
@@ -176,7 +187,14 @@ fn us(ns: u64) -> String {
 }
 
 /// Measure the harness's ceiling: generator to sink over one veth pair, unpaced.
-fn ceiling(prefix: &str, args: &BenchArgs, frame_size: usize, trial: Duration, stop: &AtomicBool) -> Result<Option<RatePoint>> {
+fn ceiling(
+    prefix: &str,
+    args: &BenchArgs,
+    frame_size: usize,
+    sink_core: usize,
+    trial: Duration,
+    stop: &AtomicBool,
+) -> Result<Option<Ceiling>> {
     let topo = Topology::build(prefix, &[("gen", None)])?;
     let e = topo.endpoint("gen").clone();
     let frame = gen::FrameSpec {
@@ -188,24 +206,85 @@ fn ceiling(prefix: &str, args: &BenchArgs, frame_size: usize, trial: Duration, s
         imix: args.imix,
     };
     let mut rig = Rig {
-        gen: Generator::new(&e.netns, &e.ifname, args.gen_core, &frame, args.flows, args.batch_size)?,
+        gen: Generator::new(
+            &e.netns,
+            &e.ifname,
+            args.gen_core,
+            &frame,
+            args.flows,
+            args.batch_size,
+        )?,
         sink: Sink::attach(topo.dp_netns(), &e.dp_ifname)?,
         tag: 0,
         trial,
         stop,
     };
-    let r = rig.trial(0.0)?;
+    // The sink's receive work on its own core (threaded NAPI), where a DUT would run:
+    // otherwise it shares the generator's core and the ceiling measures both.
+    // Measured twice: the sink's receive work in the softirq of the generator's core
+    // (veth's default), and in a NAPI thread on the DUT's core; the better one is the
+    // ceiling.
+    let mut best: Option<(RatePoint, String)> = None;
+    let inline = rig.trial(0.0)?.map(|(t, _)| {
+        (
+            rate_point(&t),
+            format!("sink in the softirq of core {}", args.gen_core),
+        )
+    });
+    best = best
+        .into_iter()
+        .chain(inline)
+        .max_by(|a, b| a.0.received_pps.total_cmp(&b.0.received_pps));
+    if sink_core != args.gen_core {
+        let mut knobs = peers::NapiKnobs::default();
+        knobs.set(topo.dp_netns(), &e.dp_ifname, "threaded", "1")?;
+        peers::pin_napi_threads(&e.dp_ifname, sink_core)?;
+        let threaded = rig.trial(0.0)?.map(|(t, _)| {
+            (
+                rate_point(&t),
+                format!("sink in a NAPI thread on core {sink_core}"),
+            )
+        });
+        drop(knobs);
+        best = best
+            .into_iter()
+            .chain(threaded)
+            .max_by(|a, b| a.0.received_pps.total_cmp(&b.0.received_pps));
+    }
     drop(rig);
     drop(topo);
-    Ok(r.map(|(t, _)| rate_point(&t)))
+    Ok(best.map(|(rate, how)| Ceiling { rate, how }))
 }
 
 fn warm_up(topo: &Topology, scenario: &Scenario) {
     // The switch learns where the sink is; ARP settles. Failures are not fatal: the
     // trials will show loss.
     let sink = topo.endpoint(&scenario.sink_role);
-    let _ = netns_exec(&sink.netns, "ping", &["-c", "2", "-i", "0.2", "-W", "1", &scenario.src_ip.to_string()]);
+    let _ = netns_exec(
+        &sink.netns,
+        "ping",
+        &[
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            &scenario.src_ip.to_string(),
+        ],
+    );
 }
+
+/// Latency histograms per DUT: `(dut, [(load %, histogram)])`.
+pub type DutHistograms = (String, Vec<(u32, Histogram<u64>)>);
+
+/// Per DUT: its info, its rounds, its error.
+type DutRuns = (
+    DutKind,
+    Option<peers::DutInfo>,
+    Vec<RoundResult>,
+    Option<String>,
+);
 
 /// Everything measured for one DUT in one round.
 struct RoundResult {
@@ -217,18 +296,27 @@ struct RoundResult {
     complete: bool,
 }
 
-fn measure_dut(rig: &mut Rig<'_>, cfg: &SearchConfig, ceiling_pps: f64, pb: &ProgressBar, dut: &str) -> Result<RoundResult> {
+fn measure_dut(
+    rig: &mut Rig<'_>,
+    cfg: &SearchConfig,
+    ceiling_pps: f64,
+    pb: &ProgressBar,
+    dut: &str,
+) -> Result<RoundResult> {
     let mut n = 0;
     let sr = search::search(cfg, |rate| {
         n += 1;
         pb.set_message(format!("{dut}: search trial {n} at {} Mpps", mpps(rate)));
         Ok(rig.trial(rate)?.map(|(t, _)| {
-            pb.println(format!(
-                "  {dut} trial {n}: offered {} Mpps, received {} Mpps, loss {:.4}%",
-                mpps(t.offered_pps),
-                mpps(t.received_pps()),
-                t.loss_ratio() * 100.0
-            ));
+            say(
+                pb,
+                format!(
+                    "  {dut} trial {n}: offered {} Mpps, received {} Mpps, loss {:.4}%",
+                    mpps(t.offered_pps),
+                    mpps(t.received_pps()),
+                    t.loss_ratio() * 100.0
+                ),
+            );
             t
         }))
     })?;
@@ -275,12 +363,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     crate::preflight::require_root("vnet-bench bench")?;
     crate::preflight::require_af_xdp()?;
     let scenario = Scenario::new(args.mode, args.direction)?;
-    if !(args.trial > 0.0) {
+    if args.trial.is_nan() || args.trial <= 0.0 {
         bail!("--trial must be positive");
     }
     let machine = Machine::this();
-    let dut_core = args.dut_core.unwrap_or(if machine.cores > 1 { (args.gen_core + 1) % machine.cores } else { 0 });
-    let prefix = args.prefix.clone().unwrap_or_else(|| format!("vb{}", std::process::id() % 1000));
+    let dut_core = args.dut_core.unwrap_or(if machine.cores > 1 {
+        (args.gen_core + 1) % machine.cores
+    } else {
+        0
+    });
+    let prefix = args
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("vb{}", std::process::id() % 1000));
     if prefix.len() > 5 {
         bail!("--prefix must be at most 5 characters");
     }
@@ -289,7 +384,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let stop = crate::run::stop_flag()?;
     let started = SystemTime::now();
     let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     pb.enable_steady_tick(Duration::from_millis(200));
 
     let duts: Vec<DutKind> = match args.dut {
@@ -304,19 +402,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
         None
     } else {
         pb.set_message("harness ceiling: generator -> sink over one veth pair");
-        let c = ceiling(&format!("{prefix}c"), &args, frame_size, trial, &stop)?;
-        if let Some(c) = c {
-            pb.println(format!(
-                "harness ceiling (generator -> sink, one veth pair, no DUT): offered {} Mpps, received {} Mpps",
-                mpps(c.offered_pps),
-                mpps(c.received_pps)
+        let c = ceiling(
+            &format!("{prefix}c"),
+            &args,
+            frame_size,
+            dut_core,
+            trial,
+            &stop,
+        )?;
+        if let Some(c) = &c {
+            say(&pb, format!(
+                "harness ceiling (generator -> sink, one veth pair, no DUT): offered {} Mpps, received {} Mpps ({})",
+                mpps(c.rate.offered_pps),
+                mpps(c.rate.received_pps),
+                c.how
             ));
         }
         c
     };
-    let max_pps = match (args.max_rate, ceil) {
+    let max_pps = match (args.max_rate, &ceil) {
         (Some(m), _) => m,
-        (None, Some(c)) => c.received_pps,
+        (None, Some(c)) => c.rate.received_pps,
         (None, None) => bail!("without the ceiling measurement, give --max-rate"),
     };
     let cfg = SearchConfig {
@@ -332,7 +438,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let s = topo.endpoint(&scenario.sink_role).clone();
     let frame = scenario.frame(&topo, frame_size, args.imix)?;
     let mut rig = Rig {
-        gen: Generator::new(&g.netns, &g.ifname, args.gen_core, &frame, args.flows, args.batch_size)?,
+        gen: Generator::new(
+            &g.netns,
+            &g.ifname,
+            args.gen_core,
+            &frame,
+            args.flows,
+            args.batch_size,
+        )?,
         sink: Sink::attach(&s.netns, &s.ifname)?,
         tag: 0,
         trial,
@@ -340,8 +453,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let sink_attach = rig.sink.attach_mode().to_string();
 
-    let mut per_dut: Vec<(DutKind, Option<peers::DutInfo>, Vec<RoundResult>, Option<String>)> =
-        duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
+    let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
     let mut complete = true;
     'rounds: for round in 0..args.rounds.max(1) {
         for entry in per_dut.iter_mut() {
@@ -351,16 +463,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             let kind = entry.0;
             pb.set_message(format!("round {}: starting {}", round + 1, kind.as_str()));
-            let (dut, info) = match RunningDut::start(kind, &topo, &scenario, dut_core, args.gen_core, args.vnet_exe.as_deref()) {
+            let (dut, info) = match RunningDut::start(
+                kind,
+                &topo,
+                &scenario,
+                dut_core,
+                args.gen_core,
+                args.vnet_exe.as_deref(),
+            ) {
                 Ok(x) => x,
                 Err(e) => {
-                    pb.println(format!("  {}: could not start: {e:#}", kind.as_str()));
+                    say(&pb, format!("  {}: could not start: {e:#}", kind.as_str()));
                     entry.3 = Some(format!("{e:#}"));
                     continue;
                 }
             };
             warm_up(&topo, &scenario);
-            let r = measure_dut(&mut rig, &cfg, ceil.map(|c| c.offered_pps).unwrap_or(f64::INFINITY), &pb, kind.as_str());
+            let r = measure_dut(
+                &mut rig,
+                &cfg,
+                ceil.as_ref()
+                    .map(|c| c.rate.offered_pps)
+                    .unwrap_or(f64::INFINITY),
+                &pb,
+                kind.as_str(),
+            );
             let log = dut.stop();
             match (r, log) {
                 (Ok(r), Ok(_)) => {
@@ -385,7 +512,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
 
     // 3. Aggregate.
-    let mut hists: Vec<(String, Vec<(u32, Histogram<u64>)>)> = Vec::new();
+    let mut hists: Vec<DutHistograms> = Vec::new();
     let mut dut_results = Vec::new();
     for (kind, info, rounds, error) in per_dut {
         let name = kind.as_str().to_string();
@@ -400,21 +527,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
             r.pdr_rounds_pps = rounds.iter().map(|x| x.pdr.pps).collect();
             let pick = |v: &[f64], f: fn(&RoundResult) -> search::Found| {
                 let m = median(&mut v.to_vec());
-                rounds.iter().map(f).min_by(|a, b| (a.pps - m).abs().total_cmp(&(b.pps - m).abs()))
+                rounds
+                    .iter()
+                    .map(f)
+                    .min_by(|a, b| (a.pps - m).abs().total_cmp(&(b.pps - m).abs()))
             };
             r.ndr = pick(&r.ndr_rounds_pps, |x| x.ndr);
             r.pdr = pick(&r.pdr_rounds_pps, |x| x.pdr);
-            r.trials = rounds.iter().flat_map(|x| x.trials.iter().copied()).collect();
+            r.trials = rounds
+                .iter()
+                .flat_map(|x| x.trials.iter().copied())
+                .collect();
             r.overload = rounds.iter().rev().find_map(|x| x.overload);
             let mut hs = Vec::new();
             for pct in [10u32, 50, 90] {
-                let points: Vec<&(u32, TrialOutcome, sink::SinkReport)> =
-                    rounds.iter().flat_map(|x| x.latency.iter()).filter(|l| l.0 == pct).collect();
+                let points: Vec<&(u32, TrialOutcome, sink::SinkReport)> = rounds
+                    .iter()
+                    .flat_map(|x| x.latency.iter())
+                    .filter(|l| l.0 == pct)
+                    .collect();
                 if points.is_empty() {
                     continue;
                 }
                 let mut h = sink::new_histogram();
-                let (mut sum, mut max, mut ooo, mut off, mut recv, mut sent) = (0u64, 0u64, 0u64, 0.0, 0u64, 0u64);
+                let (mut sum, mut max, mut ooo, mut off, mut recv, mut sent) =
+                    (0u64, 0u64, 0u64, 0.0, 0u64, 0u64);
                 for (_, t, s) in &points {
                     h.add(&s.histogram).context("merging histograms")?;
                     sum += s.latency_sum_ns;
@@ -425,14 +562,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     sent += t.sent;
                 }
                 let n = points.len() as f64;
-                let loss = if sent > 0 { sent.saturating_sub(recv) as f64 / sent as f64 } else { 0.0 };
+                let loss = if sent > 0 {
+                    sent.saturating_sub(recv) as f64 / sent as f64
+                } else {
+                    0.0
+                };
                 let rate = RatePoint {
                     offered_pps: off / n,
                     received_pps: off / n * (1.0 - loss),
                     loss,
                 };
                 let mut lp: LatencyPoint = results::latency_point(&h, pct, rate);
-                if h.len() > 0 {
+                if !h.is_empty() {
                     lp.mean_ns = sum as f64 / h.len() as f64;
                     lp.max_ns = max;
                 }
@@ -448,8 +589,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(v) = dut_results.iter().find(|d| d.dut == "vnet").cloned() {
         for d in dut_results.iter_mut().filter(|d| d.dut != "vnet") {
             let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-            let (Some(dn), Some(vn), Some(dp), Some(vp)) = (d.ndr, v.ndr, d.pdr, v.pdr) else { continue };
-            let lat = |x: &DutResult, f: fn(&LatencyPoint) -> u64| x.latency_at(50).map(f).unwrap_or(0) as f64;
+            let (Some(dn), Some(vn), Some(dp), Some(vp)) = (d.ndr, v.ndr, d.pdr, v.pdr) else {
+                continue;
+            };
+            let lat = |x: &DutResult, f: fn(&LatencyPoint) -> u64| {
+                x.latency_at(50).map(f).unwrap_or(0) as f64
+            };
             d.ratio_vs_vnet = Some(Ratios {
                 ndr: ratio(dn.pps, vn.pps),
                 pdr: ratio(dp.pps, vp.pps),
@@ -463,7 +608,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         mode: args.mode.as_str().into(),
         direction: args.direction.as_str().into(),
         command,
-        started_unix: started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        started_unix: started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         complete,
         machine,
         settings: Settings {
@@ -476,11 +624,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             rounds: args.rounds.max(1),
             gen_core: args.gen_core,
             dut_core,
-            generator: "xdp live frames (BPF_PROG_RUN, BPF_F_TEST_XDP_LIVE_FRAMES), paced in the program".into(),
+            generator:
+                "xdp live frames (BPF_PROG_RUN, BPF_F_TEST_XDP_LIVE_FRAMES), paced in the program"
+                    .into(),
             batch_size: args.batch_size,
             sink_attach,
         },
-        harness_ceiling: ceil.map(|rate| Ceiling { rate }),
+        harness_ceiling: ceil,
         duts: dut_results,
     };
     print_summary(&summary);
@@ -496,16 +646,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
 ///
 /// # Errors
 /// I/O failures.
-pub fn write_results(dir: &Path, summary: &Summary, hists: &[(String, Vec<(u32, Histogram<u64>)>)], started: SystemTime, trial: Duration) -> Result<()> {
+pub fn write_results(
+    dir: &Path,
+    summary: &Summary,
+    hists: &[DutHistograms],
+    started: SystemTime,
+    trial: Duration,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
     for (dut, hs) in hists {
-        let intervals: Vec<(String, &Histogram<u64>, Duration, Duration)> =
-            hs.iter().enumerate().map(|(i, (pct, h))| (format!("lat{pct}"), h, trial * i as u32, trial)).collect();
+        let intervals: Vec<(String, &Histogram<u64>, Duration, Duration)> = hs
+            .iter()
+            .enumerate()
+            .map(|(i, (pct, h))| (format!("lat{pct}"), h, trial * i as u32, trial))
+            .collect();
         if !intervals.is_empty() {
-            results::write_hlog(&dir.join(format!("{dut}.hlog")), &format!("vnet-bench {} {dut}", summary.mode), started, &intervals)?;
+            results::write_hlog(
+                &dir.join(format!("{dut}.hlog")),
+                &format!("vnet-bench {} {dut}", summary.mode),
+                started,
+                &intervals,
+            )?;
         }
         for (pct, h) in hs {
-            std::fs::write(dir.join(format!("{dut}-lat{pct}.hgrm")), results::hgrm_text(h, 1000.0))?;
+            std::fs::write(
+                dir.join(format!("{dut}-lat{pct}.hgrm")),
+                results::hgrm_text(h, 1000.0),
+            )?;
         }
     }
     let json = serde_json::to_string_pretty(summary)?;
@@ -519,18 +686,29 @@ pub fn print_summary(s: &Summary) {
         "bench {} ({}), {} frames, {} flow(s), trials {} s, PDR loss {}%",
         s.mode,
         s.direction,
-        if s.settings.imix { "IMIX".to_string() } else { format!("{}-byte", s.settings.frame_size) },
+        if s.settings.imix {
+            "IMIX".to_string()
+        } else {
+            format!("{}-byte", s.settings.frame_size)
+        },
         s.settings.flows,
         s.settings.trial_s,
         s.settings.pdr_loss * 100.0
     );
-    println!("machine: {} cores, {}, kernel {}", s.machine.cores, s.machine.cpu_model, s.machine.kernel);
-    if let Some(c) = s.harness_ceiling {
-        println!("harness ceiling (generator -> sink, no DUT): {} Mpps", mpps(c.rate.received_pps));
+    println!(
+        "machine: {} cores, {}, kernel {}",
+        s.machine.cores, s.machine.cpu_model, s.machine.kernel
+    );
+    if let Some(c) = &s.harness_ceiling {
+        println!(
+            "harness ceiling (generator -> sink, no DUT): {} Mpps ({})",
+            mpps(c.rate.received_pps),
+            c.how
+        );
     }
     println!(
-        "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  {}",
-        "dut", "NDR Mpps", "PDR Mpps", "2xPDR Mpps", "p50 us", "p99 us", "p99.9 us", "max us", "vs vnet (NDR, PDR)"
+        "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  vs vnet (NDR, PDR)",
+        "dut", "NDR Mpps", "PDR Mpps", "2xPDR Mpps", "p50 us", "p99 us", "p99.9 us", "max us",
     );
     for d in &s.duts {
         let l = d.latency_at(50);
@@ -539,12 +717,16 @@ pub fn print_summary(s: &Summary) {
             d.dut,
             d.ndr.map(|f| mpps(f.pps)).unwrap_or_else(|| "-".into()),
             d.pdr.map(|f| mpps(f.pps)).unwrap_or_else(|| "-".into()),
-            d.overload.map(|o| mpps(o.received_pps)).unwrap_or_else(|| "-".into()),
+            d.overload
+                .map(|o| mpps(o.received_pps))
+                .unwrap_or_else(|| "-".into()),
             l.map(|l| us(l.p50_ns)).unwrap_or_else(|| "-".into()),
             l.map(|l| us(l.p99_ns)).unwrap_or_else(|| "-".into()),
             l.map(|l| us(l.p999_ns)).unwrap_or_else(|| "-".into()),
             l.map(|l| us(l.max_ns)).unwrap_or_else(|| "-".into()),
-            d.ratio_vs_vnet.map(|r| format!("{:.2}x, {:.2}x", r.ndr, r.pdr)).unwrap_or_default(),
+            d.ratio_vs_vnet
+                .map(|r| format!("{:.2}x, {:.2}x", r.ndr, r.pdr))
+                .unwrap_or_default(),
         );
         if let Some(e) = &d.error {
             println!("         ({e})");

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use vnet_core::port::xdp::{GRO_FLUSH_TIMEOUT, NAPI_DEFER_HARD_IRQS};
 
 /// Which DUT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DutKind {
     /// vnet-bench's dataplane.
@@ -53,7 +55,10 @@ fn knob_write(netns: &str, ifname: &str, knob: &str, value: &str) -> Result<()> 
     netns_exec(
         netns,
         "sh",
-        &["-c", &format!("echo {value} > /sys/class/net/{ifname}/{knob}")],
+        &[
+            "-c",
+            &format!("echo {value} > /sys/class/net/{ifname}/{knob}"),
+        ],
     )?;
     Ok(())
 }
@@ -69,7 +74,13 @@ impl NapiKnobs {
     ///
     /// # Errors
     /// When sysfs cannot be read or written.
-    pub fn set(&mut self, netns: &str, ifname: &str, knob: &'static str, value: &str) -> Result<()> {
+    pub fn set(
+        &mut self,
+        netns: &str,
+        ifname: &str,
+        knob: &'static str,
+        value: &str,
+    ) -> Result<()> {
         let old = knob_read(netns, ifname, knob)?;
         if old != value {
             knob_write(netns, ifname, knob, value)?;
@@ -105,7 +116,10 @@ pub fn pin_napi_threads(ifname: &str, core: usize) -> Result<usize> {
     let mut n = 0;
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
@@ -185,7 +199,11 @@ fn token<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 /// Parse vnet's `port N IF (role): xdp attach=.. bind=.. need_wakeup=.. busy_poll=..` lines.
 pub fn vnet_info(log: &str, command: String) -> DutInfo {
-    let ports: Vec<String> = log.lines().filter(|l| l.starts_with("port ")).map(str::to_string).collect();
+    let ports: Vec<String> = log
+        .lines()
+        .filter(|l| l.starts_with("port "))
+        .map(str::to_string)
+        .collect();
     let first = ports.first().cloned().unwrap_or_default();
     let get = |k: &str| token(&first, k).unwrap_or("?").to_string();
     let busy = match (token(&first, "busy_poll="), token(&first, "prefer=")) {
@@ -199,7 +217,11 @@ pub fn vnet_info(log: &str, command: String) -> DutInfo {
         bind: get("bind="),
         need_wakeup: get("need_wakeup="),
         busy_poll: busy,
-        napi: format!("napi_defer_hard_irqs={} gro_flush_timeout={}", get("napi_defer_hard_irqs="), get("gro_flush_timeout=")),
+        napi: format!(
+            "napi_defer_hard_irqs={} gro_flush_timeout={}",
+            get("napi_defer_hard_irqs="),
+            get("gro_flush_timeout=")
+        ),
         command,
         detail: ports,
     }
@@ -210,7 +232,14 @@ impl RunningDut {
     ///
     /// # Errors
     /// When the DUT does not start (testpmd missing, the dataplane failing...).
-    pub fn start(kind: DutKind, topo: &Topology, scenario: &Scenario, core: usize, other_core: usize, vnet_exe: Option<&std::path::Path>) -> Result<(RunningDut, DutInfo)> {
+    pub fn start(
+        kind: DutKind,
+        topo: &Topology,
+        scenario: &Scenario,
+        core: usize,
+        other_core: usize,
+        vnet_exe: Option<&std::path::Path>,
+    ) -> Result<(RunningDut, DutInfo)> {
         let dp = topo.dp_netns();
         let ifs = match kind {
             DutKind::Testpmd => scenario.forwarding_ifnames(topo),
@@ -223,11 +252,19 @@ impl RunningDut {
                     None => std::env::current_exe().context("cannot find the vnet-bench binary")?,
                 };
                 let mut args: Vec<String> = scenario.vnet_args(topo);
-                args.extend(["--stats-interval".into(), "0".into(), "--cores".into(), core.to_string()]);
+                args.extend([
+                    "--stats-interval".into(),
+                    "0".into(),
+                    "--cores".into(),
+                    core.to_string(),
+                ]);
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
                 let mut d = Dataplane::start_exe(&exe, dp, &argv)?;
                 let log = d.log_so_far();
-                let info = vnet_info(&log, format!("ip netns exec {dp} vnet-bench {}", args.join(" ")));
+                let info = vnet_info(
+                    &log,
+                    format!("ip netns exec {dp} vnet-bench {}", args.join(" ")),
+                );
                 Ok((RunningDut::Vnet(d), info))
             }
             DutKind::Kernel => {
@@ -247,7 +284,12 @@ impl RunningDut {
                     }
                     Ok(())
                 })();
-                let dut = RunningDut::Kernel { netns: dp.to_string(), bridge: bridge.clone(), ifs: ifs.clone(), knobs };
+                let dut = RunningDut::Kernel {
+                    netns: dp.to_string(),
+                    bridge: bridge.clone(),
+                    ifs: ifs.clone(),
+                    knobs,
+                };
                 if let Err(e) = setup {
                     let _ = dut.stop();
                     return Err(e.context("could not set up the kernel bridge"));
@@ -266,7 +308,10 @@ impl RunningDut {
             }
             DutKind::Testpmd => {
                 if ifs.len() != 2 {
-                    bail!("testpmd io forwarding joins exactly two ports; this scenario has {}", ifs.len());
+                    bail!(
+                        "testpmd io forwarding joins exactly two ports; this scenario has {}",
+                        ifs.len()
+                    );
                 }
                 let mut knobs = NapiKnobs::default();
                 for i in &ifs {
@@ -293,9 +338,12 @@ impl RunningDut {
                     "--nb-cores=1".into(),
                     "--rxq=1".into(),
                     "--txq=1".into(),
+                    // Without hugepages the default pool (~155k mbufs) does not fit.
+                    "--total-num-mbufs=16384".into(),
                 ];
                 let mut child = Command::new("ip")
-                    .args(["netns", "exec", dp, "dpdk-testpmd"])
+                    // Line-buffered stdout: testpmd's ready line would otherwise sit in a pipe buffer.
+                    .args(["netns", "exec", dp, "stdbuf", "-oL", "dpdk-testpmd"])
                     .args(&args)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
@@ -308,14 +356,20 @@ impl RunningDut {
                     Box::new(child.stderr.take().expect("piped")),
                 ] {
                     let tx = tx.clone();
-                    std::thread::spawn(move || BufReader::new(r).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+                    std::thread::spawn(move || {
+                        BufReader::new(r)
+                            .lines()
+                            .map_while(Result::ok)
+                            .for_each(|l| drop(tx.send(l)))
+                    });
                 }
                 let mut log = Vec::new();
                 let deadline = Instant::now() + Duration::from_secs(30);
                 loop {
                     match rx.recv_timeout(Duration::from_millis(100)) {
                         Ok(l) => {
-                            let ready = l.contains("Press enter to exit");
+                            let ready = l.contains("Press enter to exit")
+                                || l.contains("Start automatic packet forwarding");
                             log.push(l);
                             if ready {
                                 break;
@@ -323,17 +377,27 @@ impl RunningDut {
                         }
                         Err(_) => {
                             if let Some(st) = child.try_wait()? {
-                                bail!("dpdk-testpmd exited ({st}) before forwarding: {}", log.join(" | "));
+                                bail!(
+                                    "dpdk-testpmd exited ({st}) before forwarding: {}",
+                                    log.join(" | ")
+                                );
                             }
                             if Instant::now() > deadline {
                                 let _ = child.kill();
                                 let _ = child.wait();
-                                bail!("dpdk-testpmd did not start within 30 s: {}", log.join(" | "));
+                                bail!(
+                                    "dpdk-testpmd did not start within 30 s: {}",
+                                    log.join(" | ")
+                                );
                             }
                         }
                     }
                 }
-                let busy = log.iter().find(|l| l.to_lowercase().contains("busy")).cloned().unwrap_or_else(|| "net_af_xdp default (busy_budget=64, prefer)".into());
+                let busy = log
+                    .iter()
+                    .find(|l| l.to_lowercase().contains("busy"))
+                    .cloned()
+                    .unwrap_or_else(|| "net_af_xdp default (busy_budget=64, prefer)".into());
                 let info = DutInfo {
                     backend: "net_af_xdp".into(),
                     xdp_attach: "native (libxdp)".into(),
@@ -344,7 +408,15 @@ impl RunningDut {
                     command: format!("ip netns exec {dp} dpdk-testpmd {}", args.join(" ")),
                     detail: log.iter().filter(|l| l.contains("af_xdp") || l.contains("AF_XDP")).cloned().collect(),
                 };
-                Ok((RunningDut::Testpmd { child, lines: rx, log, knobs }, info))
+                Ok((
+                    RunningDut::Testpmd {
+                        child,
+                        lines: rx,
+                        log,
+                        knobs,
+                    },
+                    info,
+                ))
             }
         }
     }
@@ -356,7 +428,12 @@ impl RunningDut {
     pub fn stop(self) -> Result<String> {
         match self {
             RunningDut::Vnet(mut d) => d.stop(),
-            RunningDut::Kernel { netns, bridge, ifs, knobs } => {
+            RunningDut::Kernel {
+                netns,
+                bridge,
+                ifs,
+                knobs,
+            } => {
                 let _ = netns_exec(&netns, "ip", &["link", "del", &bridge]);
                 for i in &ifs {
                     let _ = netns_exec(&netns, "ethtool", &["-K", i, "gro", "off"]);
@@ -364,7 +441,12 @@ impl RunningDut {
                 drop(knobs);
                 Ok(String::new())
             }
-            RunningDut::Testpmd { mut child, lines, mut log, knobs } => {
+            RunningDut::Testpmd {
+                mut child,
+                lines,
+                mut log,
+                knobs,
+            } => {
                 // SAFETY: kill(2) on our own child's pid (`ip netns exec` execs in place).
                 unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
                 let deadline = Instant::now() + Duration::from_secs(10);

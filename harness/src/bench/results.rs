@@ -8,7 +8,9 @@ use super::peers::DutInfo;
 use super::search::{Found, TrialOutcome};
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
+};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -35,15 +37,25 @@ pub struct Machine {
 impl Machine {
     /// This machine.
     pub fn this() -> Machine {
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         let cpu_model = read("/proc/cpuinfo")
             .lines()
-            .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
             .unwrap_or_default();
         Machine {
             hostname: read("/proc/sys/kernel/hostname"),
             cpu_model,
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             kernel: read("/proc/sys/kernel/osrelease"),
         }
     }
@@ -168,10 +180,12 @@ impl DutResult {
 }
 
 /// The harness's own ceiling: generator to sink over one veth pair.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Ceiling {
     /// Unpaced generator.
     pub rate: RatePoint,
+    /// Where the sink ran in the better of the two measurements.
+    pub how: String,
 }
 
 /// `summary.json`.
@@ -230,7 +244,12 @@ pub fn latency_point(h: &Histogram<u64>, load_pct: u32, rate: RatePoint) -> Late
 ///
 /// # Errors
 /// I/O or serialization failures.
-pub fn write_hlog(path: &Path, comment: &str, start: SystemTime, intervals: &[(String, &Histogram<u64>, Duration, Duration)]) -> Result<()> {
+pub fn write_hlog(
+    path: &Path,
+    comment: &str,
+    start: SystemTime,
+    intervals: &[(String, &Histogram<u64>, Duration, Duration)],
+) -> Result<()> {
     let mut buf = Vec::new();
     let mut ser = V2DeflateSerializer::new();
     {
@@ -254,10 +273,12 @@ pub fn write_hlog(path: &Path, comment: &str, start: SystemTime, intervals: &[(S
 /// # Errors
 /// When the file is missing or malformed.
 pub fn read_hlog(path: &Path) -> Result<Vec<(String, Histogram<u64>)>> {
-    let bytes = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
     let mut out = Vec::new();
     for entry in IntervalLogIterator::new(&bytes) {
-        let entry = entry.map_err(|e| anyhow::anyhow!("{} is not an interval log: {e:?}", path.display()))?;
+        let entry = entry
+            .map_err(|e| anyhow::anyhow!("{} is not an interval log: {e:?}", path.display()))?;
         if let LogEntry::Interval(iv) = entry {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(iv.encoded_histogram())
@@ -265,7 +286,10 @@ pub fn read_hlog(path: &Path) -> Result<Vec<(String, Histogram<u64>)>> {
             let h: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut std::io::Cursor::new(raw))
                 .map_err(|e| anyhow::anyhow!("bad histogram in {}: {e:?}", path.display()))?;
-            out.push((iv.tag().map(|t| t.as_str().to_string()).unwrap_or_default(), h));
+            out.push((
+                iv.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                h,
+            ));
         }
     }
     if out.is_empty() {
@@ -279,22 +303,45 @@ pub fn read_hlog(path: &Path) -> Result<Vec<(String, Histogram<u64>)>> {
 /// footers.
 pub fn hgrm_text(h: &Histogram<u64>, scale: f64) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let _ = writeln!(
+        s,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
     let mut total = 0u64;
     for v in h.iter_quantiles(5) {
         total += v.count_since_last_iteration();
         let q = v.quantile_iterated_to();
         let value = v.value_iterated_to() as f64 / scale;
         if q < 1.0 {
-            let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10} {:14.2}", 1.0 / (1.0 - q));
+            let _ = writeln!(
+                s,
+                "{value:12.3} {q:2.12} {total:10} {:14.2}",
+                1.0 / (1.0 - q)
+            );
         } else {
             let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10}");
         }
     }
     let sub_buckets = 1u64 << (((2.0 * 10f64.powi(i32::from(h.sigfig()))).log2().ceil()) as u32);
-    let _ = writeln!(s, "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]", h.mean() / scale, h.stdev() / scale);
-    let _ = writeln!(s, "#[Max     = {:12.3}, Total count    = {:12}]", h.max() as f64 / scale, h.len());
-    let _ = writeln!(s, "#[Buckets = {:12}, SubBuckets     = {:12}]", h.buckets(), sub_buckets);
+    let _ = writeln!(
+        s,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        h.mean() / scale,
+        h.stdev() / scale
+    );
+    let _ = writeln!(
+        s,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        h.max() as f64 / scale,
+        h.len()
+    );
+    let _ = writeln!(
+        s,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        sub_buckets
+    );
     s
 }
 
@@ -318,10 +365,16 @@ pub fn load_summaries(dir: &Path) -> Result<Vec<(std::path::PathBuf, Summary)>> 
         v
     };
     for p in candidates {
-        let text = std::fs::read_to_string(&p).with_context(|| format!("could not read {}", p.display()))?;
-        let s: Summary = serde_json::from_str(&text).with_context(|| format!("{} is not a vnet-bench summary", p.display()))?;
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("could not read {}", p.display()))?;
+        let s: Summary = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a vnet-bench summary", p.display()))?;
         if s.schema != SCHEMA {
-            bail!("{} has schema {:?}, expected {SCHEMA:?}", p.display(), s.schema);
+            bail!(
+                "{} has schema {:?}, expected {SCHEMA:?}",
+                p.display(),
+                s.schema
+            );
         }
         found.push((p.parent().unwrap_or(dir).to_path_buf(), s));
     }
@@ -344,15 +397,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vnet-results-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("x.hlog");
-        write_hlog(&p, "test", SystemTime::now(), &[("lat50".into(), &h, Duration::ZERO, Duration::from_secs(2))]).unwrap();
+        write_hlog(
+            &p,
+            "test",
+            SystemTime::now(),
+            &[("lat50".into(), &h, Duration::ZERO, Duration::from_secs(2))],
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("#[StartTime: ") && text.contains("#[BaseTime: ") && text.contains("Tag=lat50,"));
+        assert!(
+            text.contains("#[StartTime: ")
+                && text.contains("#[BaseTime: ")
+                && text.contains("Tag=lat50,")
+        );
         let back = read_hlog(&p).unwrap();
         assert_eq!(back[0].0, "lat50");
         assert_eq!(back[0].1, h);
         let g = hgrm_text(&h, 1000.0);
         assert!(g.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
-        assert!(g.contains("#[Mean    = ") && g.contains("#[Max     = ") && g.contains("#[Buckets = "));
+        assert!(
+            g.contains("#[Mean    = ") && g.contains("#[Max     = ") && g.contains("#[Buckets = ")
+        );
         assert!(g.lines().rev().nth(3).unwrap().contains(" 10000"), "{g}");
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -55,7 +55,10 @@ pub struct Scenario {
 }
 
 fn host(cidr: &str) -> Ipv4Addr {
-    cidr.split('/').next().and_then(|a| a.parse().ok()).expect("scenario addresses are valid")
+    cidr.split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("scenario addresses are valid")
 }
 
 impl Scenario {
@@ -65,11 +68,18 @@ impl Scenario {
     /// When that combination is not measurable yet.
     pub fn new(mode: ModeName, direction: Direction) -> Result<Scenario> {
         if direction != Direction::GuestToGuest {
-            bail!("direction {} is for the NAT modes, which `bench` does not drive yet", direction.as_str());
+            bail!(
+                "direction {} is for the NAT modes, which `bench` does not drive yet",
+                direction.as_str()
+            );
         }
         let eps: Vec<(&str, &str)> = match mode {
             ModeName::Internal => vec![("vm1", "192.168.60.11/24"), ("vm2", "192.168.60.12/24")],
-            ModeName::HostOnly => vec![("vm1", "192.168.56.101/24"), ("vm2", "192.168.56.102/24"), ("host", "192.168.56.1/24")],
+            ModeName::HostOnly => vec![
+                ("vm1", "192.168.56.101/24"),
+                ("vm2", "192.168.56.102/24"),
+                ("host", "192.168.56.1/24"),
+            ],
             ModeName::Bridged => vec![
                 ("vm1", "198.18.0.11/24"),
                 ("vm2", "198.18.0.12/24"),
@@ -87,28 +97,44 @@ impl Scenario {
             dst_ip: host(eps[1].1),
             gen_role: "vm1".into(),
             sink_role: "vm2".into(),
-            endpoints: eps.iter().map(|(r, a)| (r.to_string(), Some(a.to_string()))).collect(),
+            endpoints: eps
+                .iter()
+                .map(|(r, a)| (r.to_string(), Some(a.to_string())))
+                .collect(),
         })
     }
 
     /// The endpoints as `Topology::build` takes them.
     pub fn topology_spec(&self) -> Vec<(&str, Option<&str>)> {
-        self.endpoints.iter().map(|(r, a)| (r.as_str(), a.as_deref())).collect()
+        self.endpoints
+            .iter()
+            .map(|(r, a)| (r.as_str(), a.as_deref()))
+            .collect()
     }
 
     /// Every dataplane-side interface (the kernel bridge's ports).
     pub fn dp_ifnames(&self, topo: &Topology) -> Vec<String> {
-        topo.endpoints().iter().map(|e| e.dp_ifname.clone()).collect()
+        topo.endpoints()
+            .iter()
+            .map(|e| e.dp_ifname.clone())
+            .collect()
     }
 
     /// The two dataplane-side interfaces the measured traffic crosses (testpmd's ports).
     pub fn forwarding_ifnames(&self, topo: &Topology) -> Vec<String> {
-        vec![topo.endpoint(&self.gen_role).dp_ifname.clone(), topo.endpoint(&self.sink_role).dp_ifname.clone()]
+        vec![
+            topo.endpoint(&self.gen_role).dp_ifname.clone(),
+            topo.endpoint(&self.sink_role).dp_ifname.clone(),
+        ]
     }
 
     /// `vnet-bench run` arguments for this mode on `topo`.
     pub fn vnet_args(&self, topo: &Topology) -> Vec<String> {
-        let mut a = vec!["run".to_string(), "--mode".into(), self.mode.as_str().into()];
+        let mut a = vec![
+            "run".to_string(),
+            "--mode".into(),
+            self.mode.as_str().into(),
+        ];
         for e in topo.endpoints() {
             let flag = match e.role.as_str() {
                 "host" => "--host",

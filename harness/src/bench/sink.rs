@@ -141,7 +141,12 @@ impl Sink {
     pub fn read(&self) -> Result<SinkReport> {
         let n = self.obj.ncpus();
         let sum = |k: u32| -> Result<u64> { Ok(bpf::percpu_get(self.stats, k, n)?.iter().sum()) };
-        let max = |k: u32| -> Result<u64> { Ok(bpf::percpu_get(self.stats, k, n)?.into_iter().max().unwrap_or(0)) };
+        let max = |k: u32| -> Result<u64> {
+            Ok(bpf::percpu_get(self.stats, k, n)?
+                .into_iter()
+                .max()
+                .unwrap_or(0))
+        };
         let mut histogram = new_histogram();
         let received = sum(key::COUNT)?;
         let mut seen = 0;
