@@ -13,6 +13,7 @@ cargo build --release -q -p vnet-bench
 cleanup() {
   pkill -INT -f "$BIN run --mode nat --vm ${P}" 2>/dev/null || true
   pkill -f "slirp4netns.*${P}" 2>/dev/null || true
+  [[ -f /tmp/$P-iperf.pid ]] && kill "$(cat /tmp/$P-iperf.pid)" 2>/dev/null || true
   sleep 0.5
   for n in $(ip netns list | awk '{print $1}' | grep "^${P}-" || true); do ip netns del "$n"; done
 }
@@ -39,7 +40,7 @@ mk $P-inet; mk $P-vm; mk $P-dp
 pair $P-vm ${P}g $P-dp ${P}d0
 pair $P-dp ${P}d1 $P-inet ${P}i
 ip -n $P-inet addr add 198.18.0.1/24 dev ${P}i
-ip netns exec $P-inet iperf3 -s -D -B 198.18.0.1 >/dev/null
+ip netns exec $P-inet iperf3 -s -D -B 198.18.0.1 -I /tmp/$P-iperf.pid >/dev/null
 
 declare -A RESULTS
 for round in $(seq "$REPEATS"); do
