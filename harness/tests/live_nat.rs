@@ -18,6 +18,16 @@ use vnet_bench::topo::{netns_exec, Endpoint, Topology};
 
 const EXE: &str = env!("CARGO_BIN_EXE_vnet-bench");
 
+/// A child process killed when the guard goes (test end or panic).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn lease(vm: &Endpoint, script: &str) -> String {
     scenario::lease(vm, script).unwrap_or_else(|e| panic!("udhcpc on {}: {e}", vm.role))
 }
@@ -90,24 +100,27 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
     .expect("topology");
     let [vm1, vm2, host, inet] = ["vm1", "vm2", "host", "inet"].map(|r| topo.endpoint(r).clone());
     // A DNS server beyond the uplink.
-    let mut dnsmasq = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &inet.netns,
-            "dnsmasq",
-            "--no-daemon",
-            "--no-resolv",
-            "--no-hosts",
-            "--listen-address=198.18.0.1",
-            "--bind-interfaces",
-            "--address=/example.test/198.18.0.77",
-            "--pid-file=",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dnsmasq runs");
+    // Killed on drop, so a failing assertion does not leave it running.
+    let _dnsmasq = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &inet.netns,
+                "dnsmasq",
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+                "--listen-address=198.18.0.1",
+                "--bind-interfaces",
+                "--address=/example.test/198.18.0.77",
+                "--pid-file=",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq runs"),
+    );
     let control = dir.join("nat.sock").display().to_string();
     let mut dp = Dataplane::start_exe(
         EXE,
@@ -245,8 +258,6 @@ fn nat_live_dhcp_translation_dns_forwarding_isolation() {
 
     let log = dp.stop().expect("stops cleanly");
     assert!(log.contains("final counters"));
-    let _ = dnsmasq.kill();
-    let _ = dnsmasq.wait();
 }
 
 #[test]
