@@ -2,10 +2,7 @@
 //! test's own namespaces. Checks that the machinery works (frames arrive, results are
 //! written and read back); speed is measured, never asserted.
 //!
-//! `bench_from_env` (ignored) runs `vnet-bench bench` with the arguments in
-//! `VNET_BENCH_ARGS`, for measuring before the subcommand is wired into the CLI:
-//! `VNET_BENCH_ARGS="--mode internal --out /tmp/r" cargo test --release -p vnet-bench
-//! --test bench_live -- --ignored --nocapture`.
+//! Measurements themselves are made with `vnet-bench bench` (see the README).
 //!
 //! Needs root; skipped otherwise, failed instead when `VNET_REQUIRE_PRIVILEGED` is set.
 
@@ -64,15 +61,4 @@ fn bench_internal_short_run_writes_results() {
         bench::results::read_hlog(&dir.join("internal").join("vnet.hlog")).expect("hlog written");
     assert!(h.iter().any(|(t, h)| t == "lat50" && !h.is_empty()));
     assert!(dir.join("internal").join("vnet-lat50.hgrm").exists());
-}
-
-#[test]
-#[ignore = "measures; run by hand with VNET_BENCH_ARGS"]
-fn bench_from_env() {
-    if !privileged_or_skip("bench_from_env") {
-        return;
-    }
-    let extra = std::env::var("VNET_BENCH_ARGS").unwrap_or_else(|_| "--mode internal".into());
-    let words: Vec<&str> = extra.split_whitespace().collect();
-    bench::run(args(&words)).expect("bench runs");
 }

@@ -28,6 +28,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Two DHCP guests and a server beyond the uplink.
+fn guests_and_inet(prefix: &str) -> (Topology, [Endpoint; 3]) {
+    let topo = Topology::build(
+        prefix,
+        &[
+            ("vm1", None),
+            ("vm2", None),
+            ("inet", Some("198.18.0.1/24")),
+        ],
+    )
+    .expect("topology");
+    let ends = ["vm1", "vm2", "inet"].map(|r| topo.endpoint(r).clone());
+    (topo, ends)
+}
+
 fn lease(vm: &Endpoint, script: &str) -> String {
     scenario::lease(vm, script).unwrap_or_else(|e| panic!("udhcpc on {}: {e}", vm.role))
 }
@@ -267,16 +282,7 @@ fn nat_network_live_guests_meet_and_translate() {
     }
     let dir = Scratch::new("natnet").expect("scratch");
     let prefix = format!("tw{}", std::process::id() % 10000);
-    let topo = Topology::build(
-        &prefix,
-        &[
-            ("vm1", None),
-            ("vm2", None),
-            ("inet", Some("198.18.0.1/24")),
-        ],
-    )
-    .expect("topology");
-    let [vm1, vm2, inet] = ["vm1", "vm2", "inet"].map(|r| topo.endpoint(r).clone());
+    let (topo, [vm1, vm2, inet]) = guests_and_inet(&prefix);
     let mut dp = Dataplane::start_exe(
         EXE,
         topo.dp_netns(),
@@ -347,16 +353,7 @@ fn nat_live_two_workers_translate_every_flow() {
     }
     let dir = Scratch::new("nat2w").expect("scratch");
     let prefix = format!("tv{}", std::process::id() % 10000);
-    let topo = Topology::build(
-        &prefix,
-        &[
-            ("vm1", None),
-            ("vm2", None),
-            ("inet", Some("198.18.0.1/24")),
-        ],
-    )
-    .expect("topology");
-    let [vm1, vm2, inet] = ["vm1", "vm2", "inet"].map(|r| topo.endpoint(r).clone());
+    let (topo, [vm1, vm2, inet]) = guests_and_inet(&prefix);
     // Ports 0 (vm1) and 2 (uplink) on worker 0, port 1 (vm2) on worker 1.
     let mut dp = Dataplane::start_exe(
         EXE,

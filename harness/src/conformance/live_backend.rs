@@ -40,6 +40,7 @@
 
 use super::cases::{Case, Expect, ExpectedSource, ForwardRule, Target, ECHO_PORT};
 use super::endpoint::{AddrConfig, Trace, TraceEntry, WireDir};
+use super::evidence::{self, no_port};
 use super::kernel_peer::KernelPeer;
 use super::live_net::{in_netns, EchoServers, Injector, ServerEvent, Sniffer};
 use super::plan::{ModeUnderTest, NAT_EXTERNAL_IP, NAT_HOST_LINK_IP, NAT_INET_IP};
@@ -360,18 +361,6 @@ fn failure(evidence: String, traces: Vec<(String, Trace)>) -> CaseRun {
         evidence,
         traces,
     }
-}
-
-fn no_port(mode: &ModeUnderTest, role: Role) -> String {
-    format!(
-        "no such port: {} has no {} port",
-        mode.label,
-        match role {
-            Role::Vm1 | Role::Vm2 => role.name(),
-            Role::Host => "host",
-            Role::Inet => "uplink",
-        }
-    )
 }
 
 fn endpoint_text(ip: Ipv4Addr, port: u16, mac: [u8; 6]) -> String {
@@ -1149,23 +1138,15 @@ impl Ready {
                 ""
             }
         );
-        let leaked = !leaks.is_empty();
-        if leaked {
-            let _ = write!(evidence, ": LEAKED: {}", leaks.join("; "));
-        } else if receiver_exists {
-            let _ = write!(evidence, ": none arrived at {to}");
-        } else {
-            let _ = write!(evidence, ": {}", no_port(mode, to));
-            if watched.is_empty() {
-                evidence.push_str(", and no port the sender must not reach");
-            } else {
-                let w: Vec<&str> = watched.iter().map(|r| r.name()).collect();
-                let _ = write!(evidence, "; none left on {}", w.join(", "));
-            }
-        }
-        if !elsewhere.is_empty() {
-            let _ = write!(evidence, " (also seen at {})", elsewhere.join(", "));
-        }
+        let leaked = evidence::negative_outcome(
+            &mut evidence,
+            mode,
+            to,
+            receiver_exists,
+            &leaks,
+            &watched,
+            &elsewhere,
+        );
         CaseRun {
             reached: leaked,
             pass: !leaked,

@@ -18,6 +18,7 @@
 
 use super::cases::{Case, Expect, ExpectedSource, Target, ECHO_PORT};
 use super::endpoint::{Client, ClientState, Endpoint, Trace, WireDir, CLIENT_PORT};
+use super::evidence::{self, no_port};
 use super::plan::{BoxedPipeline, ModeUnderTest, RuleControl};
 use super::probe::{self, carries, mac_text, Ends, ProbeKind};
 use super::table::{Direction, Proto, Reach, Role};
@@ -298,18 +299,6 @@ fn setup_failure(evidence: String, traces: Vec<(String, Trace)>) -> CaseRun {
         evidence,
         traces,
     }
-}
-
-fn no_port(mut_: &ModeUnderTest, role: Role) -> String {
-    format!(
-        "no such port: {} has no {} port",
-        mut_.label,
-        match role {
-            Role::Vm1 | Role::Vm2 => role.name(),
-            Role::Host => "host",
-            Role::Inet => "uplink",
-        }
-    )
 }
 
 fn count(n: u32, what: &str) -> String {
@@ -619,23 +608,15 @@ fn block(sim: &mut Sim, mut_: &ModeUnderTest, case: &Case) -> CaseRun {
         names.join(", "),
         endpoint_text(peer_ip, 0, peer_mac)
     );
-    let leaked = !leaks.is_empty();
-    if leaked {
-        let _ = write!(evidence, ": LEAKED: {}", leaks.join("; "));
-    } else if receiver_exists {
-        let _ = write!(evidence, ": none arrived at {to}");
-    } else {
-        let _ = write!(evidence, ": {}", no_port(mut_, to));
-        if watched.is_empty() {
-            evidence.push_str(", and no port the sender must not reach");
-        } else {
-            let w: Vec<&str> = watched.iter().map(|r| r.name()).collect();
-            let _ = write!(evidence, "; none left on {}", w.join(", "));
-        }
-    }
-    if !elsewhere.is_empty() {
-        let _ = write!(evidence, " (also seen at {})", elsewhere.join(", "));
-    }
+    let leaked = evidence::negative_outcome(
+        &mut evidence,
+        mut_,
+        to,
+        receiver_exists,
+        &leaks,
+        &watched,
+        &elsewhere,
+    );
     let _ = write!(evidence, "; dataplane drops: {}", sim.drops());
     CaseRun {
         reached: leaked,

@@ -43,6 +43,7 @@ pub mod cases;
 pub mod corpus_suite;
 pub mod dhcp_suite;
 pub mod endpoint;
+pub mod evidence;
 pub mod kernel_peer;
 pub mod live_backend;
 pub mod live_net;
