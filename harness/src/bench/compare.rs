@@ -10,6 +10,9 @@
 //!   significance alone never fails a run.
 //!
 //! Exits 1 (via [`run`] returning false) on a regression, so CI can gate on it.
+//!
+//! With `--ab OLD_BIN NEW_BIN` it runs two builds itself, alternating, and judges them
+//! pair by pair instead: see [`super::ab`].
 
 use super::plot;
 use super::results::{self, Summary};
@@ -21,16 +24,34 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
     /// Baseline results: a folder of MODE/summary.json (or one mode's folder).
-    pub baseline: PathBuf,
+    #[arg(required_unless_present = "ab", conflicts_with = "ab")]
+    pub baseline: Option<PathBuf>,
     /// Candidate results, the same shape.
-    pub candidate: PathBuf,
+    #[arg(required_unless_present = "ab", conflicts_with = "ab")]
+    pub candidate: Option<PathBuf>,
+    /// Instead of two folders: run `OLD_BIN bench` and `NEW_BIN bench` alternately
+    /// (OLD,NEW then NEW,OLD...) and compare them pair by pair (needs root, as bench).
+    #[arg(long, num_args = 2, value_names = ["OLD_BIN", "NEW_BIN"])]
+    pub ab: Option<Vec<PathBuf>>,
+    /// With --ab: pairs of runs, each running both builds once [default: 3].
+    #[arg(long, conflicts_with = "baseline", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=super::ab::MAX_PAIRS))]
+    pub pairs: Option<u32>,
+    /// With --ab: keep the runs' results in DIR (new or empty) instead of a temporary
+    /// folder removed at the end.
+    #[arg(long, conflicts_with = "baseline", value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    /// With --ab: arguments of every `bench` run, after `--` (default: --mode internal);
+    /// --dut vnet, --out and --prefix are added.
+    #[arg(last = true, conflicts_with = "baseline", value_name = "BENCH ARGS")]
+    pub bench_args: Vec<String>,
     /// Draw both percentile curves and the rates into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Relative p99 increase that counts as large.
     #[arg(long, default_value_t = 0.10)]
     pub p99_threshold: f64,
-    /// Relative NDR decrease that counts as large.
+    /// Relative NDR decrease that counts as large (with --ab: NDR and PDR).
     #[arg(long, default_value_t = 0.10)]
     pub ndr_threshold: f64,
     /// Significance level of the KS test.
@@ -39,6 +60,17 @@ pub struct CompareArgs {
     /// The DUT compared.
     #[arg(long, default_value = "vnet")]
     pub dut: String,
+}
+
+impl CompareArgs {
+    /// The verdict's thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            p99: self.p99_threshold,
+            ndr: self.ndr_threshold,
+            alpha: self.alpha,
+        }
+    }
 }
 
 /// Thresholds of a verdict.
@@ -159,7 +191,8 @@ pub struct ModeComparison {
     pub notes: Vec<String>,
 }
 
-fn hist_at(dir: &Path, dut: &str, tag: &str) -> Option<Histogram<u64>> {
+/// The histogram tagged `tag` (`lat50`...) of `dir/DUT.hlog`, if readable.
+pub fn hist_at(dir: &Path, dut: &str, tag: &str) -> Option<Histogram<u64>> {
     results::read_hlog(&dir.join(format!("{dut}.hlog")))
         .ok()?
         .into_iter()
@@ -167,7 +200,8 @@ fn hist_at(dir: &Path, dut: &str, tag: &str) -> Option<Histogram<u64>> {
         .map(|(_, h)| h)
 }
 
-fn rel(base: f64, cand: f64) -> f64 {
+/// Relative change from `base` to `cand` (0 when `base` is 0).
+pub fn rel(base: f64, cand: f64) -> f64 {
     if base == 0.0 {
         0.0
     } else {
@@ -175,7 +209,80 @@ fn rel(base: f64, cand: f64) -> f64 {
     }
 }
 
-/// Compare every mode present in both result folders.
+/// What a summary measured, as a label and a key: mode, direction and frame size
+/// (`internal (guest->guest, 64 B)`). Only summaries with the same one are compared.
+pub fn measurement(s: &Summary) -> String {
+    let size = if s.settings.imix {
+        "IMIX".to_string()
+    } else {
+        format!("{} B", s.settings.frame_size)
+    };
+    format!("{} ({}, {size})", s.mode, s.direction)
+}
+
+/// The smallest throughput change two NDR/PDR searches can resolve: twice the coarser
+/// search precision.
+pub fn rate_resolution(base: &Summary, cand: &Summary) -> f64 {
+    2.0 * base.settings.precision.max(cand.settings.precision)
+}
+
+/// Compare one mode: the latency histograms at 50% of PDR (KS test and p99 change) and
+/// NDR, against the thresholds.
+pub fn compare_mode(
+    b: &Summary,
+    c: &Summary,
+    hists: Option<(Histogram<u64>, Histogram<u64>)>,
+    dut: &str,
+    t: &Thresholds,
+) -> ModeComparison {
+    let ks = hists.as_ref().map(|(x, y)| ks_two_sample(x, y));
+    let mut regressions = Vec::new();
+    let mut notes = Vec::new();
+    if let (Some((hb, hc)), Some(k)) = (&hists, ks) {
+        let (p99b, p99c) = (
+            hb.value_at_quantile(0.99) as f64,
+            hc.value_at_quantile(0.99) as f64,
+        );
+        let ch = rel(p99b, p99c);
+        let significant = k.p_value < t.alpha;
+        if significant && ch > t.p99 {
+            regressions.push(format!(
+                "p99 latency +{:.1}% (> {:.0}%), KS D={:.3} p={:.2e}",
+                ch * 100.0,
+                t.p99 * 100.0,
+                k.d,
+                k.p_value
+            ));
+        } else if significant && ch > 0.0 {
+            notes.push(format!(
+                "latency distribution differs (KS p={:.2e}) but p99 changed only {:+.1}%",
+                k.p_value,
+                ch * 100.0
+            ));
+        }
+    }
+    if let (Some(nb), Some(nc)) = (
+        b.dut(dut).and_then(|d| d.ndr),
+        c.dut(dut).and_then(|d| d.ndr),
+    ) {
+        let ch = rel(nb.pps, nc.pps);
+        if -ch > t.ndr && -ch > rate_resolution(b, c) {
+            regressions.push(format!("NDR {:.1}% (< -{:.0}%)", ch * 100.0, t.ndr * 100.0));
+        }
+    }
+    ModeComparison {
+        mode: b.mode.clone(),
+        base: b.clone(),
+        cand: c.clone(),
+        hists,
+        ks,
+        regressions,
+        notes,
+    }
+}
+
+/// Compare every measurement (mode, direction, frame size) present in both result
+/// folders.
 ///
 /// # Errors
 /// When a folder holds no readable summaries.
@@ -189,61 +296,14 @@ pub fn compare_dirs(
     let cs = results::load_summaries(cand)?;
     let mut out = Vec::new();
     for (bdir, b) in &bs {
-        let Some((cdir, c)) = cs
-            .iter()
-            .find(|(_, c)| c.mode == b.mode && c.direction == b.direction)
-        else {
+        let Some((cdir, c)) = cs.iter().find(|(_, c)| measurement(c) == measurement(b)) else {
             continue;
         };
         let hists = match (hist_at(bdir, dut, "lat50"), hist_at(cdir, dut, "lat50")) {
             (Some(x), Some(y)) => Some((x, y)),
             _ => None,
         };
-        let ks = hists.as_ref().map(|(x, y)| ks_two_sample(x, y));
-        let mut regressions = Vec::new();
-        let mut notes = Vec::new();
-        if let (Some((hb, hc)), Some(k)) = (&hists, ks) {
-            let (p99b, p99c) = (
-                hb.value_at_quantile(0.99) as f64,
-                hc.value_at_quantile(0.99) as f64,
-            );
-            let ch = rel(p99b, p99c);
-            let significant = k.p_value < t.alpha;
-            if significant && ch > t.p99 {
-                regressions.push(format!(
-                    "p99 latency +{:.1}% (> {:.0}%), KS D={:.3} p={:.2e}",
-                    ch * 100.0,
-                    t.p99 * 100.0,
-                    k.d,
-                    k.p_value
-                ));
-            } else if significant && ch > 0.0 {
-                notes.push(format!(
-                    "latency distribution differs (KS p={:.2e}) but p99 changed only {:+.1}%",
-                    k.p_value,
-                    ch * 100.0
-                ));
-            }
-        }
-        if let (Some(nb), Some(nc)) = (
-            b.dut(dut).and_then(|d| d.ndr),
-            c.dut(dut).and_then(|d| d.ndr),
-        ) {
-            let ch = rel(nb.pps, nc.pps);
-            let resolution = 2.0 * b.settings.precision.max(c.settings.precision);
-            if -ch > t.ndr && -ch > resolution {
-                regressions.push(format!("NDR {:.1}% (< -{:.0}%)", ch * 100.0, t.ndr * 100.0));
-            }
-        }
-        out.push(ModeComparison {
-            mode: b.mode.clone(),
-            base: b.clone(),
-            cand: c.clone(),
-            hists,
-            ks,
-            regressions,
-            notes,
-        });
+        out.push(compare_mode(b, c, hists, dut, t));
     }
     Ok(out)
 }
@@ -260,53 +320,7 @@ fn fmt_change(b: f64, c: f64) -> String {
 pub fn print(cmps: &[ModeComparison], dut: &str) -> bool {
     let mut ok = true;
     for c in cmps {
-        println!("mode {} ({}), dut {dut}", c.mode, c.base.direction);
-        println!(
-            "  {:<12} {:>12} {:>12} {:>9}",
-            "", "baseline", "candidate", "change"
-        );
-        let (bd, cd) = (c.base.dut(dut), c.cand.dut(dut));
-        for (name, f) in [
-            (
-                "NDR Mpps",
-                (|d: &results::DutResult| d.ndr.map(|x| x.pps))
-                    as fn(&results::DutResult) -> Option<f64>,
-            ),
-            ("PDR Mpps", |d| d.pdr.map(|x| x.pps)),
-        ] {
-            if let (Some(b), Some(cv)) = (bd.and_then(f), cd.and_then(f)) {
-                println!(
-                    "  {name:<12} {:>12.3} {:>12.3} {:>9}",
-                    b / 1e6,
-                    cv / 1e6,
-                    fmt_change(b, cv)
-                );
-            }
-        }
-        if let Some((hb, hc)) = &c.hists {
-            for (name, q) in [
-                ("p50 us", 0.5),
-                ("p90 us", 0.9),
-                ("p99 us", 0.99),
-                ("p99.9 us", 0.999),
-                ("max us", 1.0),
-            ] {
-                let (b, cv) = (
-                    hb.value_at_quantile(q) as f64 / 1e3,
-                    hc.value_at_quantile(q) as f64 / 1e3,
-                );
-                println!("  {name:<12} {b:>12.2} {cv:>12.2} {:>9}", fmt_change(b, cv));
-            }
-        }
-        if let Some(k) = c.ks {
-            println!(
-                "  KS D={:.4} p={:.3e} (n={}, m={})",
-                k.d, k.p_value, k.n, k.m
-            );
-        }
-        for n in &c.notes {
-            println!("  note: {n}");
-        }
+        print_table(c, dut);
         if c.regressions.is_empty() {
             println!("  verdict: ok");
         } else {
@@ -319,29 +333,91 @@ pub fn print(cmps: &[ModeComparison], dut: &str) -> bool {
     ok
 }
 
+/// Print one mode's rates, latency percentiles, KS test and notes (not the verdict).
+pub fn print_table(c: &ModeComparison, dut: &str) {
+    println!("mode {}, dut {dut}", measurement(&c.base));
+    println!(
+        "  {:<12} {:>12} {:>12} {:>9}",
+        "", "baseline", "candidate", "change"
+    );
+    let (bd, cd) = (c.base.dut(dut), c.cand.dut(dut));
+    for (name, f) in [
+        (
+            "NDR Mpps",
+            (|d: &results::DutResult| d.ndr.map(|x| x.pps))
+                as fn(&results::DutResult) -> Option<f64>,
+        ),
+        ("PDR Mpps", |d| d.pdr.map(|x| x.pps)),
+    ] {
+        if let (Some(b), Some(cv)) = (bd.and_then(f), cd.and_then(f)) {
+            println!(
+                "  {name:<12} {:>12.3} {:>12.3} {:>9}",
+                b / 1e6,
+                cv / 1e6,
+                fmt_change(b, cv)
+            );
+        }
+    }
+    if let Some((hb, hc)) = &c.hists {
+        for (name, q) in [
+            ("p50 us", 0.5),
+            ("p90 us", 0.9),
+            ("p99 us", 0.99),
+            ("p99.9 us", 0.999),
+            ("max us", 1.0),
+        ] {
+            let (b, cv) = (
+                hb.value_at_quantile(q) as f64 / 1e3,
+                hc.value_at_quantile(q) as f64 / 1e3,
+            );
+            println!("  {name:<12} {b:>12.2} {cv:>12.2} {:>9}", fmt_change(b, cv));
+        }
+    }
+    if let Some(k) = c.ks {
+        println!(
+            "  KS D={:.4} p={:.3e} (n={}, m={})",
+            k.d, k.p_value, k.n, k.m
+        );
+    }
+    for n in &c.notes {
+        println!("  note: {n}");
+    }
+}
+
 /// Run `vnet-bench compare`; Ok(false) on a regression (exit status 1).
 ///
 /// # Errors
-/// When the folders cannot be read or the plot written.
+/// When the folders cannot be read or the plot written; with `--ab`, see [`super::ab::run`].
 pub fn run(args: CompareArgs) -> Result<bool> {
-    let t = Thresholds {
-        p99: args.p99_threshold,
-        ndr: args.ndr_threshold,
-        alpha: args.alpha,
+    if args.ab.is_some() {
+        return super::ab::run(&args);
+    }
+    let (Some(baseline), Some(candidate)) = (&args.baseline, &args.candidate) else {
+        anyhow::bail!("give BASELINE and CANDIDATE result folders, or --ab OLD_BIN NEW_BIN");
     };
-    let cmps = compare_dirs(&args.baseline, &args.candidate, &args.dut, &t)?;
+    let t = args.thresholds();
+    let cmps = compare_dirs(baseline, candidate, &args.dut, &t)?;
     if cmps.is_empty() {
         anyhow::bail!(
             "no mode appears in both {} and {}",
-            args.baseline.display(),
-            args.candidate.display()
+            baseline.display(),
+            candidate.display()
         );
     }
     let ok = print(&cmps, &args.dut);
     if let Some(p) = &args.plot {
-        std::fs::write(p, plot::svg(&cmps, &args.dut))
-            .with_context(|| format!("could not write {}", p.display()))?;
-        println!("plot written to {}", p.display());
+        write_plot(p, &cmps, &args.dut)?;
     }
     Ok(ok)
+}
+
+/// Write [`plot::svg`] of `cmps` to `path`.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_plot(path: &Path, cmps: &[ModeComparison], dut: &str) -> Result<()> {
+    std::fs::write(path, plot::svg(cmps, dut))
+        .with_context(|| format!("could not write {}", path.display()))?;
+    println!("plot written to {}", path.display());
+    Ok(())
 }
