@@ -47,7 +47,8 @@ fn bench_internal_short_run_writes_results() {
         &out,
     ]);
     bench::run(a).expect("bench runs");
-    let s = bench::results::load_summaries(&dir.join("internal")).expect("summary written");
+    let folder = dir.join("internal-guest-to-guest-64");
+    let s = bench::results::load_summaries(&folder).expect("summary written");
     let (_, s) = &s[0];
     let c = s.harness_ceiling.clone().expect("ceiling measured");
     assert!(
@@ -57,8 +58,51 @@ fn bench_internal_short_run_writes_results() {
     let v = s.dut("vnet").expect("vnet measured");
     assert!(v.error.is_none(), "{:?}", v.error);
     assert!(v.ndr.is_some() && v.pdr.is_some());
-    let h =
-        bench::results::read_hlog(&dir.join("internal").join("vnet.hlog")).expect("hlog written");
+    let h = bench::results::read_hlog(&folder.join("vnet.hlog")).expect("hlog written");
     assert!(h.iter().any(|(t, h)| t == "lat50" && !h.is_empty()));
-    assert!(dir.join("internal").join("vnet-lat50.hgrm").exists());
+    assert!(folder.join("vnet-lat50.hgrm").exists());
+}
+
+/// Both NAT directions at once, vnet and the kernel's routing + nftables NAT: a PDR above
+/// zero means each direction delivered at least 99.5% of its half of the load (a broken
+/// direction loses half of everything), so translation out and the forwarded port in
+/// both work for both DUTs.
+#[test]
+fn bench_nat_both_ways_for_vnet_and_the_kernel() {
+    if !privileged_or_skip("bench_nat_both_ways_for_vnet_and_the_kernel") {
+        return;
+    }
+    let dir = TempDir::new("bench-nat");
+    let out = dir.0.to_str().unwrap().to_string();
+    let prefix = format!("tn{}", std::process::id() % 1000);
+    let a = args(&[
+        "--mode",
+        "nat",
+        "--direction",
+        "both",
+        "--dut",
+        "vnet,kernel",
+        "--trial",
+        "0.3",
+        "--precision",
+        "0.5",
+        "--prefix",
+        &prefix,
+        "--out",
+        &out,
+    ]);
+    bench::run(a).expect("bench runs");
+    let s = bench::results::load_summaries(&dir.join("nat-both-64")).expect("summary written");
+    let (_, s) = &s[0];
+    assert_eq!(s.direction, "both");
+    for dut in ["vnet", "kernel"] {
+        let d = s.dut(dut).unwrap_or_else(|| panic!("{dut} measured"));
+        assert!(d.error.is_none(), "{dut}: {:?}", d.error);
+        let pdr = d.pdr.unwrap_or_else(|| panic!("{dut}: no PDR"));
+        assert!(pdr.pps > 0.0, "{dut}: nothing crossed the NAT both ways");
+        assert!(
+            d.latency_at(50).is_some_and(|l| l.p50_ns > 0),
+            "{dut}: latency recorded"
+        );
+    }
 }

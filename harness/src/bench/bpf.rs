@@ -142,6 +142,26 @@ pub fn array_set(fd: i32, key: u32, value: u64) -> Result<()> {
     Ok(())
 }
 
+/// Write `value` to `key` of an array map whose values are exactly `value.len()` bytes.
+///
+/// # Errors
+/// The kernel's error (a value of the wrong size gives EINVAL... or worse, so the size
+/// is the caller's contract: [`HDR_LEN`] for `gen_hdr`).
+pub fn array_set_bytes(fd: i32, key: u32, value: &[u8; HDR_LEN]) -> Result<()> {
+    // SAFETY: key points to a live u32; value to HDR_LEN bytes, the map's value size.
+    let rc = unsafe {
+        libbpf_sys::bpf_map_update_elem(fd, (&key as *const u32).cast(), value.as_ptr().cast(), 0)
+    };
+    if rc != 0 {
+        bail!("BPF map update failed: {}", errno());
+    }
+    Ok(())
+}
+
+/// Bytes of the generator's header map value (`VB_HDR_LEN`): Ethernet + IPv4 + UDP
+/// (42) rounded up to 8.
+pub const HDR_LEN: usize = 48;
+
 /// Read `key` of an array map of u64.
 ///
 /// # Errors

@@ -6,6 +6,11 @@
 //! dataplanes measured here forward, so the generator is not the bottleneck (the harness
 //! ceiling, generator to sink over one veth pair, is measured and reported with every run).
 //!
+//! Live frames recycle their pages without restoring their contents, and a DUT that
+//! forwards in place (the kernel's bridge or router) hands pages back with its own MACs,
+//! addresses and TTL written in: the program therefore rewrites the whole header from
+//! the `gen_hdr` map into every frame, not only the fields it varies.
+//!
 //! Frame sizes follow RFC 2544 (64..1518 bytes including the 4-byte FCS, which a veth
 //! does not carry: a "64-byte" frame is 60 bytes here).
 
@@ -25,6 +30,7 @@ mod key {
     pub const TAG: u32 = 5;
     pub const IMIX: u32 = 6;
     pub const SEED: u32 = 7;
+    pub const DPORT: u32 = 8;
     pub const NEXT_FP: u32 = 0;
     pub const SEQ: u32 = 1;
     pub const SENT: u32 = 2;
@@ -49,6 +55,8 @@ pub struct FrameSpec {
     pub src_ip: Ipv4Addr,
     /// Destination IPv4 address.
     pub dst_ip: Ipv4Addr,
+    /// A fixed UDP destination port (a forwarded port); `None`: pseudorandom per flow.
+    pub dst_port: Option<u16>,
     /// Frame size with FCS (RFC 2544), 64..=1518; ignored (1518) with IMIX.
     pub frame_size: usize,
     /// 7:4:1 of 64, 570 and 1518 bytes.
@@ -137,6 +145,7 @@ pub struct Generator {
     prog: i32,
     cfg: i32,
     state: i32,
+    hdr: i32,
     netns: String,
     core: usize,
     frame: Vec<u8>,
@@ -160,22 +169,39 @@ impl Generator {
         let prog = obj.prog_fd("vb_gen")?;
         let cfg = obj.map_fd("gen_cfg")?;
         let state = obj.map_fd("gen_state")?;
+        let hdr = obj.map_fd("gen_hdr")?;
         let name = ifname.to_string();
         let ifindex = bpf::in_netns(netns, move || bpf::ifindex(&name))?;
         bpf::array_set(cfg, key::IFINDEX, u64::from(ifindex))?;
         bpf::array_set(cfg, key::FLOWS, u64::from(flows.max(1)))?;
-        bpf::array_set(cfg, key::IMIX, u64::from(frame.imix))?;
         bpf::array_set(cfg, key::SEED, 0x5eed_4814)?;
-        Ok(Generator {
+        let mut g = Generator {
             obj,
             prog,
             cfg,
             state,
+            hdr,
             netns: netns.to_string(),
             core,
-            frame: frame.template(),
+            frame: Vec::new(),
             batch_size,
-        })
+        };
+        g.set_frame(frame)?;
+        Ok(g)
+    }
+
+    /// Send `frame` frames from now on (the next hop's MAC changes from DUT to DUT).
+    ///
+    /// # Errors
+    /// When the program's config cannot be written.
+    pub fn set_frame(&mut self, frame: &FrameSpec) -> Result<()> {
+        bpf::array_set(self.cfg, key::IMIX, u64::from(frame.imix))?;
+        bpf::array_set(self.cfg, key::DPORT, u64::from(frame.dst_port.unwrap_or(0)))?;
+        self.frame = frame.template();
+        let mut h = [0u8; bpf::HDR_LEN];
+        h[..HEADER_LEN].copy_from_slice(&self.frame[..HEADER_LEN]);
+        bpf::array_set_bytes(self.hdr, 0, &h)?;
+        Ok(())
     }
 
     /// Send for `duration` at `pps` frames per second (0: as fast as possible), frames
@@ -251,6 +277,7 @@ mod tests {
             src_mac: [2, 0, 0, 0, 0, 1],
             src_ip: Ipv4Addr::new(192, 168, 60, 11),
             dst_ip: Ipv4Addr::new(192, 168, 60, 12),
+            dst_port: None,
             frame_size: size,
             imix: false,
         }

@@ -15,6 +15,7 @@
 //! on exit, on error and on Ctrl-C; interface settings changed for a peer are restored;
 //! speed is measured, never asserted.
 
+pub mod ab;
 pub mod bpf;
 pub mod compare;
 pub mod gen;
@@ -28,14 +29,14 @@ pub mod sink;
 pub use compare::CompareArgs;
 
 use crate::cli::ModeName;
-use crate::topo::{netns_exec, Topology};
+use crate::topo::Topology;
 use anyhow::{bail, Context, Result};
 use gen::Generator;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use peers::{DutKind, RunningDut};
 use results::{Ceiling, DutResult, LatencyPoint, Machine, RatePoint, Ratios, Settings, Summary};
-use scenario::{Direction, Scenario};
+use scenario::{Direction, Scenario, Stream};
 use search::{SearchConfig, TrialOutcome};
 use sink::Sink;
 use std::path::{Path, PathBuf};
@@ -61,12 +62,13 @@ pub struct BenchArgs {
     /// The mode to measure.
     #[arg(long, value_enum)]
     pub mode: ModeName,
-    /// Direction of the traffic (NAT modes: guest-to-inet, inet-to-guest; later).
-    #[arg(long, value_enum, default_value_t = Direction::GuestToGuest)]
-    pub direction: Direction,
-    /// Devices under test.
-    #[arg(long, value_enum, default_value_t = DutChoice::All)]
-    pub dut: DutChoice,
+    /// Direction of the traffic (default: guest-to-guest on the switched modes,
+    /// guest-to-inet, the translated path, on the NAT modes).
+    #[arg(long, value_enum)]
+    pub direction: Option<Direction>,
+    /// Devices under test, comma-separated (`vnet,kernel`), run alternately.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub dut: Vec<DutChoice>,
     /// Frame size in bytes with FCS (RFC 2544: 64, 128, 256, 512, 1024, 1280, 1518).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(64..=1518))]
     pub frame_size: u16,
@@ -114,39 +116,94 @@ pub struct BenchArgs {
     pub vnet_exe: Option<PathBuf>,
 }
 
-struct Rig<'a> {
+/// One measured stream: its generator and its sink.
+struct Lane {
+    stream: Stream,
     gen: Generator,
     sink: Sink,
+}
+
+/// The streams of a scenario, measured together: a trial runs every generator at once
+/// (each at its share of the rate) and adds up what the sinks saw.
+struct Rig<'a> {
+    lanes: Vec<Lane>,
     tag: u16,
     trial: Duration,
     stop: &'a AtomicBool,
 }
 
 impl Rig<'_> {
-    /// One trial; `None` when interrupted. `rate` 0: unpaced.
+    /// One trial at `rate` frames/s in total; `None` when interrupted. `rate` 0: unpaced.
     fn trial(&mut self, rate: f64) -> Result<Option<(TrialOutcome, sink::SinkReport)>> {
         if self.stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
         self.tag = self.tag.wrapping_add(1).max(1);
-        self.sink.reset(self.tag)?;
-        let g = self.gen.run(self.tag, rate, self.trial, self.stop)?;
+        for l in &self.lanes {
+            l.sink.reset(self.tag)?;
+        }
+        let share = rate / self.lanes.len() as f64;
+        let (tag, trial, stop) = (self.tag, self.trial, self.stop);
+        let sent: Vec<Result<gen::GenReport>> = std::thread::scope(|s| {
+            let running: Vec<_> = self
+                .lanes
+                .iter()
+                .map(|l| s.spawn(move || l.gen.run(tag, share, trial, stop)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a generator thread panicked")))
+                })
+                .collect()
+        });
         // Frames still in flight (rings, the DUT) arrive within a few ms.
         std::thread::sleep(Duration::from_millis(100));
-        let s = self.sink.read()?;
+        let mut total: Option<sink::SinkReport> = None;
+        for l in &self.lanes {
+            let r = l.sink.read()?;
+            match &mut total {
+                Some(t) => t.merge(&r)?,
+                None => total = Some(r),
+            }
+        }
         if self.stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        let (mut n, mut pps) = (0u64, 0.0);
+        for g in sent {
+            let g = g?;
+            n += g.sent;
+            pps += g.pps;
+        }
+        let s = total.context("a rig has at least one stream")?;
         Ok(Some((
             TrialOutcome {
-                requested_pps: if rate > 0.0 { rate } else { g.pps },
-                offered_pps: g.pps,
-                sent: g.sent,
+                requested_pps: if rate > 0.0 { rate } else { pps },
+                offered_pps: pps,
+                sent: n,
                 received: s.received,
                 out_of_order: s.out_of_order,
             },
             s,
         )))
+    }
+
+    /// Address every stream's frames for `dut` (the next hop's MAC differs per DUT).
+    fn aim(
+        &mut self,
+        topo: &Topology,
+        scenario: &Scenario,
+        dut: DutKind,
+        frame_size: usize,
+        imix: bool,
+    ) -> Result<()> {
+        for l in &mut self.lanes {
+            let f = scenario.frame(topo, &l.stream, dut, frame_size, imix)?;
+            l.gen.set_frame(&f)?;
+        }
+        Ok(())
     }
 }
 
@@ -202,19 +259,30 @@ fn ceiling(
         src_mac: gen::parse_mac(&e.mac)?,
         src_ip: "198.18.0.11".parse()?,
         dst_ip: "198.18.0.12".parse()?,
+        dst_port: None,
         frame_size,
         imix: args.imix,
     };
     let mut rig = Rig {
-        gen: Generator::new(
-            &e.netns,
-            &e.ifname,
-            args.gen_core,
-            &frame,
-            args.flows,
-            args.batch_size,
-        )?,
-        sink: Sink::attach(topo.dp_netns(), &e.dp_ifname)?,
+        lanes: vec![Lane {
+            stream: Stream {
+                gen_role: "gen".into(),
+                sink_role: "sink".into(),
+                src_ip: frame.src_ip,
+                dst_ip: frame.dst_ip,
+                dst_port: None,
+                next_hop: scenario::NextHop::Sink,
+            },
+            gen: Generator::new(
+                &e.netns,
+                &e.ifname,
+                args.gen_core,
+                &frame,
+                args.flows,
+                args.batch_size,
+            )?,
+            sink: Sink::attach(topo.dp_netns(), &e.dp_ifname)?,
+        }],
         tag: 0,
         trial,
         stop,
@@ -254,25 +322,6 @@ fn ceiling(
     drop(rig);
     drop(topo);
     Ok(best.map(|(rate, how)| Ceiling { rate, how }))
-}
-
-fn warm_up(topo: &Topology, scenario: &Scenario) {
-    // The switch learns where the sink is; ARP settles. Failures are not fatal: the
-    // trials will show loss.
-    let sink = topo.endpoint(&scenario.sink_role);
-    let _ = netns_exec(
-        &sink.netns,
-        "ping",
-        &[
-            "-c",
-            "2",
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            &scenario.src_ip.to_string(),
-        ],
-    );
 }
 
 /// Latency histograms per DUT: `(dut, [(load %, histogram)])`.
@@ -362,7 +411,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     crate::preflight::require_root("vnet-bench bench")?;
     crate::preflight::require_af_xdp()?;
-    let scenario = Scenario::new(args.mode, args.direction)?;
+    let direction = args
+        .direction
+        .unwrap_or_else(|| Direction::default_for(args.mode));
+    let scenario = Scenario::new(args.mode, direction)?;
     if args.trial.is_nan() || args.trial <= 0.0 {
         bail!("--trial must be positive");
     }
@@ -390,12 +442,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     pb.enable_steady_tick(Duration::from_millis(200));
 
-    let duts: Vec<DutKind> = match args.dut {
-        DutChoice::Vnet => vec![DutKind::Vnet],
-        DutChoice::Kernel => vec![DutKind::Kernel],
-        DutChoice::Testpmd => vec![DutKind::Testpmd],
-        DutChoice::All => vec![DutKind::Vnet, DutKind::Kernel, DutKind::Testpmd],
-    };
+    let mut duts: Vec<DutKind> = Vec::new();
+    for d in &args.dut {
+        let add: &[DutKind] = match d {
+            DutChoice::Vnet => &[DutKind::Vnet],
+            DutChoice::Kernel => &[DutKind::Kernel],
+            DutChoice::Testpmd => &[DutKind::Testpmd],
+            DutChoice::All => &[DutKind::Vnet, DutKind::Kernel, DutKind::Testpmd],
+        };
+        for k in add {
+            if !duts.contains(k) {
+                duts.push(*k);
+            }
+        }
+    }
 
     // 1. The harness's own ceiling.
     let ceil = if args.no_ceiling {
@@ -433,25 +493,32 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
 
     // 2. The mode's topology, generator and sink stay for every DUT.
-    let topo = Topology::build(&prefix, &scenario.topology_spec())?;
-    let g = topo.endpoint(&scenario.gen_role).clone();
-    let s = topo.endpoint(&scenario.sink_role).clone();
-    let frame = scenario.frame(&topo, frame_size, args.imix)?;
+    let topo = scenario.build(&prefix)?;
+    let mut lanes = Vec::new();
+    for stream in &scenario.streams {
+        let g = topo.endpoint(&stream.gen_role);
+        let s = topo.endpoint(&stream.sink_role);
+        let frame = scenario.frame(&topo, stream, DutKind::Testpmd, frame_size, args.imix)?;
+        lanes.push(Lane {
+            stream: stream.clone(),
+            gen: Generator::new(
+                &g.netns,
+                &g.ifname,
+                args.gen_core,
+                &frame,
+                args.flows,
+                args.batch_size,
+            )?,
+            sink: Sink::attach(&s.netns, &s.ifname)?,
+        });
+    }
     let mut rig = Rig {
-        gen: Generator::new(
-            &g.netns,
-            &g.ifname,
-            args.gen_core,
-            &frame,
-            args.flows,
-            args.batch_size,
-        )?,
-        sink: Sink::attach(&s.netns, &s.ifname)?,
+        lanes,
         tag: 0,
         trial,
         stop: &stop,
     };
-    let sink_attach = rig.sink.attach_mode().to_string();
+    let sink_attach = rig.lanes[0].sink.attach_mode().to_string();
 
     let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
     let mut complete = true;
@@ -478,16 +545,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     continue;
                 }
             };
-            warm_up(&topo, &scenario);
-            let r = measure_dut(
-                &mut rig,
-                &cfg,
-                ceil.as_ref()
-                    .map(|c| c.rate.offered_pps)
-                    .unwrap_or(f64::INFINITY),
-                &pb,
-                kind.as_str(),
-            );
+            scenario.forget_neighbours(&topo);
+            scenario.warm_up(&topo);
+            let r = rig
+                .aim(&topo, &scenario, kind, frame_size, args.imix)
+                .and_then(|()| {
+                    measure_dut(
+                        &mut rig,
+                        &cfg,
+                        ceil.as_ref()
+                            .map(|c| c.rate.offered_pps)
+                            .unwrap_or(f64::INFINITY),
+                        &pb,
+                        kind.as_str(),
+                    )
+                });
             let log = dut.stop();
             match (r, log) {
                 (Ok(r), Ok(_)) => {
@@ -606,7 +678,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let summary = Summary {
         schema: results::SCHEMA.into(),
         mode: args.mode.as_str().into(),
-        direction: args.direction.as_str().into(),
+        direction: direction.as_str().into(),
         command,
         started_unix: started
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -635,11 +707,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     print_summary(&summary);
     if let Some(out) = &args.out {
-        let dir = out.join(args.mode.as_str());
+        let dir = out.join(result_folder(
+            args.mode,
+            direction,
+            if args.imix { 0 } else { frame_size },
+        ));
         write_results(&dir, &summary, &hists, started, trial)?;
         println!("results written to {}", dir.display());
     }
     Ok(())
+}
+
+/// The folder of one measurement under `--out`: `MODE-DIRECTION-SIZE`
+/// (`nat-guest-to-inet-64`; `imix` for IMIX), so that several runs share one `--out`.
+pub fn result_folder(mode: ModeName, direction: Direction, frame_size: usize) -> String {
+    let size = if frame_size == 0 {
+        "imix".to_string()
+    } else {
+        frame_size.to_string()
+    };
+    format!("{}-{}-{size}", mode.as_str(), direction.slug())
 }
 
 /// Write `summary.json`, `DUT.hlog` and `DUT-latNN.hgrm` into `dir`.

@@ -9,7 +9,7 @@
 //! the softirq of the generator's core. On a veth the sink's receive work runs on the
 //! core that transmits (the DUT's), for every DUT alike.
 
-use super::scenario::Scenario;
+use super::scenario::{Direction, Scenario};
 use crate::mainjob::Dataplane;
 use crate::topo::{netns_exec, Topology};
 use anyhow::{bail, Context, Result};
@@ -27,7 +27,7 @@ use vnet_core::port::xdp::{GRO_FLUSH_TIMEOUT, NAPI_DEFER_HARD_IRQS};
 pub enum DutKind {
     /// vnet-bench's dataplane.
     Vnet,
-    /// The Linux kernel (bridge; later routing + nftables for NAT).
+    /// The Linux kernel (a bridge; routing + nftables masquerade and DNAT for NAT).
     Kernel,
     /// dpdk-testpmd, io forwarding over net_af_xdp.
     Testpmd,
@@ -138,14 +138,14 @@ pub fn pin_napi_threads(ifname: &str, core: usize) -> Result<usize> {
 pub enum RunningDut {
     /// vnet's dataplane child.
     Vnet(Dataplane),
-    /// The kernel bridge: the interface settings to restore and the bridge's name.
+    /// The kernel (a bridge, or routing + nftables NAT): what to undo at stop.
     Kernel {
-        /// Namespace of the bridge.
+        /// The dataplane namespace.
         netns: String,
-        /// The bridge.
-        bridge: String,
-        /// Its ports (GRO turned on for the run).
-        ifs: Vec<String>,
+        /// What it is, for reports.
+        what: String,
+        /// Commands undoing the setup, run newest first at stop.
+        undo: Vec<Vec<String>>,
         /// Changed settings.
         knobs: NapiKnobs,
     },
@@ -166,7 +166,7 @@ impl std::fmt::Debug for RunningDut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunningDut::Vnet(d) => write!(f, "vnet {d:?}"),
-            RunningDut::Kernel { bridge, .. } => write!(f, "kernel bridge {bridge}"),
+            RunningDut::Kernel { what, .. } => write!(f, "kernel: {what}"),
             RunningDut::Testpmd { child, .. } => write!(f, "testpmd pid {}", child.id()),
         }
     }
@@ -241,10 +241,7 @@ impl RunningDut {
         vnet_exe: Option<&std::path::Path>,
     ) -> Result<(RunningDut, DutInfo)> {
         let dp = topo.dp_netns();
-        let ifs = match kind {
-            DutKind::Testpmd => scenario.forwarding_ifnames(topo),
-            _ => scenario.dp_ifnames(topo),
-        };
+        let ifs = scenario.forwarding_ifnames(topo);
         match kind {
             DutKind::Vnet => {
                 let exe = match vnet_exe {
@@ -267,45 +264,7 @@ impl RunningDut {
                 );
                 Ok((RunningDut::Vnet(d), info))
             }
-            DutKind::Kernel => {
-                let bridge = "vbbr0".to_string();
-                let mut knobs = NapiKnobs::default();
-                let setup = (|| -> Result<()> {
-                    netns_exec(dp, "ip", &["link", "add", &bridge, "type", "bridge"])?;
-                    netns_exec(dp, "ip", &["link", "set", &bridge, "up"])?;
-                    for i in &ifs {
-                        netns_exec(dp, "ip", &["link", "set", i, "master", &bridge])?;
-                        // A veth takes frames redirected by XDP only with NAPI on: GRO or
-                        // an XDP program. GRO off is veth's default, restored at stop.
-                        netns_exec(dp, "ethtool", &["-K", i, "gro", "on"])?;
-                        knobs.vnet_napi(dp, i)?;
-                        knobs.set(dp, i, "threaded", "1")?;
-                        pin_napi_threads(i, core)?;
-                    }
-                    Ok(())
-                })();
-                let dut = RunningDut::Kernel {
-                    netns: dp.to_string(),
-                    bridge: bridge.clone(),
-                    ifs: ifs.clone(),
-                    knobs,
-                };
-                if let Err(e) = setup {
-                    let _ = dut.stop();
-                    return Err(e.context("could not set up the kernel bridge"));
-                }
-                let info = DutInfo {
-                    backend: "kernel".into(),
-                    xdp_attach: "-".into(),
-                    bind: "-".into(),
-                    need_wakeup: "-".into(),
-                    busy_poll: "-".into(),
-                    napi: format!("napi_defer_hard_irqs={NAPI_DEFER_HARD_IRQS} gro_flush_timeout={GRO_FLUSH_TIMEOUT} threaded=1 pinned to core {core}; gro on"),
-                    command: format!("linux bridge {bridge} over {} in {dp}", ifs.join(",")),
-                    detail: vec![],
-                };
-                Ok((dut, info))
-            }
+            DutKind::Kernel => kernel(topo, scenario, core),
             DutKind::Testpmd => {
                 if ifs.len() != 2 {
                     bail!(
@@ -429,14 +388,11 @@ impl RunningDut {
         match self {
             RunningDut::Vnet(mut d) => d.stop(),
             RunningDut::Kernel {
-                netns,
-                bridge,
-                ifs,
-                knobs,
+                netns, undo, knobs, ..
             } => {
-                let _ = netns_exec(&netns, "ip", &["link", "del", &bridge]);
-                for i in &ifs {
-                    let _ = netns_exec(&netns, "ethtool", &["-K", i, "gro", "off"]);
+                for cmd in undo.iter().rev() {
+                    let args: Vec<&str> = cmd[1..].iter().map(String::as_str).collect();
+                    let _ = netns_exec(&netns, &cmd[0], &args);
                 }
                 drop(knobs);
                 Ok(String::new())
@@ -447,8 +403,10 @@ impl RunningDut {
                 mut log,
                 knobs,
             } => {
-                // SAFETY: kill(2) on our own child's pid (`ip netns exec` execs in place).
-                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                // `ip netns exec` execs testpmd in place: the child's pid is testpmd's.
+                let _ = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status();
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while child.try_wait()?.is_none() {
                     if Instant::now() > deadline {
@@ -465,4 +423,124 @@ impl RunningDut {
             }
         }
     }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The kernel doing the scenario's job in the dataplane namespace: a bridge over the
+/// segment's ports, or (NAT modes, routed directions) forwarding with the gateway and
+/// external addresses, nftables masquerade out of the uplink and a DNAT of the
+/// forwarded port. Every port gets vnet's NAPI settings, threaded NAPI pinned to `core`
+/// and GRO on (a veth takes XDP-redirected frames only with NAPI on); all undone at stop.
+fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningDut, DutInfo)> {
+    let dp = topo.dp_netns();
+    let mut undo: Vec<Vec<String>> = Vec::new();
+    let mut knobs = NapiKnobs::default();
+    let routed = scenario
+        .nat
+        .as_ref()
+        .filter(|_| scenario.direction != Direction::GuestToGuest);
+    let (ifs, what) = match routed {
+        Some(n) => (
+            scenario.dp_ifnames(topo),
+            format!(
+                "forwarding + nftables masquerade, DNAT udp/{} to {} ({dp})",
+                n.forward_port, n.guest_ip
+            ),
+        ),
+        None => {
+            let ifs = match scenario.mode {
+                // The NAT Network's guests share a segment; its uplink is not bridged.
+                crate::cli::ModeName::NatNetwork => scenario.guest_ifnames(topo),
+                _ => scenario.dp_ifnames(topo),
+            };
+            let what = format!("linux bridge vbbr0 over {} ({dp})", ifs.join(","));
+            (ifs, what)
+        }
+    };
+    let mut setup = || -> Result<()> {
+        let mut sh = |args: &[&str], un: Option<&[&str]>| -> Result<()> {
+            netns_exec(dp, args[0], &args[1..])?;
+            if let Some(u) = un {
+                undo.push(strings(u));
+            }
+            Ok(())
+        };
+        match routed {
+            Some(n) => {
+                let (guest_if, uplink_if) = (&ifs[0], &ifs[ifs.len() - 1]);
+                let gw = format!("{}/24", n.gateway_ip);
+                sh(
+                    &["ip", "addr", "add", &gw, "dev", guest_if],
+                    Some(&["ip", "addr", "flush", "dev", guest_if]),
+                )?;
+                sh(
+                    &["ip", "addr", "add", &n.external, "dev", uplink_if],
+                    Some(&["ip", "addr", "flush", "dev", uplink_if]),
+                )?;
+                sh(
+                    &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+                    Some(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]),
+                )?;
+                let rules = format!(
+                    "table ip vbnat {{\n chain pre {{ type nat hook prerouting priority -100; iifname \"{uplink_if}\" udp dport {p} dnat to {g}:{p}; }}\n chain post {{ type nat hook postrouting priority 100; oifname \"{uplink_if}\" masquerade; }}\n}}\n",
+                    p = n.forward_port,
+                    g = n.guest_ip
+                );
+                let file = std::env::temp_dir().join(format!("vnet-bench-nft-{dp}.nft"));
+                std::fs::write(&file, rules)?;
+                let path = file.display().to_string();
+                let r = sh(
+                    &["nft", "-f", &path],
+                    Some(&["nft", "delete", "table", "ip", "vbnat"]),
+                );
+                let _ = std::fs::remove_file(&file);
+                r?;
+            }
+            None => {
+                sh(
+                    &["ip", "link", "add", "vbbr0", "type", "bridge"],
+                    Some(&["ip", "link", "del", "vbbr0"]),
+                )?;
+                sh(&["ip", "link", "set", "vbbr0", "up"], None)?;
+                for i in &ifs {
+                    sh(&["ip", "link", "set", i, "master", "vbbr0"], None)?;
+                }
+            }
+        }
+        for i in &ifs {
+            sh(
+                &["ethtool", "-K", i, "gro", "on"],
+                Some(&["ethtool", "-K", i, "gro", "off"]),
+            )?;
+            knobs.vnet_napi(dp, i)?;
+            knobs.set(dp, i, "threaded", "1")?;
+            pin_napi_threads(i, core)?;
+        }
+        Ok(())
+    };
+    let r = setup();
+    let dut = RunningDut::Kernel {
+        netns: dp.to_string(),
+        what: what.clone(),
+        undo,
+        knobs,
+    };
+    if let Err(e) = r {
+        let _ = dut.stop();
+        return Err(e.context("could not set up the kernel peer"));
+    }
+    let info = DutInfo {
+        backend: "kernel".into(),
+        xdp_attach: "-".into(),
+        bind: "-".into(),
+        need_wakeup: "-".into(),
+        busy_poll: "-".into(),
+        napi: format!("napi_defer_hard_irqs={NAPI_DEFER_HARD_IRQS} gro_flush_timeout={GRO_FLUSH_TIMEOUT} threaded=1 pinned to core {core}; gro on"),
+        command: what,
+        detail: vec![],
+    };
+    Ok((dut, info))
 }

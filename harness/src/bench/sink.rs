@@ -74,6 +74,24 @@ pub struct SinkReport {
     pub histogram: Histogram<u64>,
 }
 
+impl SinkReport {
+    /// Add what another sink saw in the same trial (both directions at once).
+    ///
+    /// # Errors
+    /// When the histograms cannot be added (they share bounds, so never in practice).
+    pub fn merge(&mut self, o: &SinkReport) -> anyhow::Result<()> {
+        self.received += o.received;
+        self.max_seq = self.max_seq.max(o.max_seq);
+        self.out_of_order += o.out_of_order;
+        self.bytes += o.bytes;
+        self.stale += o.stale;
+        self.latency_sum_ns += o.latency_sum_ns;
+        self.latency_max_ns = self.latency_max_ns.max(o.latency_max_ns);
+        self.histogram.add(&o.histogram)?;
+        Ok(())
+    }
+}
+
 /// The sink program attached to an interface; detached on drop.
 #[derive(Debug)]
 pub struct Sink {

@@ -26,7 +26,14 @@
 #define GC_TAG 5
 #define GC_IMIX 6 /* 1: 7:4:1 of 64/570/1518-byte frames */
 #define GC_SEED 7
-#define GC_N 8
+#define GC_DPORT 8 /* nonzero: fixed UDP destination port (a forwarded port) */
+#define GC_N 9
+
+/* The frame's headers (Ethernet, IPv4, UDP: 42 bytes), rewritten into every frame:
+ * live frames recycle pages, and a DUT that forwards in place (the kernel) hands them
+ * back with its rewritten MACs, addresses and TTL. */
+#define VB_HDR_LEN 48
+#define VB_HDR_USED 42
 
 /* Generator state (array "gen_state", u64 values; one writer, the generator's CPU). */
 #define GS_NEXT_FP 0

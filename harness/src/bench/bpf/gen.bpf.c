@@ -25,6 +25,17 @@ struct {
 	__type(value, __u64);
 } gen_state SEC(".maps");
 
+struct hdr {
+	__u8 b[VB_HDR_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hdr);
+} gen_hdr SEC(".maps");
+
 static __always_inline __u64 *slot(void *map, __u32 k)
 {
 	return bpf_map_lookup_elem(map, &k);
@@ -53,10 +64,11 @@ int vb_gen(struct xdp_md *ctx)
 	__u64 *ifindex = slot(&gen_cfg, GC_IFINDEX), *interval = slot(&gen_cfg, GC_INTERVAL_FP),
 	      *start = slot(&gen_cfg, GC_START_NS), *stop = slot(&gen_cfg, GC_STOP_NS),
 	      *flows = slot(&gen_cfg, GC_FLOWS), *tag = slot(&gen_cfg, GC_TAG),
-	      *imix = slot(&gen_cfg, GC_IMIX), *seed = slot(&gen_cfg, GC_SEED);
+	      *imix = slot(&gen_cfg, GC_IMIX), *seed = slot(&gen_cfg, GC_SEED),
+	      *dport = slot(&gen_cfg, GC_DPORT);
 	__u64 *next = slot(&gen_state, GS_NEXT_FP), *seqp = slot(&gen_state, GS_SEQ),
 	      *sent = slot(&gen_state, GS_SENT), *bytes = slot(&gen_state, GS_BYTES);
-	if (!ifindex || !interval || !start || !stop || !flows || !tag || !imix || !seed ||
+	if (!ifindex || !interval || !start || !stop || !flows || !tag || !imix || !seed || !dport ||
 	    !next || !seqp || !sent || !bytes)
 		return XDP_ABORTED;
 
@@ -96,6 +108,12 @@ int vb_gen(struct xdp_md *ctx)
 	if ((void *)(pl + VB_PAYLOAD_LEN) > end)
 		return XDP_ABORTED;
 
+	__u32 zero = 0;
+	struct hdr *tpl = bpf_map_lookup_elem(&gen_hdr, &zero);
+	if (!tpl)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, tpl->b, VB_HDR_USED);
+
 	__u32 len = (__u32)(end - data);
 	if (*imix) {
 		ip->tot_len = bpf_htons(len - 14);
@@ -113,7 +131,7 @@ int vb_gen(struct xdp_md *ctx)
 	__u32 h = mix32(flow ^ (__u32)*seed);
 	__u32 h2 = mix32(h ^ 0x9e3779b9);
 	udp->source = bpf_htons(1024 + h % 64512);
-	udp->dest = bpf_htons(1024 + h2 % 64512);
+	udp->dest = *dport ? bpf_htons((__u16)*dport) : bpf_htons(1024 + h2 % 64512);
 	udp->check = 0;
 
 	__u16 magic = VB_MAGIC, t = (__u16)*tag;
