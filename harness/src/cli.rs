@@ -68,8 +68,11 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Measure a mode's throughput (NDR, PDR) and latency, with its peers (kernel, testpmd).
     Bench(Box<crate::bench::BenchArgs>),
-    /// Compare two result folders; exits 1 on a significant and large regression.
+    /// Compare two result folders, or two builds run alternately (`--ab OLD NEW`); exits
+    /// 1 on a regression.
     Compare(crate::bench::CompareArgs),
+    /// Print every measurement of a results folder as one table.
+    Report(crate::bench::report::ReportArgs),
     /// Prove each mode's row of Table 1-1 by real traffic between independent stacks;
     /// exits 1 when any case does not match MODES.md.
     Conformance(crate::conformance::ConformanceArgs),

@@ -14,6 +14,7 @@ fn main() {
             Ok(false) => std::process::exit(1),
             Err(e) => Err(e),
         },
+        Some(Command::Report(args)) => vnet_bench::bench::report::run(&args),
         Some(Command::Conformance(args)) => match conformance::run(args) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),

@@ -9,7 +9,9 @@
 //! - [`scenario`]: a mode in one direction (endpoints, addresses, DUT arguments);
 //! - [`peers`]: the DUTs (vnet, the kernel, testpmd) and fair interface settings;
 //! - [`results`]: `summary.json`, `.hlog`, `.hgrm`;
-//! - [`compare`]: `vnet-bench compare` (KS test + threshold, SVG plot).
+//! - [`compare`]: `vnet-bench compare` (KS test + threshold, SVG plot);
+//! - [`ab`]: `vnet-bench compare --ab OLD NEW` (two builds alternately, pair by pair);
+//! - [`report`]: `vnet-bench report` (a results folder as one table).
 //!
 //! Invariants: everything runs in namespaces made for the run (prefix `vbNNN`), removed
 //! on exit, on error and on Ctrl-C; interface settings changed for a peer are restored;
@@ -21,6 +23,7 @@ pub mod compare;
 pub mod gen;
 pub mod peers;
 pub mod plot;
+pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod search;
