@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`config`] | [`NaptConfig`], [`Filtering`], [`NatTimeouts`], the worker port split |
 //! | `napt.rs` | [`Napt`]: the tables and the outbound/inbound/ICMP-error paths |
+//! | `napt/warm.rs` | batch warming: staged prefetches of what a batch's lookups will read |
 //! | `ports.rs` | the per-worker port (and ICMP identifier) allocator |
 //! | `table.rs` | the fixed-capacity hash index every table uses |
 //! | `timer.rs` | the timing wheel behind expiry |

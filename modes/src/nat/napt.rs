@@ -15,6 +15,9 @@
 //!   only under that filtering);
 //! - `wheel`: the timing wheel over session indices.
 //!
+//! Batches can be warmed first (`napt/warm.rs`: [`Napt::warm_outbound`],
+//! [`Napt::warm_inbound`]): staged prefetches that overlap the batch's cache misses.
+//!
 //! Session lookups of a mapping with a single session (the common case: one TCP
 //! connection per ephemeral port) read its list head instead of probing `by_session`.
 //!
@@ -26,6 +29,8 @@
 //! - `session_count <= max_sessions`; the slabs' free lists were allocated full, so
 //!   pushing back never allocates;
 //! - every live session is linked in the wheel, except while [`Napt::poll`] holds it.
+
+mod warm;
 
 use std::net::Ipv4Addr;
 
@@ -79,8 +84,10 @@ const FREE_MAPPING: Mapping = Mapping {
     next_inside: NIL,
 };
 
-/// 32 bytes (checked by a unit test): two of them per cache line.
+/// 32 bytes (checked by a unit test), aligned to 32: two of them per cache line, never one
+/// across two.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct Session {
     mapping: u32,
     remote_ip: u32,

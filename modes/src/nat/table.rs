@@ -12,6 +12,9 @@
 //!   with a debug assertion), so at least a third of the slots are empty and every probe
 //!   ends;
 //! - a key's slot index is only valid until the next insert or remove.
+//!
+//! [`prefetch`] is the crate's one cache hint (and this module's one `unsafe` block): it
+//! only asks the CPU to start loading a line, so it never changes what the program computes.
 
 /// A packed key: `k1` must be below `2^31` (its top bit marks an occupied slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,25 @@ fn mix(mut h: u64) -> u64 {
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
+}
+
+/// Asks the CPU to start loading the cache lines holding `*r`: its first and last byte, so
+/// a value straddling two lines is covered (a no-op off x86_64). Batch paths call it for
+/// every packet before the real work, so the loads overlap.
+#[inline(always)]
+pub(crate) fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it is in the target's
+    // baseline). A prefetch is only a hint: it never faults and never writes; both
+    // pointers point into `*r` anyway.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let first = (r as *const T).cast::<i8>();
+        _mm_prefetch::<_MM_HINT_T0>(first);
+        _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(std::mem::size_of::<T>().max(1) - 1));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
 }
 
 impl<V: Copy + Default> FixedMap<V> {
@@ -105,6 +127,12 @@ impl<V: Copy> FixedMap<V> {
     #[inline]
     pub(crate) fn get(&self, key: Key) -> Option<V> {
         self.find(key).ok().map(|i| self.slots[i].value)
+    }
+
+    /// Starts loading the slot where the probe for `key` begins ([`prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch(&self, key: Key) {
+        prefetch(&self.slots[self.home(key.k0, key.k1)]);
     }
 
     /// Inserts or replaces `key`. The caller keeps `len() < limit` before a new key.

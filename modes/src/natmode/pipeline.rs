@@ -174,6 +174,27 @@ impl NatMode {
         }
     }
 
+    /// Prefetches the uplink NAPT's state for the IPv4 packets of a batch, guests'
+    /// outbound and the uplink's inbound, so their cache misses overlap (a hint only: it
+    /// changes no verdict; see `Napt::warm_outbound`).
+    fn warm(&self, pool: &FramePool, pkts: &[Pkt]) {
+        let ipv4 = |p: &Pkt| {
+            let b = pool.bytes(p);
+            (b.len() > ETH && b[12..14] == [0x08, 0x00]).then(|| &b[ETH..])
+        };
+        let role = |p: &Pkt| self.layout.role(p.port);
+        self.napt
+            .warm_outbound(pkts.iter().filter_map(|p| match role(p) {
+                Some(PortRole::Vm(_)) => Some((self.realm_of(p.port), ipv4(p)?)),
+                _ => None,
+            }));
+        self.napt
+            .warm_inbound(pkts.iter().filter_map(|p| match role(p) {
+                Some(PortRole::Uplink) => ipv4(p),
+                _ => None,
+            }));
+    }
+
     fn handle(&mut self, now: Instant, pool: &mut FramePool, pkt: &mut Pkt) -> Verdict {
         if (pkt.len as usize) < ETH {
             return Verdict::Drop(DropReason::Malformed);
@@ -558,6 +579,7 @@ impl Pipeline for NatMode {
         pkts: &mut [Pkt],
         verdicts: &mut [Verdict],
     ) {
+        self.warm(pool, pkts);
         for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
             *verdict = self.handle(now, pool, pkt);
         }
