@@ -19,8 +19,8 @@
 //! Criterion reports time per batch and packets per second (`Elements(64)`).
 
 use std::hint::black_box;
-use std::time::Duration;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use vnet_core::time::Instant;
