@@ -13,7 +13,7 @@
 //!   ends;
 //! - a key's slot index is only valid until the next insert or remove.
 //!
-//! [`prefetch`] is the crate's one cache hint (and this module's one `unsafe` block): it
+//! [`prefetch`] (vnet-core's, where the `unsafe` lives) is the crate's one cache hint: it
 //! only asks the CPU to start loading a line, so it never changes what the program computes.
 
 /// A packed key: `k1` must be below `2^31` (its top bit marks an occupied slot).
@@ -53,24 +53,7 @@ fn mix(mut h: u64) -> u64 {
     h ^ (h >> 31)
 }
 
-/// Asks the CPU to start loading the cache lines holding `*r`: its first and last byte, so
-/// a value straddling two lines is covered (a no-op off x86_64). Batch paths call it for
-/// every packet before the real work, so the loads overlap.
-#[inline(always)]
-pub(crate) fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it is in the target's
-    // baseline). A prefetch is only a hint: it never faults and never writes; both
-    // pointers point into `*r` anyway.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let first = (r as *const T).cast::<i8>();
-        _mm_prefetch::<_MM_HINT_T0>(first);
-        _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(std::mem::size_of::<T>().max(1) - 1));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
-}
+pub(crate) use vnet_core::frame::prefetch;
 
 impl<V: Copy + Default> FixedMap<V> {
     /// An index for up to `limit` keys.
