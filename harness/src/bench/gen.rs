@@ -35,6 +35,7 @@ mod key {
     pub const SEQ: u32 = 1;
     pub const SENT: u32 = 2;
     pub const BYTES: u32 = 3;
+    pub const SKIPPED: u32 = 4;
 }
 
 /// The benchmark payload's magic (`VB_MAGIC`).
@@ -132,6 +133,9 @@ pub struct GenReport {
     pub sent: u64,
     /// Bytes sent (without FCS).
     pub bytes: u64,
+    /// Paced slots given up because the generator fell more than 64 slots behind (it
+    /// was preempted); frames within 64 slots are sent late and stamped with their slot.
+    pub skipped: u64,
     /// Length of the sending window, seconds.
     pub secs: f64,
     /// Sent frames per second: the offered rate.
@@ -221,7 +225,7 @@ impl Generator {
         } else {
             0
         };
-        for k in [key::NEXT_FP, key::SEQ, key::SENT, key::BYTES] {
+        for k in [key::NEXT_FP, key::SEQ, key::SENT, key::BYTES, key::SKIPPED] {
             bpf::array_set(self.state, k, 0)?;
         }
         bpf::array_set(self.cfg, key::INTERVAL_FP, interval_fp)?;
@@ -257,10 +261,12 @@ impl Generator {
         let secs = end.saturating_sub(start) as f64 / 1e9;
         let sent = bpf::array_get(self.state, key::SENT)?;
         let bytes = bpf::array_get(self.state, key::BYTES)?;
+        let skipped = bpf::array_get(self.state, key::SKIPPED)?;
         let _ = &self.obj;
         Ok(GenReport {
             sent,
             bytes,
+            skipped,
             secs,
             pps: if secs > 0.0 { sent as f64 / secs } else { 0.0 },
         })

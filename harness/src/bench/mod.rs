@@ -174,11 +174,12 @@ impl Rig<'_> {
         if self.stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let (mut n, mut pps) = (0u64, 0.0);
+        let (mut n, mut pps, mut skipped) = (0u64, 0.0, 0u64);
         for g in sent {
             let g = g?;
             n += g.sent;
             pps += g.pps;
+            skipped += g.skipped;
         }
         let s = total.context("a rig has at least one stream")?;
         Ok(Some((
@@ -188,6 +189,7 @@ impl Rig<'_> {
                 sent: n,
                 received: s.received,
                 out_of_order: s.out_of_order,
+                gen_skipped: skipped,
             },
             s,
         )))
@@ -363,10 +365,15 @@ fn measure_dut(
             say(
                 pb,
                 format!(
-                    "  {dut} trial {n}: offered {} Mpps, received {} Mpps, loss {:.4}%",
+                    "  {dut} trial {n}: offered {} Mpps, received {} Mpps, loss {:.4}%{}",
                     mpps(t.offered_pps),
                     mpps(t.received_pps()),
-                    t.loss_ratio() * 100.0
+                    t.loss_ratio() * 100.0,
+                    if t.gen_skipped > 0 {
+                        format!(" (generator stalled: {} slots given up)", t.gen_skipped)
+                    } else {
+                        String::new()
+                    }
                 ),
             );
             t

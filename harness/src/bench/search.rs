@@ -21,6 +21,9 @@ pub struct TrialOutcome {
     pub received: u64,
     /// Frames received out of order.
     pub out_of_order: u64,
+    /// Paced slots the generator gave up (it stalled); 0 when unpaced.
+    #[serde(default)]
+    pub gen_skipped: u64,
 }
 
 impl TrialOutcome {
@@ -267,6 +270,7 @@ mod tests {
                 sent,
                 received,
                 out_of_order: 0,
+                gen_skipped: 0,
             }))
         }
     }
@@ -309,6 +313,7 @@ mod tests {
                 sent,
                 received,
                 out_of_order: 0,
+                gen_skipped: 0,
             }))
         })
         .unwrap();

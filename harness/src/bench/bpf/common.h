@@ -40,7 +40,8 @@
 #define GS_SEQ 1
 #define GS_SENT 2
 #define GS_BYTES 3
-#define GS_N 4
+#define GS_SKIPPED 4 /* slots given up when more than 64 behind (generator stalled) */
+#define GS_N 5
 
 /* Sink config (array "sink_cfg"). */
 #define SC_TAG 0

@@ -67,14 +67,19 @@ int vb_gen(struct xdp_md *ctx)
 	      *imix = slot(&gen_cfg, GC_IMIX), *seed = slot(&gen_cfg, GC_SEED),
 	      *dport = slot(&gen_cfg, GC_DPORT);
 	__u64 *next = slot(&gen_state, GS_NEXT_FP), *seqp = slot(&gen_state, GS_SEQ),
-	      *sent = slot(&gen_state, GS_SENT), *bytes = slot(&gen_state, GS_BYTES);
+	      *sent = slot(&gen_state, GS_SENT), *bytes = slot(&gen_state, GS_BYTES),
+	      *skipped = slot(&gen_state, GS_SKIPPED);
 	if (!ifindex || !interval || !start || !stop || !flows || !tag || !imix || !seed || !dport ||
-	    !next || !seqp || !sent || !bytes)
+	    !next || !seqp || !sent || !bytes || !skipped)
 		return XDP_ABORTED;
 
 	__u64 now = bpf_ktime_get_ns();
 	if (now < *start || now >= *stop)
 		return XDP_DROP;
+	/* Open loop: the generator never waits for the DUT, so the DUT cannot make it omit
+	 * samples (coordinated omission). The generator's own stalls are not folded into the
+	 * latency (a frame is stamped when it leaves): slots more than 64 behind are given up
+	 * and counted (GS_SKIPPED, reported per trial); the offered rate is what was sent. */
 	if (*interval) {
 		__u64 nowfp = now << 8, n = *next;
 		if (n == 0)
@@ -83,8 +88,10 @@ int vb_gen(struct xdp_md *ctx)
 			return XDP_DROP;
 		/* Behind by more than 64 slots (the generator was preempted): do not burst
 		 * to catch up; the offered rate is measured from what was sent. */
-		if (nowfp - n > 64 * *interval)
+		if (nowfp - n > 64 * *interval) {
+			*skipped += (nowfp - n) / *interval;
 			n = nowfp;
+		}
 		*next = n + *interval;
 	}
 
