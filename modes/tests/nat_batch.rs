@@ -23,18 +23,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const EXT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
 fn ip(src: u32, dst: u32, proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut p = vec![0u8; 20 + l4.len()];
-    p[0] = 0x45;
-    let len = p.len() as u16;
-    p[2..4].copy_from_slice(&len.to_be_bytes());
-    p[8] = 64;
-    p[9] = proto;
-    p[12..16].copy_from_slice(&src.to_be_bytes());
-    p[16..20].copy_from_slice(&dst.to_be_bytes());
-    let c = checksum::data(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..].copy_from_slice(l4);
-    p
+    support::ipv4(src.into(), dst.into(), proto, l4)
 }
 
 /// A packet of one of a few shapes: `kind` picks UDP, TCP (with `flags`), ICMP echo (type

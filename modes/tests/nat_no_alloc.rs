@@ -20,18 +20,7 @@ const EXT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const INET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
 fn ip(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut p = vec![0u8; 20 + l4.len()];
-    p[0] = 0x45;
-    let len = p.len() as u16;
-    p[2..4].copy_from_slice(&len.to_be_bytes());
-    p[8] = 64;
-    p[9] = proto;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let c = checksum::data(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..].copy_from_slice(l4);
-    p
+    support::ipv4(src, dst, proto, l4)
 }
 
 fn udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! Test support: a global allocator that counts allocations while asked to, shared by the
-//! no-allocation tests (each test binary installs it with `#[global_allocator]`).
+//! no-allocation tests (each test binary installs it with `#[global_allocator]`), and the
+//! IPv4 packet builder the NAT tests share.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,4 +55,21 @@ pub fn start() {
 pub fn stop() -> u64 {
     COUNTING.store(false, Ordering::SeqCst);
     ALLOCS.load(Ordering::SeqCst)
+}
+
+/// An IPv4 packet (no options, TTL 64, valid header checksum) carrying `l4`.
+#[allow(dead_code)] // not every test binary that uses the allocator builds packets
+pub fn ipv4(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 20 + l4.len()];
+    p[0] = 0x45;
+    let len = p.len() as u16;
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p[8] = 64;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let c = vnet_core::wire::checksum::data(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..].copy_from_slice(l4);
+    p
 }
