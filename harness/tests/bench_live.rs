@@ -18,8 +18,13 @@ struct Wrapper {
     args: BenchArgs,
 }
 
-fn args(extra: &[&str]) -> BenchArgs {
+/// A short, coarse run (0.3 s trials, 50% precision) in namespaces `PREFIX-*`, results
+/// under `dir`, plus `extra`.
+fn short_run(dir: &TempDir, prefix: &str, extra: &[&str]) -> BenchArgs {
+    let out = dir.0.to_str().unwrap().to_string();
     let mut v = vec!["bench", "--vnet-exe", env!("CARGO_BIN_EXE_vnet-bench")];
+    v.extend_from_slice(&["--trial", "0.3", "--precision", "0.5", "--prefix", prefix]);
+    v.extend_from_slice(&["--out", &out]);
     v.extend_from_slice(extra);
     Wrapper::parse_from(v).args
 }
@@ -30,22 +35,8 @@ fn bench_internal_short_run_writes_results() {
         return;
     }
     let dir = TempDir::new("bench");
-    let out = dir.0.to_str().unwrap().to_string();
     let prefix = format!("tq{}", std::process::id() % 1000);
-    let a = args(&[
-        "--mode",
-        "internal",
-        "--dut",
-        "vnet",
-        "--trial",
-        "0.3",
-        "--precision",
-        "0.5",
-        "--prefix",
-        &prefix,
-        "--out",
-        &out,
-    ]);
+    let a = short_run(&dir, &prefix, &["--mode", "internal", "--dut", "vnet"]);
     bench::run(a).expect("bench runs");
     let folder = dir.join("internal-guest-to-guest-64");
     let s = bench::results::load_summaries(&folder).expect("summary written");
@@ -73,24 +64,19 @@ fn bench_nat_both_ways_for_vnet_and_the_kernel() {
         return;
     }
     let dir = TempDir::new("bench-nat");
-    let out = dir.0.to_str().unwrap().to_string();
     let prefix = format!("tn{}", std::process::id() % 1000);
-    let a = args(&[
-        "--mode",
-        "nat",
-        "--direction",
-        "both",
-        "--dut",
-        "vnet,kernel",
-        "--trial",
-        "0.3",
-        "--precision",
-        "0.5",
-        "--prefix",
+    let a = short_run(
+        &dir,
         &prefix,
-        "--out",
-        &out,
-    ]);
+        &[
+            "--mode",
+            "nat",
+            "--direction",
+            "both",
+            "--dut",
+            "vnet,kernel",
+        ],
+    );
     bench::run(a).expect("bench runs");
     let s = bench::results::load_summaries(&dir.join("nat-both-64")).expect("summary written");
     let (_, s) = &s[0];
