@@ -1,5 +1,5 @@
-//! Live benchmark on AF_XDP: a short `bench` of the Internal mode for every DUT, in the
-//! test's own namespaces. Checks that the machinery works (frames arrive, results are
+//! Live benchmark on AF_XDP: short `bench` runs (Internal with IMIX over 100k flows; NAT
+//! both ways for vnet and the kernel), in the test's own namespaces. Checks that the machinery works (frames arrive, results are
 //! written and read back); speed is measured, never asserted.
 //!
 //! Measurements themselves are made with `vnet-bench bench` (see the README).
@@ -36,9 +36,15 @@ fn bench_internal_short_run_writes_results() {
     }
     let dir = TempDir::new("bench");
     let prefix = format!("tq{}", std::process::id() % 1000);
-    let a = short_run(&dir, &prefix, &["--mode", "internal", "--dut", "vnet"]);
+    let a = short_run(
+        &dir,
+        &prefix,
+        &[
+            "--mode", "internal", "--dut", "vnet", "--imix", "--flows", "100000",
+        ],
+    );
     bench::run(a).expect("bench runs");
-    let folder = dir.join("internal-guest-to-guest-64");
+    let folder = dir.join("internal-guest-to-guest-imix");
     let s = bench::results::load_summaries(&folder).expect("summary written");
     let (_, s) = &s[0];
     let c = s.harness_ceiling.clone().expect("ceiling measured");
@@ -46,9 +52,23 @@ fn bench_internal_short_run_writes_results() {
         c.rate.received_pps > 0.0,
         "the sink saw the generator's frames"
     );
+    // IMIX 7:4:1 of 64/570/1518-byte frames: 349.8 bytes each on average without FCS.
+    let imix_mean = (7.0 * 60.0 + 4.0 * 566.0 + 1514.0) / 12.0;
+    let near_imix = |b: f64| (b - imix_mean).abs() < 0.02 * imix_mean;
+    assert!(
+        near_imix(c.rate.mean_frame_bytes),
+        "the generator's IMIX reached the sink as {} bytes per frame, not {imix_mean:.1}",
+        c.rate.mean_frame_bytes
+    );
     let v = s.dut("vnet").expect("vnet measured");
     assert!(v.error.is_none(), "{:?}", v.error);
     assert!(v.ndr.is_some() && v.pdr.is_some());
+    let at50 = v.latency_at(50).expect("latency at 50% of PDR");
+    assert!(
+        near_imix(at50.rate.mean_frame_bytes),
+        "vnet forwarded IMIX as {} bytes per frame",
+        at50.rate.mean_frame_bytes
+    );
     let h = bench::results::read_hlog(&folder.join("vnet.hlog")).expect("hlog written");
     assert!(h.iter().any(|(t, h)| t == "lat50" && !h.is_empty()));
     assert!(folder.join("vnet-lat50.hgrm").exists());

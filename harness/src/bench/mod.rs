@@ -190,6 +190,7 @@ impl Rig<'_> {
                 received: s.received,
                 out_of_order: s.out_of_order,
                 gen_skipped: skipped,
+                received_bytes: s.bytes,
             },
             s,
         )))
@@ -226,6 +227,7 @@ fn rate_point(t: &TrialOutcome) -> RatePoint {
         offered_pps: t.offered_pps,
         received_pps: t.received_pps(),
         loss: t.loss_ratio(),
+        mean_frame_bytes: t.mean_frame_bytes(),
     }
 }
 
@@ -518,9 +520,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         )?;
         if let Some(c) = &c {
             say(&pb, format!(
-                "harness ceiling (generator -> sink, one veth pair, no DUT): offered {} Mpps, received {} Mpps ({})",
+                "harness ceiling (generator -> sink, one veth pair, no DUT): offered {} Mpps, received {} Mpps of {:.1}-byte frames on average ({})",
                 mpps(c.rate.offered_pps),
                 mpps(c.rate.received_pps),
+                c.rate.mean_frame_bytes,
                 c.how
             ));
         }
@@ -649,6 +652,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let mut h = sink::new_histogram();
                 let (mut sum, mut max, mut ooo, mut off, mut recv, mut sent) =
                     (0u64, 0u64, 0u64, 0.0, 0u64, 0u64);
+                let mut recv_bytes = 0u64;
                 for (_, t, s) in &points {
                     h.add(&s.histogram).context("merging histograms")?;
                     sum += s.latency_sum_ns;
@@ -656,6 +660,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     ooo += s.out_of_order;
                     off += t.offered_pps;
                     recv += t.received;
+                    recv_bytes += t.received_bytes;
                     sent += t.sent;
                 }
                 let n = points.len() as f64;
@@ -668,6 +673,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     offered_pps: off / n,
                     received_pps: off / n * (1.0 - loss),
                     loss,
+                    mean_frame_bytes: if recv > 0 {
+                        recv_bytes as f64 / recv as f64
+                    } else {
+                        0.0
+                    },
                 };
                 let mut lp: LatencyPoint = results::latency_point(&h, pct, rate);
                 if !h.is_empty() {

@@ -169,6 +169,7 @@ mod tests {
                 offered_pps: 2.0 * pdr,
                 received_pps: 0.9 * pdr,
                 loss: 0.55,
+                mean_frame_bytes: 60.0,
             }),
             latency: vec![LatencyPoint {
                 load_pct: 50,

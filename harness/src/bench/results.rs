@@ -99,6 +99,11 @@ pub struct RatePoint {
     pub received_pps: f64,
     /// Loss ratio.
     pub loss: f64,
+    /// Mean length of the frames received, bytes from the Ethernet header on without
+    /// FCS (60 for 64-byte frames, 349.8 for IMIX); 0 when none arrived or in results
+    /// written before it was recorded.
+    #[serde(default)]
+    pub mean_frame_bytes: f64,
 }
 
 /// Latency at one load.

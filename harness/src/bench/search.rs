@@ -24,6 +24,9 @@ pub struct TrialOutcome {
     /// Paced slots the generator gave up (it stalled); 0 when unpaced.
     #[serde(default)]
     pub gen_skipped: u64,
+    /// Bytes the sink received (frames from the Ethernet header on, no FCS).
+    #[serde(default)]
+    pub received_bytes: u64,
 }
 
 impl TrialOutcome {
@@ -33,6 +36,15 @@ impl TrialOutcome {
             return 0.0;
         }
         self.sent.saturating_sub(self.received) as f64 / self.sent as f64
+    }
+
+    /// Mean length of the frames received, bytes without FCS (0 when none arrived).
+    pub fn mean_frame_bytes(&self) -> f64 {
+        if self.received == 0 {
+            0.0
+        } else {
+            self.received_bytes as f64 / self.received as f64
+        }
     }
 
     /// Received frames per second.
@@ -271,6 +283,7 @@ mod tests {
                 received,
                 out_of_order: 0,
                 gen_skipped: 0,
+                received_bytes: 0,
             }))
         }
     }
@@ -314,6 +327,7 @@ mod tests {
                 received,
                 out_of_order: 0,
                 gen_skipped: 0,
+                received_bytes: 0,
             }))
         })
         .unwrap();
