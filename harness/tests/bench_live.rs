@@ -1,5 +1,6 @@
 //! Live benchmark on AF_XDP: short `bench` runs (Internal with IMIX over 100k flows; NAT
-//! both ways for vnet and the kernel), in the test's own namespaces. Checks that the machinery works (frames arrive, results are
+//! both ways for vnet and the kernel; a run interrupted by Ctrl-C), in the test's own
+//! namespaces. Checks that the machinery works (frames arrive, results are
 //! written and read back); speed is measured, never asserted.
 //!
 //! Measurements themselves are made with `vnet-bench bench` (see the README).
@@ -111,4 +112,104 @@ fn bench_nat_both_ways_for_vnet_and_the_kernel() {
             "{dut}: latency recorded"
         );
     }
+}
+
+/// Ctrl-C in the middle of a search: the bench stops within seconds, writes what it had
+/// measured (marked incomplete, the ceiling and the trials so far) and leaves no
+/// namespace and no dataplane behind.
+#[test]
+fn bench_interrupted_keeps_what_was_measured_and_tears_down() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if !privileged_or_skip("bench_interrupted_keeps_what_was_measured_and_tears_down") {
+        return;
+    }
+    let dir = TempDir::new("bench-int");
+    let prefix = format!("ti{}", std::process::id() % 1000);
+    let out = dir.0.to_str().unwrap().to_string();
+    let exe = env!("CARGO_BIN_EXE_vnet-bench");
+    let mut child = Command::new(exe)
+        .args([
+            "bench", "--mode", "internal", "--dut", "vnet", "--trial", "0.5",
+        ])
+        .args(["--prefix", &prefix, "--out", &out])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bench starts");
+    // The progress lines go to stderr when it is not a terminal: wait for vnet's
+    // second search trial, then interrupt.
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| drop(tx.send(l)))
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let go = line.contains("vnet trial 2:");
+            seen.push(line);
+            if go {
+                break;
+            }
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("vnet trial 2:")),
+        "the search never got going: {seen:?}"
+    );
+    let interrupted = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if interrupted.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("bench still running 30 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(status.success(), "bench failed after Ctrl-C: {stdout}");
+    assert!(
+        stdout.contains("interrupted: keeping what was measured"),
+        "{stdout}"
+    );
+
+    let s = bench::results::load_summaries(&dir.join("internal-guest-to-guest-64"))
+        .expect("what was measured is written");
+    let (_, s) = &s[0];
+    assert!(!s.complete, "an interrupted run is marked incomplete");
+    assert!(
+        s.harness_ceiling.is_some(),
+        "the ceiling measured before is kept"
+    );
+    let v = s.dut("vnet").expect("vnet's partial result is kept");
+    assert!(v.trials.len() >= 2, "the trials run so far are kept: {v:?}");
+
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&netns.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let procs = Command::new("pgrep")
+        .args(["-f", "--", &prefix])
+        .output()
+        .unwrap();
+    assert!(
+        procs.stdout.is_empty(),
+        "a dataplane was left running: {}",
+        String::from_utf8_lossy(&procs.stdout)
+    );
 }
