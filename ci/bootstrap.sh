@@ -28,7 +28,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
-  echo "bootstrap: no Rust toolchain (cargo) found; install Rust 1.80 or newer (rustup) and retry" >&2
+  echo "bootstrap: no Rust toolchain (cargo) found; install Rust 1.87 or newer (rustup; the workspace rust-version) and retry" >&2
   exit 1
 fi
 # Components the test command uses.
