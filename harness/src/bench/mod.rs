@@ -214,6 +214,18 @@ impl Rig<'_> {
 }
 
 /// A line above the progress spinner, or plainly on stderr when there is no terminal.
+/// CPUs online (`/sys/devices/system/cpu/online`, e.g. "0-1"): one more than the
+/// highest; whatever this process's affinity mask allows.
+fn online_cpus() -> Option<usize> {
+    cpus_in(&std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?)
+}
+
+/// One more than the highest CPU of a kernel CPU list ("0-3,8-11" -> 12).
+fn cpus_in(list: &str) -> Option<usize> {
+    let last = list.trim().rsplit([',', '-']).next()?;
+    last.parse::<usize>().ok().map(|n| n + 1)
+}
+
 fn say(pb: &ProgressBar, line: String) {
     if pb.is_hidden() {
         eprintln!("{line}");
@@ -472,6 +484,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         0
     });
+    let cpus = online_cpus().unwrap_or(machine.cores);
+    for (flag, core) in [("--gen-core", args.gen_core), ("--dut-core", dut_core)] {
+        if core >= cpus {
+            bail!(
+                "{flag} {core}: this machine has {cpus} cores (0 to {}); pick one of them",
+                cpus - 1
+            );
+        }
+    }
     let prefix = args
         .prefix
         .clone()
@@ -857,5 +878,20 @@ pub fn print_summary(s: &Summary) {
     println!("(latency: one-way, at 50% of PDR; 10% and 90% in summary.json)");
     if !s.complete {
         println!("(incomplete: interrupted or a search was cut short)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_count_up_to_the_highest_cpu() {
+        assert_eq!(cpus_in("0-1\n"), Some(2));
+        assert_eq!(cpus_in("0"), Some(1));
+        assert_eq!(cpus_in("0-3,8-11"), Some(12));
+        assert_eq!(cpus_in(""), None);
+        let here = online_cpus().expect("/sys/devices/system/cpu/online is readable");
+        assert!(here >= Machine::this().cores);
     }
 }
