@@ -12,6 +12,8 @@ need_pkgs=(
   nftables
   # bench: headers of the XDP generator/sink programs (bpf_helpers.h), testpmd as a peer:
   libbpf-dev dpdk-dev librte-net-af-xdp23
+  # ci/hlog-interop.sh: a venv for HdrHistogram's Python implementation
+  python3-venv
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -15,6 +15,8 @@ echo "== tests"
 cargo test --workspace --locked -- --test-threads=1
 echo "== conformance gate (mem and live backends)"
 bash ci/conformance.sh
+echo "== latency logs read by HdrHistogram's own implementation (hdrh)"
+bash ci/hlog-interop.sh
 echo "== main job smoke test (the README's first command, debug build)"
 if [[ $(id -u) -eq 0 ]]; then
   target/debug/vnet-bench --mode nat --backend xdp
