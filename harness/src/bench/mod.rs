@@ -213,7 +213,6 @@ impl Rig<'_> {
     }
 }
 
-/// A line above the progress spinner, or plainly on stderr when there is no terminal.
 /// CPUs online (`/sys/devices/system/cpu/online`, e.g. "0-1"): one more than the
 /// highest; whatever this process's affinity mask allows.
 fn online_cpus() -> Option<usize> {
@@ -226,6 +225,7 @@ fn cpus_in(list: &str) -> Option<usize> {
     last.parse::<usize>().ok().map(|n| n + 1)
 }
 
+/// A line above the progress spinner, or plainly on stderr when there is no terminal.
 fn say(pb: &ProgressBar, line: String) {
     if pb.is_hidden() {
         eprintln!("{line}");
