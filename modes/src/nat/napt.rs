@@ -5,7 +5,8 @@
 //! - `mappings`: a slab of [`Mapping`]s (dynamic ones, plus up to [`MAX_FORWARDS`] static
 //!   ones for forwarding rules), with a free list;
 //! - `inside`: `(realm, proto, inside ip, inside port)` -> mapping (static mappings of
-//!   several rules on one inside endpoint are chained through `next_inside`);
+//!   several rules on one inside endpoint are chained through `next_inside`, in
+//!   `statics`: what only static mappings need is kept out of the 32-byte [`Mapping`]);
 //! - `ext_head`: a direct array `(proto, external port)` -> mapping, chained through
 //!   `next_ext` (several static rules may share a port on different addresses);
 //! - `sessions`: a slab of [`Session`]s, each on its mapping's doubly linked list, indexed
@@ -51,36 +52,49 @@ const NIL: u32 = u32::MAX;
 const NEVER: Instant = Instant::from_nanos(u64::MAX);
 const PORTS: usize = 65536;
 
+/// 32 bytes (checked by a unit test), aligned to 32: two of them per cache line, never one
+/// across two. What only static mappings need lives in [`StaticLink`].
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct Mapping {
     realm: u16,
     proto: NatProto,
+    is_static: bool,
     inside_ip: u32,
     inside_port: u16,
     ext_port: u16,
-    /// Dynamic: the external address. Static: the rule's address, 0 for every address.
-    ext_ip: u32,
-    is_static: bool,
     /// Head of the session list.
     sessions: u32,
     session_count: u32,
     expires: Instant,
     next_ext: u32,
-    next_inside: u32,
 }
 
 const FREE_MAPPING: Mapping = Mapping {
     realm: 0,
     proto: NatProto::Udp,
+    is_static: false,
     inside_ip: 0,
     inside_port: 0,
     ext_port: 0,
-    ext_ip: 0,
-    is_static: false,
     sessions: NIL,
     session_count: 0,
     expires: Instant::ZERO,
     next_ext: NIL,
+};
+
+/// The part of a static mapping (a forwarding rule's) the hot [`Mapping`] leaves out,
+/// at the mapping's index in `Napt::statics`; `FREE_LINK` for dynamic mappings.
+#[derive(Debug, Clone, Copy)]
+struct StaticLink {
+    /// The rule's external address, 0 for every address.
+    ext_ip: u32,
+    /// The next static mapping of the same inside endpoint.
+    next_inside: u32,
+}
+
+const FREE_LINK: StaticLink = StaticLink {
+    ext_ip: 0,
     next_inside: NIL,
 };
 
@@ -238,6 +252,8 @@ pub struct Napt {
     cfg: NaptConfig,
     ext_ip: u32,
     mappings: Box<[Mapping]>,
+    /// Per mapping: its [`StaticLink`] (read only for static mappings).
+    statics: Box<[StaticLink]>,
     free_mappings: Vec<u32>,
     dynamic_count: usize,
     sessions: Box<[Session]>,
@@ -275,6 +291,7 @@ impl Napt {
         Ok(Self {
             ext_ip: u32::from(config.external_ip),
             mappings: vec![FREE_MAPPING; max_mappings].into_boxed_slice(),
+            statics: vec![FREE_LINK; max_mappings].into_boxed_slice(),
             free_mappings: (0..max_mappings as u32).rev().collect(),
             dynamic_count: 0,
             sessions: vec![FREE_SESSION; max].into_boxed_slice(),
@@ -350,7 +367,10 @@ impl Napt {
             proto,
             inside_ip,
             inside_port,
-            external_ip: (mp.ext_ip != 0).then(|| Ipv4Addr::from(mp.ext_ip)),
+            external_ip: {
+                let ext_ip = self.mapping_ext_ip(m);
+                (ext_ip != 0).then(|| Ipv4Addr::from(ext_ip))
+            },
             external_port: mp.ext_port,
             sessions: mp.session_count,
             forwarded: mp.is_static,
@@ -438,7 +458,7 @@ impl Napt {
                 self.new_dynamic_mapping(realm, proto, src, sport, port)
             }
         };
-        if self.mappings[m as usize].next_inside != NIL {
+        if self.next_inside(m) != NIL {
             m = self.pick_sibling(m, dst, dport);
         }
         let mp = self.mappings[m as usize];
@@ -461,10 +481,9 @@ impl Napt {
                 Ok((ext_ip, mp.ext_port))
             }
             None => {
-                let ext_ip = if mp.ext_ip != 0 {
-                    mp.ext_ip
-                } else {
-                    self.ext_ip
+                let ext_ip = match self.mapping_ext_ip(m) {
+                    0 => self.ext_ip,
+                    ip => ip,
                 };
                 if rst_only {
                     // A reset creates no state; translate it if the mapping exists.
@@ -503,7 +522,7 @@ impl Napt {
             .inside
             .get(inside_key(realm, q.proto, q.dst, inside_port))
             .ok_or(NatDrop::IcmpErrorNoMapping)?;
-        if self.mappings[m as usize].next_inside != NIL {
+        if self.next_inside(m) != NIL {
             m = self.pick_sibling(m, q.src, remote_port);
         }
         let mp = self.mappings[m as usize];
@@ -512,8 +531,10 @@ impl Napt {
         }
         let ext_ip = match self.find_session(m, q.src, remote_port) {
             Some(s) if mp.is_static => self.session_ext[s as usize],
-            _ if mp.ext_ip != 0 => mp.ext_ip,
-            _ => self.ext_ip,
+            _ => match self.mapping_ext_ip(m) {
+                0 => self.ext_ip,
+                ip => ip,
+            },
         };
         let (hl, tl) = (h.hl, h.tl);
         rewrite_quoted(
@@ -827,22 +848,24 @@ impl Napt {
             inside_ip,
             inside_port: rule.inside_port,
             ext_port: port,
-            ext_ip: rule.external_ip.map_or(0, u32::from),
             is_static: true,
             sessions: NIL,
             session_count: 0,
             expires: NEVER,
             next_ext: *head,
-            next_inside: NIL,
         };
         *head = m;
+        self.statics[m as usize] = StaticLink {
+            ext_ip: rule.external_ip.map_or(0, u32::from),
+            next_inside: NIL,
+        };
         match self.inside.get(key) {
             Some(first) => {
                 let mut last = first;
-                while self.mappings[last as usize].next_inside != NIL {
-                    last = self.mappings[last as usize].next_inside;
+                while self.statics[last as usize].next_inside != NIL {
+                    last = self.statics[last as usize].next_inside;
                 }
-                self.mappings[last as usize].next_inside = m;
+                self.statics[last as usize].next_inside = m;
             }
             None => self.inside.insert(key, m),
         }
@@ -896,7 +919,8 @@ impl Napt {
         while m != NIL {
             let mp = &self.mappings[m as usize];
             let matches = if mp.is_static {
-                mp.ext_ip == 0 || mp.ext_ip == dst
+                let ext_ip = self.statics[m as usize].ext_ip;
+                ext_ip == 0 || ext_ip == dst
             } else {
                 dst == self.ext_ip
             };
@@ -951,9 +975,30 @@ impl Napt {
             if self.find_session(c, remote_ip, remote_port).is_some() {
                 return c;
             }
-            c = self.mappings[c as usize].next_inside;
+            c = self.statics[c as usize].next_inside;
         }
         m
+    }
+
+    /// The next static mapping of `m`'s inside endpoint (`NIL` for dynamic mappings).
+    #[inline]
+    fn next_inside(&self, m: u32) -> u32 {
+        if self.mappings[m as usize].is_static {
+            self.statics[m as usize].next_inside
+        } else {
+            NIL
+        }
+    }
+
+    /// Mapping `m`'s external address: the stage's for a dynamic mapping, the rule's
+    /// (0 for every address) for a static one.
+    #[inline]
+    fn mapping_ext_ip(&self, m: u32) -> u32 {
+        if self.mappings[m as usize].is_static {
+            self.statics[m as usize].ext_ip
+        } else {
+            self.ext_ip
+        }
     }
 
     fn new_dynamic_mapping(
@@ -974,13 +1019,11 @@ impl Napt {
             inside_ip,
             inside_port,
             ext_port,
-            ext_ip: self.ext_ip,
             is_static: false,
             sessions: NIL,
             session_count: 0,
             expires: Instant::ZERO,
             next_ext: *head,
-            next_inside: NIL,
         };
         *head = m;
         self.inside
@@ -993,12 +1036,13 @@ impl Napt {
     /// Frees mapping `m` (its sessions already removed): indices, port, slot.
     fn drop_mapping(&mut self, m: u32) {
         let mp = self.mappings[m as usize];
+        let link = self.statics[m as usize];
         debug_assert!(mp.session_count == 0 && mp.sessions == NIL);
         let key = inside_key(mp.realm, mp.proto, mp.inside_ip, mp.inside_port);
         match self.inside.get(key) {
             Some(first) if first == m => {
-                if mp.next_inside != NIL {
-                    self.inside.insert(key, mp.next_inside);
+                if link.next_inside != NIL {
+                    self.inside.insert(key, link.next_inside);
                 } else {
                     self.inside.remove(key);
                 }
@@ -1006,9 +1050,9 @@ impl Napt {
             Some(first) => {
                 let mut c = first;
                 while c != NIL {
-                    let next = self.mappings[c as usize].next_inside;
+                    let next = self.statics[c as usize].next_inside;
                     if next == m {
-                        self.mappings[c as usize].next_inside = mp.next_inside;
+                        self.statics[c as usize].next_inside = link.next_inside;
                         break;
                     }
                     c = next;
@@ -1037,6 +1081,7 @@ impl Napt {
             self.dynamic_count -= 1;
         }
         self.mappings[m as usize] = FREE_MAPPING;
+        self.statics[m as usize] = FREE_LINK;
         self.free_mappings.push(m);
     }
 
@@ -1186,6 +1231,6 @@ mod tests {
     #[test]
     fn hot_structs_stay_small() {
         assert_eq!(std::mem::size_of::<Session>(), 32);
-        assert!(std::mem::size_of::<Mapping>() <= 40);
+        assert_eq!(std::mem::size_of::<Mapping>(), 32);
     }
 }
