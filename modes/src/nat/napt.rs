@@ -19,6 +19,10 @@
 //! Batches can be warmed first (`napt/warm.rs`: [`Napt::warm_outbound`],
 //! [`Napt::warm_inbound`]): staged prefetches that overlap the batch's cache misses.
 //!
+//! Outbound packets of a dynamic mapping's existing session are found through `by_flow`
+//! (`napt/flows.rs`): the whole flow -> session, confirmed against the session and its
+//! mapping; anything else takes the full lookup (`inside`, then `by_session`).
+//!
 //! Session lookups of a mapping with a single session (the common case: one TCP
 //! connection per ephemeral port) read its list head instead of probing `by_session`.
 //!
@@ -31,6 +35,7 @@
 //!   pushing back never allocates;
 //! - every live session is linked in the wheel, except while [`Napt::poll`] holds it.
 
+mod flows;
 mod warm;
 
 use std::net::Ipv4Addr;
@@ -267,6 +272,8 @@ pub struct Napt {
     inside: FixedMap<u32>,
     by_session: FixedMap<u32>,
     by_addr: FixedMap<u32>,
+    /// Outbound flow -> session, for dynamic mappings (see `napt/flows.rs`).
+    by_flow: FixedMap<u32>,
     ext_head: Box<[u32]>,
     ports: PortSpace,
     wheel: Wheel,
@@ -303,6 +310,7 @@ impl Napt {
             inside: FixedMap::with_limit(max_mappings, seed),
             by_session: FixedMap::with_limit(max, seed.rotate_left(21)),
             by_addr: FixedMap::with_limit(max, seed.rotate_left(42)),
+            by_flow: FixedMap::with_limit(max, seed.rotate_left(7)),
             ext_head: vec![NIL; 3 * PORTS].into_boxed_slice(),
             ports: PortSpace::new(lo, hi, config.worker, config.workers),
             wheel: Wheel::new(max, now),
@@ -441,6 +449,9 @@ impl Napt {
         dport: u16,
         flags: TcpFlags,
     ) -> Result<(u32, u16), NatDrop> {
+        if let Some((s, m)) = self.flow_session(realm, proto, (src, sport), (dst, dport)) {
+            return Ok(self.outbound_hit(now, s, m, proto, flags));
+        }
         let rst_only = proto == NatProto::Tcp && flags.contains(TcpFlags::RST);
         let mut m = match self.inside.get(inside_key(realm, proto, src, sport)) {
             Some(m) => m,
@@ -463,23 +474,7 @@ impl Napt {
         }
         let mp = self.mappings[m as usize];
         match self.find_session(m, dst, dport) {
-            Some(s) => {
-                let sess = &mut self.sessions[s as usize];
-                if sess.expires <= now {
-                    // Expired, not yet reclaimed: start afresh, as if it had been.
-                    sess.tcp = TcpTrack::new(Dir::Out, flags);
-                    self.counters.new_sessions += 1;
-                } else if proto == NatProto::Tcp {
-                    sess.tcp.update(Dir::Out, flags);
-                }
-                let ext_ip = if mp.is_static {
-                    self.session_ext[s as usize]
-                } else {
-                    self.ext_ip
-                };
-                self.refresh(s, now);
-                Ok((ext_ip, mp.ext_port))
-            }
+            Some(s) => Ok(self.outbound_hit(now, s, m, proto, flags)),
             None => {
                 let ext_ip = match self.mapping_ext_ip(m) {
                     0 => self.ext_ip,
@@ -501,6 +496,36 @@ impl Napt {
                 Ok((ext_ip, mp.ext_port))
             }
         }
+    }
+
+    /// An outbound packet of session `s` (of mapping `m`): updates and refreshes the
+    /// session; the external address and port to write.
+    #[inline]
+    fn outbound_hit(
+        &mut self,
+        now: Instant,
+        s: u32,
+        m: u32,
+        proto: NatProto,
+        flags: TcpFlags,
+    ) -> (u32, u16) {
+        let sess = &mut self.sessions[s as usize];
+        if sess.expires <= now {
+            // Expired, not yet reclaimed: start afresh, as if it had been.
+            sess.tcp = TcpTrack::new(Dir::Out, flags);
+            self.counters.new_sessions += 1;
+        } else if proto == NatProto::Tcp {
+            sess.tcp.update(Dir::Out, flags);
+        }
+        let mp = &self.mappings[m as usize];
+        let ext_port = mp.ext_port;
+        let ext_ip = if mp.is_static {
+            self.session_ext[s as usize]
+        } else {
+            self.ext_ip
+        };
+        self.refresh(s, now);
+        (ext_ip, ext_port)
     }
 
     /// Translates an ICMP error from the inside (RFC 5508 REQ-5): the quoted packet is an
@@ -1141,6 +1166,7 @@ impl Napt {
         self.session_ext[s as usize] = ext_ip;
         self.by_session
             .insert(session_key(m, remote_ip, remote_port), s);
+        self.index_flow(s);
         self.session_count += 1;
         self.counters.new_sessions += 1;
         let deadline = now + self.timeout(s);
@@ -1190,6 +1216,7 @@ impl Napt {
 
     /// Unlinks session `s` from every table (not its mapping's fate).
     fn remove_session(&mut self, s: u32) {
+        self.unindex_flow(s);
         let sess = self.sessions[s as usize];
         self.wheel.remove(s);
         self.by_session
@@ -1226,11 +1253,77 @@ impl Napt {
 
 #[cfg(test)]
 mod tests {
+    use super::flows::flow_key;
     use super::*;
 
     #[test]
     fn hot_structs_stay_small() {
         assert_eq!(std::mem::size_of::<Session>(), 32);
         assert_eq!(std::mem::size_of::<Mapping>(), 32);
+    }
+
+    fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16)) -> [u8; 28] {
+        let mut p = [0u8; 28];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&src.0);
+        p[16..20].copy_from_slice(&dst.0);
+        let c = checksum::data(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p[20..22].copy_from_slice(&src.1.to_be_bytes());
+        p[22..24].copy_from_slice(&dst.1.to_be_bytes());
+        p[24..26].copy_from_slice(&8u16.to_be_bytes());
+        p
+    }
+
+    /// A `by_flow` entry pointing at the wrong session (as a shared key could) is not
+    /// trusted: the packet takes the full lookup and is translated as without the index.
+    #[test]
+    fn a_wrong_flow_index_entry_falls_back_to_the_full_lookup() {
+        let cfg = NaptConfig::new(Ipv4Addr::new(198, 18, 0, 2));
+        let mut napt = Napt::new(cfg, Instant::ZERO).unwrap();
+        let now = Instant::from_secs(1);
+        let a = udp(([10, 0, 0, 1], 1000), ([198, 18, 1, 1], 53));
+        let b = udp(([10, 0, 0, 2], 2000), ([198, 18, 1, 1], 53));
+        let (mut a1, mut b1) = (a, b);
+        assert_eq!(napt.outbound(now, 0, &mut a1), Outbound::Translated);
+        assert_eq!(napt.outbound(now, 0, &mut b1), Outbound::Translated);
+        assert_ne!(a1[20..22], b1[20..22]);
+        let sa = napt.by_flow.get(flow_key(
+            0,
+            NatProto::Udp,
+            (0x0a00_0001, 1000),
+            (0xc612_0101, 53),
+        ));
+        let kb = flow_key(0, NatProto::Udp, (0x0a00_0002, 2000), (0xc612_0101, 53));
+        let sb = napt.by_flow.get(kb);
+        assert!(sa.is_some() && sb.is_some() && sa != sb);
+        napt.by_flow.insert(kb, sa.unwrap());
+        let mut b2 = b;
+        assert_eq!(napt.outbound(now, 0, &mut b2), Outbound::Translated);
+        assert_eq!(b2, b1);
+        let mut a2 = a;
+        assert_eq!(napt.outbound(now, 0, &mut a2), Outbound::Translated);
+        assert_eq!(a2, a1);
+        assert_eq!(napt.session_count(), 2);
+    }
+
+    /// Sessions leave `by_flow` with their removal.
+    #[test]
+    fn expired_sessions_leave_the_flow_index() {
+        let cfg = NaptConfig::new(Ipv4Addr::new(198, 18, 0, 2));
+        let mut napt = Napt::new(cfg, Instant::ZERO).unwrap();
+        for i in 0..4u8 {
+            let mut p = udp(([10, 0, 0, 1 + i % 2], 1000), ([198, 18, 1, i], 53));
+            assert_eq!(
+                napt.outbound(Instant::from_secs(1), 0, &mut p),
+                Outbound::Translated
+            );
+        }
+        assert_eq!(napt.by_flow.len(), 4);
+        assert_eq!(napt.poll(Instant::from_secs(1000)), 4);
+        assert_eq!(napt.by_flow.len(), 0);
     }
 }

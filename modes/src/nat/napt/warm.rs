@@ -8,10 +8,9 @@
 //!
 //! | stage | outbound | inbound |
 //! |---|---|---|
-//! | 1 | parse, prefetch the `inside` slot | parse, prefetch `ext_head[(proto, port)]` |
-//! | 2 | probe `inside`; prefetch the mapping and the `by_session` slot | read the head; prefetch the mapping and the `by_addr` (or `by_session`) slot |
-//! | 3 | probe; prefetch the session | probe; prefetch the address entry (or session) |
-//! | 4 | prefetch the session's address entry | - |
+//! | 1 | parse, prefetch the `by_flow` slot | parse, prefetch `ext_head[(proto, port)]` |
+//! | 2 | probe `by_flow`; prefetch the session (not indexed: the `inside` slot) | read the head; prefetch the mapping and the `by_addr` (or `by_session`) slot |
+//! | 3 | prefetch the session's mapping and address entry (not indexed: probe `inside`, prefetch the mapping and the `by_session` slot) | probe; prefetch the address entry (or session) |
 //!
 //! Small tables (under `WARM_MIN_SESSIONS` sessions) stay in cache: warming is skipped.
 //!
@@ -111,8 +110,7 @@ impl Napt {
         for (realm, ip) in batch {
             if let Some(mut f) = parse(ip, 8) {
                 f.realm = realm;
-                self.inside
-                    .prefetch(inside_key(realm, f.proto, f.src, f.sport));
+                self.prefetch_flow(realm, f.proto, (f.src, f.sport), (f.dst, f.dport));
                 flows[n] = f;
                 n += 1;
                 if n == CHUNK {
@@ -124,29 +122,40 @@ impl Napt {
         self.warm_outbound_chunk(&mut flows[..n]);
     }
 
-    /// Stages 2 to 4 of outbound warming (stage 1 ran while the chunk was collected).
+    /// Stages 2 and 3 of outbound warming (stage 1 ran while the chunk was collected).
+    /// `f.m` holds the indexed session, `NIL` for a flow that takes the full lookup.
     fn warm_outbound_chunk(&self, flows: &mut [Flow]) {
         for f in flows.iter_mut() {
-            f.m = self
+            let hint = self.flow_hint(f.realm, f.proto, (f.src, f.sport), (f.dst, f.dport));
+            match hint.and_then(|s| self.sessions.get(s as usize)) {
+                Some(sess) => {
+                    prefetch(sess);
+                    f.m = hint.unwrap_or(NIL);
+                }
+                None => {
+                    self.inside
+                        .prefetch(inside_key(f.realm, f.proto, f.src, f.sport));
+                    f.m = NIL;
+                }
+            }
+        }
+        for f in flows.iter() {
+            if let Some(sess) = self.sessions.get(f.m as usize) {
+                if let Some(mp) = self.mappings.get(sess.mapping as usize) {
+                    prefetch(mp);
+                }
+                if let Some(a) = self.addrs.get(sess.addr as usize) {
+                    prefetch(a);
+                }
+                continue;
+            }
+            let m = self
                 .inside
                 .get(inside_key(f.realm, f.proto, f.src, f.sport))
                 .unwrap_or(NIL);
-            if let Some(mp) = self.mappings.get(f.m as usize) {
+            if let Some(mp) = self.mappings.get(m as usize) {
                 prefetch(mp);
-                self.by_session.prefetch(session_key(f.m, f.dst, f.dport));
-            }
-        }
-        for f in flows.iter_mut() {
-            let s = self.session_hint(f.m, f.dst, f.dport);
-            if let Some(sess) = self.sessions.get(s as usize) {
-                prefetch(sess);
-            }
-            f.m = s;
-        }
-        for f in flows.iter() {
-            let a = self.sessions.get(f.m as usize).map_or(NIL, |s| s.addr);
-            if let Some(a) = self.addrs.get(a as usize) {
-                prefetch(a);
+                self.by_session.prefetch(session_key(m, f.dst, f.dport));
             }
         }
     }
@@ -227,23 +236,6 @@ impl Napt {
                     }
                 }
             }
-        }
-    }
-
-    /// The session of `(m, remote)` as far as the prefetched lines tell: a single session
-    /// is taken without comparing its remote (that would read the line being fetched).
-    #[inline]
-    fn session_hint(&self, m: u32, remote_ip: u32, remote_port: u16) -> u32 {
-        let Some(mp) = self.mappings.get(m as usize) else {
-            return NIL;
-        };
-        match mp.session_count {
-            0 => NIL,
-            1 => mp.sessions,
-            _ => self
-                .by_session
-                .get(session_key(m, remote_ip, remote_port))
-                .unwrap_or(NIL),
         }
     }
 }
