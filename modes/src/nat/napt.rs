@@ -937,8 +937,10 @@ impl Napt {
 
     // ---------------------------------------------------------------- tables
 
-    /// The mapping an inbound packet to `dst:port` reaches.
-    #[inline]
+    /// The mapping an inbound packet to `dst:port` reaches. Always inlined: it is most of
+    /// the inbound lookup (measured: left to itself, the compiler stopped inlining it once
+    /// static mappings' addresses moved to `statics`, +27 instructions a packet).
+    #[inline(always)]
     fn find_ext(&self, proto: NatProto, port: u16, dst: u32) -> Option<u32> {
         let mut m = self.ext_head[ext_index(proto, port)];
         while m != NIL {
