@@ -46,7 +46,8 @@ struct Flow {
     dport: u16,
     /// Outbound: the realm. Inbound: unused.
     realm: u16,
-    /// The mapping found in stage 2 (`NIL`: not warmed further).
+    /// What stage 2 found: inbound, the mapping; outbound, the session the flow index
+    /// named (`NIL`: not warmed further, or outbound without an index entry).
     m: u32,
 }
 
