@@ -10,7 +10,7 @@
 mod common;
 
 use clap::Parser;
-use common::{privileged_or_skip, TempDir};
+use common::{privileged_or_skip, TempDir, Watched};
 use vnet_bench::bench::{self, BenchArgs};
 
 #[derive(Parser)]
@@ -119,70 +119,43 @@ fn bench_nat_both_ways_for_vnet_and_the_kernel() {
 /// namespace and no dataplane behind.
 #[test]
 fn bench_interrupted_keeps_what_was_measured_and_tears_down() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::process::Command;
+    use std::time::Duration;
     if !privileged_or_skip("bench_interrupted_keeps_what_was_measured_and_tears_down") {
         return;
     }
     let dir = TempDir::new("bench-int");
     let prefix = format!("ti{}", std::process::id() % 1000);
     let out = dir.0.to_str().unwrap().to_string();
-    let exe = env!("CARGO_BIN_EXE_vnet-bench");
-    let mut child = Command::new(exe)
-        .args([
-            "bench", "--mode", "internal", "--dut", "vnet", "--trial", "0.5",
-        ])
-        .args(["--prefix", &prefix, "--out", &out])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bench starts");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vnet-bench"));
+    cmd.args([
+        "bench", "--mode", "internal", "--dut", "vnet", "--trial", "0.5",
+    ])
+    .args(["--prefix", &prefix, "--out", &out]);
+    let mut bench = Watched::spawn(cmd);
     // The progress lines go to stderr when it is not a terminal: wait for vnet's
     // second search trial, then interrupt.
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        BufReader::new(err)
-            .lines()
-            .map_while(Result::ok)
-            .for_each(|l| drop(tx.send(l)))
-    });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            let go = line.contains("vnet trial 2:");
-            seen.push(line);
-            if go {
-                break;
-            }
-        }
-    }
     assert!(
-        seen.iter().any(|l| l.contains("vnet trial 2:")),
-        "the search never got going: {seen:?}"
+        bench.wait_for_within("vnet trial 2:", Duration::from_secs(90)),
+        "the search never got going: {}",
+        bench.log()
     );
-    let interrupted = Instant::now();
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if interrupted.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("bench still running 30 s after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    assert!(status.success(), "bench failed after Ctrl-C: {stdout}");
+    bench.signal("-INT");
+    let status = bench
+        .exit_within(Duration::from_secs(30))
+        .expect("bench still running 30 s after Ctrl-C");
     assert!(
-        stdout.contains("interrupted: keeping what was measured"),
-        "{stdout}"
+        bench.wait_for_within(
+            "interrupted: keeping what was measured",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        bench.log()
+    );
+    assert!(
+        status.success(),
+        "bench failed after Ctrl-C: {}",
+        bench.log()
     );
 
     let s = bench::results::load_summaries(&dir.join("internal-guest-to-guest-64"))

@@ -8,10 +8,8 @@
 
 mod common;
 
-use common::{addr_of, ping, privileged_or_skip, script, TempDir};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use common::{addr_of, ping, privileged_or_skip, script, TempDir, Watched};
+use std::process::Command;
 use std::time::Duration;
 use vnet_bench::mainjob::Dataplane;
 use vnet_bench::topo::{netns_exec, Endpoint, Topology};
@@ -66,85 +64,10 @@ fn output(netns: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// A client running in the foreground whose output lines are watched.
-struct Watched {
-    child: std::process::Child,
-    rx: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Watched {
-    fn start(netns: &str, args: &[&str]) -> Watched {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", netns])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("client runs");
-        let (tx, rx) = mpsc::channel::<String>();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            BufReader::new(out)
-                .lines()
-                .map_while(Result::ok)
-                .for_each(|l| drop(tx.send(l)))
-        });
-        std::thread::spawn(move || {
-            BufReader::new(err)
-                .lines()
-                .map_while(Result::ok)
-                .for_each(|l| drop(tx2.send(l)))
-        });
-        Watched {
-            child,
-            rx,
-            log: Vec::new(),
-        }
-    }
-
-    /// Wait up to 15 s for a line containing `what`.
-    fn wait_for(&mut self, what: &str) -> bool {
-        self.wait_for_within(what, Duration::from_secs(15))
-    }
-
-    /// Wait up to `limit` for a line containing `what`.
-    fn wait_for_within(&mut self, what: &str, limit: Duration) -> bool {
-        let deadline = std::time::Instant::now() + limit;
-        while std::time::Instant::now() < deadline {
-            if let Ok(line) = self.rx.recv_timeout(Duration::from_millis(100)) {
-                let hit = line.contains(what);
-                self.log.push(line);
-                if hit {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status();
-    }
-
-    /// Stop (SIGTERM) and return everything it printed.
-    fn finish(mut self) -> String {
-        self.signal("-TERM");
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(100));
-        self.log.extend(self.rx.try_iter());
-        self.log.join("\n")
-    }
-}
-
 /// udhcpc: obtain a lease, renew it (SIGUSR1: udhcpc's "renew now"), release it on
 /// exit (-R, SIGTERM). Returns the address it held.
 fn udhcpc_cycle(vm: &Endpoint, script: &str) -> String {
-    let mut c = Watched::start(
+    let mut c = Watched::in_netns(
         &vm.netns,
         &[
             "busybox", "udhcpc", "-f", "-R", "-t", "5", "-T", "1", "-i", &vm.ifname, "-s", script,
@@ -154,8 +77,8 @@ fn udhcpc_cycle(vm: &Endpoint, script: &str) -> String {
     c.signal("-USR1");
     let renewed = bound && c.wait_for("udhcpc-event renew");
     let addr = c
-        .log
-        .iter()
+        .log()
+        .lines()
         .find(|l| l.starts_with("udhcpc-event bound"))
         .map(|l| l.rsplit(' ').next().unwrap().to_string());
     let text = c.finish();
@@ -289,7 +212,7 @@ fn host_only_live_dhcp_clients_and_reachability() {
 
     // 3. dhcpcd on vm1. It identifies itself by a DUID client identifier (option 61),
     // not by MAC, so it is a new client to the server: a third address from the pool.
-    let mut c = Watched::start(
+    let mut c = Watched::in_netns(
         &vm1.netns,
         &[
             "dhcpcd",

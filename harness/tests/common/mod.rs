@@ -2,9 +2,11 @@
 //! real tools (ping, tcpdump, DHCP clients) run inside the test's namespaces.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use vnet_bench::topo::netns_exec;
 
 /// True when the test can run (root, namespaces, AF_XDP). Otherwise: panic when
@@ -149,4 +151,105 @@ pub fn tcp_exchange(server_netns: &str, server_addr: &str, client_netns: &str, p
     let _ = server.kill();
     let _ = server.wait();
     ok
+}
+
+/// A process whose output lines (stdout and stderr, as they come) are watched.
+pub struct Watched {
+    child: Child,
+    rx: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Watched {
+    /// Start `cmd` with its output piped to the watcher.
+    pub fn spawn(mut cmd: Command) -> Watched {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("watched process starts");
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx.send(l)))
+        });
+        std::thread::spawn(move || {
+            BufReader::new(err)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx2.send(l)))
+        });
+        Watched {
+            child,
+            rx,
+            log: Vec::new(),
+        }
+    }
+
+    /// Start `args` in a namespace.
+    pub fn in_netns(netns: &str, args: &[&str]) -> Watched {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns]).args(args);
+        Watched::spawn(cmd)
+    }
+
+    /// Wait up to 15 s for a line containing `what`.
+    pub fn wait_for(&mut self, what: &str) -> bool {
+        self.wait_for_within(what, Duration::from_secs(15))
+    }
+
+    /// Wait up to `limit` for a line containing `what`.
+    pub fn wait_for_within(&mut self, what: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(line) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                let hit = line.contains(what);
+                self.log.push(line);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Send `sig` (as `kill` spells it: "-TERM").
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Its exit status if it exits within `limit`; otherwise it is killed and `None`.
+    pub fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
+    /// Everything printed so far that was read.
+    pub fn log(&self) -> String {
+        self.log.join("\n")
+    }
+
+    /// Stop (SIGTERM) and return everything it printed.
+    pub fn finish(mut self) -> String {
+        self.signal("-TERM");
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.extend(self.rx.try_iter());
+        self.log.join("\n")
+    }
 }
