@@ -7,6 +7,8 @@
 //!   plus full and incremental (RFC 1624) checksums.
 //! - [`frame`]: the worker's frame memory ([`frame::FramePool`], the UMEM for AF_XDP) and
 //!   the [`frame::Pkt`] descriptors that move through the worker instead of bytes.
+//! - [`offload`]: ingress normalisation of frames as guests send them: partial TCP/UDP
+//!   checksums completed, TSO super-frames cut into segments, so no mode sees either.
 //! - [`port`]: the batch-oriented [`port::Port`] trait and its backends: `xdp` (AF_XDP via
 //!   xsk-rs), `mem` (in-process rings), `pcap` (captures as input/output) and the `capture`
 //!   tee that wraps any port.
@@ -20,6 +22,7 @@
 pub mod counters;
 pub mod engine;
 pub mod frame;
+pub mod offload;
 pub mod pipeline;
 pub mod port;
 pub mod time;
