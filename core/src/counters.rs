@@ -6,6 +6,7 @@
 //! packets old; it never sees a torn value.
 
 use crate::frame::MAX_PORTS;
+use crate::offload::{OffloadStats, Unsegmented};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -90,6 +91,11 @@ pub struct PortCounters {
     backend_fill_empty: AtomicU64,
     backend_tx_kicks: AtomicU64,
     backend_invalid: AtomicU64,
+    /// Partial TCP/UDP checksums completed at ingress.
+    csum_completed: AtomicU64,
+    backend_superframes: AtomicU64,
+    backend_segments: AtomicU64,
+    backend_unsegmented: [AtomicU64; Unsegmented::COUNT],
 }
 
 #[inline]
@@ -125,6 +131,12 @@ impl PortCounters {
         bump(&self.drops[reason as usize], n);
     }
 
+    /// Count partial checksums completed at ingress (owning worker only).
+    #[inline]
+    pub fn add_csum_completed(&self, n: u64) {
+        bump(&self.csum_completed, n);
+    }
+
     /// Record the backend's own counters (kernel ring drops...), as last read by the
     /// owning worker (cumulative values, replaced, not added).
     pub fn set_backend(&self, stats: &crate::port::PortStats) {
@@ -136,6 +148,13 @@ impl PortCounters {
             .store(stats.tx_kicks, Ordering::Relaxed);
         self.backend_invalid
             .store(stats.invalid_descs, Ordering::Relaxed);
+        let o = &stats.offload;
+        self.backend_superframes
+            .store(o.superframes, Ordering::Relaxed);
+        self.backend_segments.store(o.segments, Ordering::Relaxed);
+        for (c, v) in self.backend_unsegmented.iter().zip(o.unsegmented) {
+            c.store(v, Ordering::Relaxed);
+        }
     }
 }
 
@@ -182,6 +201,10 @@ pub struct PortTotals {
     pub backend_tx_kicks: u64,
     /// Invalid descriptors the kernel reported.
     pub backend_invalid: u64,
+    /// Partial TCP/UDP checksums completed at ingress.
+    pub csum_completed: u64,
+    /// Receive-side segmentation of TSO super-frames, as the backend last reported it.
+    pub offload: OffloadStats,
 }
 
 impl PortTotals {
@@ -237,6 +260,17 @@ impl CounterSet {
                 t.backend_fill_empty += c.backend_fill_empty.load(Ordering::Relaxed);
                 t.backend_tx_kicks += c.backend_tx_kicks.load(Ordering::Relaxed);
                 t.backend_invalid += c.backend_invalid.load(Ordering::Relaxed);
+                t.csum_completed += c.csum_completed.load(Ordering::Relaxed);
+                t.offload.superframes += c.backend_superframes.load(Ordering::Relaxed);
+                t.offload.segments += c.backend_segments.load(Ordering::Relaxed);
+                for (t, c) in t
+                    .offload
+                    .unsegmented
+                    .iter_mut()
+                    .zip(&c.backend_unsegmented)
+                {
+                    *t += c.load(Ordering::Relaxed);
+                }
             }
         }
         out

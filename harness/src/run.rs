@@ -8,7 +8,7 @@
 
 use crate::cli::{AttachChoice, RunArgs};
 use crate::control::ControlServer;
-use crate::stats::print_counters;
+use crate::stats::{print_counters, OffloadAdvisor};
 use crate::{modespec, preflight};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +62,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             XdpConfig::default().busy_poll
         },
         napi: !args.no_napi_tuning,
+        // Segments of a guest's TSO super-frames must fit every port they may leave by.
+        segment_mtu: smallest_mtu(&names)?,
         ..XdpConfig::default()
     };
     if let Some(dir) = &args.capture {
@@ -146,8 +148,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
     let mut last = StdInstant::now();
     let mut last_lease_flush = StdInstant::now();
+    let mut advisor = OffloadAdvisor::new(names.len());
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        for line in advisor.news(&names, &counters.snapshot()) {
+            println!("{line}");
+        }
         // The lease file is written here, on the control thread, never by a worker.
         if last_lease_flush.elapsed() >= Duration::from_secs(1) {
             last_lease_flush = StdInstant::now();
@@ -197,6 +203,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("a worker stopped unexpectedly; see the message above");
     }
     Ok(())
+}
+
+/// The smallest MTU of the dataplane's interfaces.
+fn smallest_mtu(names: &[String]) -> Result<u32> {
+    let mut mtu = u32::MAX;
+    for n in names {
+        mtu = mtu.min(vnet_core::port::xdp::interface_mtu(n)?);
+    }
+    Ok(if mtu == u32::MAX { 1500 } else { mtu })
 }
 
 fn startup_detail(info: &vnet_core::port::PortInfo) -> String {

@@ -1,11 +1,12 @@
 //! Printing counters: one line per port, drops broken down by reason.
 
 use vnet_core::counters::{DropReason, PortTotals};
+use vnet_core::offload::Unsegmented;
 
 /// Format per-port counters as a table (one line per port).
 pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
     let mut out = format!(
-        "{:<4} {:<16} {:>12} {:>12} {:>10}  drops by reason\n",
+        "{:<4} {:<16} {:>12} {:>12} {:>10}  drops by reason, offloads finished\n",
         "port", "interface", "rx", "tx", "dropped"
     );
     for (i, t) in totals.iter().enumerate() {
@@ -22,6 +23,21 @@ pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
         if t.backend_fill_empty > 0 {
             reasons.push(format!("fill_empty={}", t.backend_fill_empty));
         }
+        // Offloads finished for the senders (not drops), then what could not be.
+        if t.csum_completed > 0 {
+            reasons.push(format!("csum_completed={}", t.csum_completed));
+        }
+        if t.offload.superframes > 0 {
+            reasons.push(format!(
+                "superframes={} segments={}",
+                t.offload.superframes, t.offload.segments
+            ));
+        }
+        for r in Unsegmented::ALL {
+            if t.offload.dropped_for(r) > 0 {
+                reasons.push(format!("{}={}", r.name(), t.offload.dropped_for(r)));
+            }
+        }
         out.push_str(&format!(
             "{:<4} {:<16} {:>12} {:>12} {:>10}  {}\n",
             i,
@@ -33,6 +49,40 @@ pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
         ));
     }
     out
+}
+
+/// Says once per port and reason why super-frames could not be segmented, with the fix.
+#[derive(Debug)]
+pub struct OffloadAdvisor {
+    told: Vec<[bool; Unsegmented::COUNT]>,
+}
+
+impl OffloadAdvisor {
+    /// Nothing told yet, for `ports` ports.
+    pub fn new(ports: usize) -> Self {
+        Self {
+            told: vec![[false; Unsegmented::COUNT]; ports],
+        }
+    }
+
+    /// The sentences not yet said for the counters in `totals`.
+    pub fn news(&mut self, names: &[String], totals: &[PortTotals]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, (t, told)) in totals.iter().zip(&mut self.told).enumerate() {
+            for r in Unsegmented::ALL {
+                if !told[r as usize] && t.offload.dropped_for(r) > 0 {
+                    told[r as usize] = true;
+                    let name = names.get(i).map(String::as_str).unwrap_or("?");
+                    out.push(format!(
+                        "warning: port {i} {name}: {} ({})",
+                        r.advice(),
+                        r.name()
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Print per-port counters.
@@ -56,5 +106,24 @@ mod tests {
         assert!(lines[1].starts_with("0    a0"));
         assert!(lines[2].contains("tx_full=1"));
         assert!(!lines[1].contains('='));
+    }
+
+    #[test]
+    fn offload_counters_are_shown_and_each_problem_told_once() {
+        let mut t = vec![PortTotals::default(); 2];
+        t[1].csum_completed = 7;
+        t[1].offload.superframes = 3;
+        t[1].offload.segments = 90;
+        t[1].offload.unsegmented[Unsegmented::NotTcp as usize] = 1;
+        let names = ["a0".to_string(), "tap0".to_string()];
+        let s = format_counters(&names, &t);
+        assert!(s.contains("csum_completed=7 superframes=3 segments=90 gso_not_tcp=1"));
+        let mut a = OffloadAdvisor::new(2);
+        let first = a.news(&names, &t);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].starts_with("warning: port 1 tap0: a guest sent UDP"));
+        assert!(first[0].contains("host_uso=off"));
+        t[1].offload.unsegmented[Unsegmented::NotTcp as usize] = 5;
+        assert!(a.news(&names, &t).is_empty());
     }
 }

@@ -129,11 +129,8 @@ impl Topology {
                 "netns",
                 &topo.dp_netns,
             ])?;
-            // AF_XDP sees frames as the sender wrote them: with transmit checksum offload
-            // a veth hands over TCP/UDP checksums still partial (CHECKSUM_PARTIAL), which a
-            // receiver behind the dataplane rejects. Endpoints compute them in software,
-            // as a VM's virtio-net without offloads would.
-            netns_exec(&netns, "ethtool", &["-K", &ifname, "tx", "off"])?;
+            // Endpoints keep veth's default offloads, as users' containers and VMs do:
+            // TCP/UDP leave them with partial checksums, which the dataplane completes.
             netns_exec(&netns, "ip", &["link", "set", &ifname, "up"])?;
             netns_exec(&topo.dp_netns, "ip", &["link", "set", &dp_ifname, "up"])?;
             // The dataplane side carries no address and takes part in no IP traffic.

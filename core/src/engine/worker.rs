@@ -1,7 +1,8 @@
 //! One worker: the run-to-completion loop over the ports it serves.
 //!
 //! Per iteration ([`Worker::run_once`]): read the clock once; for each port receive a
-//! burst (at most [`BURST`]), count it, hand it to the pipeline, turn verdicts into
+//! burst (at most [`BURST`]), count it, complete partial TCP/UDP checksums
+//! ([`offload::complete_partial`]: senders with checksum offload), hand it to the pipeline, turn verdicts into
 //! per-port transmit bursts (cloning a frame only when it leaves on several ports, handing
 //! it off when a port belongs to another worker); take frames other workers handed over;
 //! transmit the staged bursts; service every port (completions, fill ring, kicks); every
@@ -14,6 +15,7 @@
 use crate::counters::{DropReason, WorkerCounters};
 use crate::engine::handoff::{HandoffRx, HandoffTx};
 use crate::frame::{FramePool, Pkt, PortId, MAX_PORTS};
+use crate::offload;
 use crate::pipeline::{Emitter, Pipeline, PortMask, Verdict};
 use crate::port::{Burst, Port, BURST};
 use crate::time::Instant;
@@ -162,8 +164,17 @@ impl<M: Pipeline> Worker<M> {
             }
             received += n;
             let id = self.port_ids[slot];
-            let bytes: u64 = self.rx.as_slice().iter().map(|p| p.len as u64).sum();
-            self.counters.port(id as usize).add_rx(n as u64, bytes);
+            let mut bytes: u64 = 0;
+            let mut completed: u64 = 0;
+            for p in self.rx.as_slice() {
+                bytes += p.len as u64;
+                completed += u64::from(offload::complete_partial(self.pool.bytes_mut(p)));
+            }
+            let c = self.counters.port(id as usize);
+            c.add_rx(n as u64, bytes);
+            if completed > 0 {
+                c.add_csum_completed(completed);
+            }
             self.process_rx(now, false);
             // Keep bursts short: transmit before the next port's burst can fill them.
             self.flush_tx();

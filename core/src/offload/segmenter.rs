@@ -127,24 +127,36 @@ impl Segmenter {
 
     /// Add one piece of a super-frame (`bytes`, copied); `last`: it is the final piece,
     /// and the gathered frame is segmented into frames of `pool`, stamped with `port`,
-    /// and queued.
+    /// and queued ([`Segmenter::gather_piece`] then [`Segmenter::finish`]).
     pub fn push_piece(&mut self, bytes: &[u8], last: bool, pool: &mut FramePool, port: PortId) {
+        self.gather_piece(bytes);
+        if last {
+            self.finish(pool, port);
+        }
+    }
+
+    /// Copy one piece of a super-frame into the reassembly buffer (the first piece
+    /// starts a new super-frame).
+    pub fn gather_piece(&mut self, bytes: &[u8]) {
         if !self.gathering {
             self.gathering = true;
             self.len = 0;
             self.overflow = false;
         }
-        if !self.overflow {
-            if self.len + bytes.len() <= self.buf.len() {
-                self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-                self.len += bytes.len();
-            } else {
-                self.overflow = true;
-            }
-        }
-        if !last {
+        if self.overflow {
             return;
         }
+        if self.len + bytes.len() <= self.buf.len() {
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    /// The last piece is in: segment the gathered super-frame into frames of `pool`,
+    /// stamped with `port`, and queue them (or count why not).
+    pub fn finish(&mut self, pool: &mut FramePool, port: PortId) {
         self.gathering = false;
         self.stats.superframes += 1;
         if self.overflow {

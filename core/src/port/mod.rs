@@ -134,6 +134,8 @@ pub struct PortStats {
     pub fill_empty: u64,
     /// Wake-up syscalls made for transmit.
     pub tx_kicks: u64,
+    /// Super-frames received and segmented (or dropped, by reason) by the port.
+    pub offload: crate::offload::OffloadStats,
 }
 
 /// One port of the dataplane. Implementations are used by one worker thread at a time.

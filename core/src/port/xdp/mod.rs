@@ -181,6 +181,13 @@ pub struct XdpConfig {
     pub napi: bool,
     /// Queue id bound on every interface.
     pub queue_id: u32,
+    /// Bind with `XDP_USE_SG` (Linux 6.6), so that a frame longer than one UMEM frame (a
+    /// tap guest's TSO super-frame) arrives in several and is segmented in software
+    /// instead of being dropped by the kernel. Falls back to without, with a warning.
+    pub multi_buffer: bool,
+    /// Largest IP packet a segment of a super-frame may be; 0: the smallest MTU of the
+    /// worker's interfaces.
+    pub segment_mtu: u32,
 }
 
 impl Default for XdpConfig {
@@ -198,6 +205,8 @@ impl Default for XdpConfig {
             busy_poll: Some(BusyPoll::default()),
             napi: true,
             queue_id: 0,
+            multi_buffer: true,
+            segment_mtu: 0,
         }
     }
 }
@@ -287,6 +296,9 @@ fn bind_socket(
     let mut flags = BindFlags::empty();
     if cfg.need_wakeup {
         flags |= BindFlags::XDP_USE_NEED_WAKEUP;
+    }
+    if cfg.multi_buffer {
+        flags |= BindFlags::XDP_USE_SG;
     }
     match bind {
         BindMode::Auto => {}
@@ -392,14 +404,73 @@ pub fn open_worker_ports(
         .iter()
         .map(|(name, _)| ifindex_of(name))
         .collect::<Result<Vec<_>, _>>()?;
-    match open_with(ifaces, &indexes, cfg, cfg.bind) {
+    let segment_mtu = match cfg.segment_mtu {
+        0 => smallest_mtu(&indexes),
+        m => m,
+    };
+    let opened = match open_with(ifaces, &indexes, cfg, cfg.bind, segment_mtu) {
         // The first socket bound zero-copy and a later interface cannot follow (shared
         // UMEM sockets inherit the first one's mode): everyone in copy mode then.
         Err(XdpError::ZeroCopyUnsupported { .. }) if cfg.bind == BindMode::Auto => {
-            open_with(ifaces, &indexes, cfg, BindMode::Copy)
+            open_with(ifaces, &indexes, cfg, BindMode::Copy, segment_mtu)
+        }
+        other => other,
+    };
+    match opened {
+        // A kernel before 6.6 (EINVAL) or a zero-copy driver without multi-buffer
+        // (EOPNOTSUPP) refuses XDP_USE_SG: carry on without, and say what it costs.
+        Err(e) if cfg.multi_buffer && may_retry_without_sg(&e) => {
+            let plain = XdpConfig {
+                multi_buffer: false,
+                ..cfg.clone()
+            };
+            let (pool, mut ports) = open_worker_ports(ifaces, &plain)?;
+            for p in &mut ports {
+                p.warn(&format!(
+                    "multi-buffer receive refused ({e}); frames longer than {} bytes \
+                     (TSO super-frames from a tap guest) are dropped by the kernel: turn \
+                     TSO off in the guest (ethtool -K eth0 tso off, or QEMU \
+                     host_tso4=off,host_tso6=off)",
+                    pool.capacity()
+                ));
+            }
+            Ok((pool, ports))
         }
         other => other,
     }
+}
+
+/// The MTU of an interface of the calling thread's network namespace.
+///
+/// # Errors
+/// [`XdpError::NoInterface`] when there is no such interface; [`XdpError::Os`] when
+/// rtnetlink cannot be asked.
+pub fn interface_mtu(ifname: &str) -> Result<u32, XdpError> {
+    let index = ifindex_of(ifname)?;
+    let os = |e: io::Error| XdpError::from_os("read the MTU of", ifname, 0, (0, 0), e);
+    let mut nl = RtNetlink::open().map_err(os)?;
+    let link = nl.link(index).map_err(os)?;
+    Ok(link.mtu.unwrap_or(1500))
+}
+
+/// Whether a failed open may succeed without `XDP_USE_SG`.
+fn may_retry_without_sg(e: &XdpError) -> bool {
+    matches!(
+        e,
+        XdpError::Os { .. } | XdpError::ZeroCopyUnsupported { .. } | XdpError::NativeUnsupported { .. }
+    )
+}
+
+/// The smallest MTU among the interfaces (1500 when none can be read).
+fn smallest_mtu(indexes: &[u32]) -> u32 {
+    let Ok(mut nl) = RtNetlink::open() else {
+        return 1500;
+    };
+    indexes
+        .iter()
+        .filter_map(|&i| nl.link(i).ok().and_then(|l| l.mtu))
+        .min()
+        .unwrap_or(1500)
 }
 
 fn open_with(
@@ -407,6 +478,7 @@ fn open_with(
     indexes: &[u32],
     cfg: &XdpConfig,
     bind: BindMode,
+    segment_mtu: u32,
 ) -> Result<(FramePool, Vec<XdpPort>), XdpError> {
     let uc = umem::umem_config(cfg)?;
     let count = cfg
@@ -540,10 +612,12 @@ fn open_with(
             (None, "napi=unchanged".to_string())
         };
         let mut detail = format!(
-            "attach={attach} bind={}{tx_budget} need_wakeup={} {busy} {napi_text} queue={}",
+            "attach={attach} bind={}{tx_budget} need_wakeup={} {busy} {napi_text} queue={} \
+             multi_buffer={} segment_mtu={segment_mtu}",
             if zero_copy { "zerocopy" } else { "copy" },
             if cfg.need_wakeup { "on" } else { "off" },
             cfg.queue_id,
+            if cfg.multi_buffer { "on" } else { "off" },
         );
         if !warnings.is_empty() {
             detail.push_str(" warnings: ");
@@ -577,6 +651,7 @@ fn open_with(
         max_frame: pool.capacity(),
         need_wakeup: cfg.need_wakeup,
         busy_poll: cfg.busy_poll.is_some(),
+        segment_mtu: segment_mtu as usize,
     };
     let mut ports: Vec<XdpPort> = bound
         .into_iter()

@@ -23,6 +23,7 @@ const NLMSG_ERROR: u16 = 2;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const IFLA_ADDRESS: u16 = 1;
+const IFLA_MTU: u16 = 4;
 const IFLA_EXT_MASK: u16 = 29;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_DRV_PROG_ID: u16 = 5;
@@ -59,6 +60,8 @@ pub struct LinkState {
     pub mac: Option<[u8; 6]>,
     /// Attached XDP programs.
     pub xdp: XdpAttachment,
+    /// The interface's MTU.
+    pub mtu: Option<u32>,
 }
 
 /// A NETLINK_ROUTE socket of the namespace it was opened in.
@@ -261,6 +264,7 @@ fn parse_link(body: &[u8]) -> LinkState {
                 mac.copy_from_slice(payload);
                 state.mac = Some(mac);
             }
+            IFLA_MTU if payload.len() == 4 => state.mtu = Some(u32_at(payload, 0)),
             IFLA_XDP => {
                 for (xty, xp) in attrs(payload) {
                     match xty {

@@ -17,6 +17,7 @@ use super::napi::NapiGuard;
 use super::sockopt;
 use super::{AttachMode, BindMode};
 use crate::frame::{FramePool, Pkt, PortId};
+use crate::offload::Segmenter;
 use crate::port::{Burst, Port, PortInfo, PortStats, BURST};
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub(crate) struct Sizing {
     pub max_frame: usize,
     pub need_wakeup: bool,
     pub busy_poll: bool,
+    pub segment_mtu: usize,
 }
 
 /// An AF_XDP port: one queue of one interface, sharing its worker's UMEM.
@@ -73,6 +75,8 @@ pub struct XdpPort {
     rx_pokes: u64,
     realigned: u64,
     scratch: [FrameDesc; BURST],
+    /// Multi-buffer frames gathered and segmented; their segments wait here in order.
+    segmenter: Segmenter,
     descs: Arc<[FrameDesc]>,
     umem: Umem,
     // Dropping `rings` deletes the socket (and libxdp then detaches its XDP program once
@@ -117,6 +121,7 @@ impl XdpPort {
             rx_pokes: 0,
             realigned: 0,
             scratch: [descs[0]; BURST],
+            segmenter: Segmenter::new(sizing.segment_mtu),
             descs,
             umem,
             rings: b.rings,
@@ -127,6 +132,16 @@ impl XdpPort {
             bind: b.bind,
             detail: b.detail,
         }
+    }
+
+    /// Add a warning to the port's description (the startup line).
+    pub(crate) fn warn(&mut self, warning: &str) {
+        if self.detail.contains(" warnings: ") {
+            self.detail.push_str("; ");
+        } else {
+            self.detail.push_str(" warnings: ");
+        }
+        self.detail.push_str(warning);
     }
 
     /// The interface name.
@@ -257,6 +272,17 @@ impl XdpPort {
         }
     }
 
+    /// Hand one piece of a multi-buffer frame to the segmenter and its frame back to
+    /// the pool.
+    #[cold]
+    fn gather(&mut self, pool: &mut FramePool, frame: u32, len: usize, last: bool) {
+        self.segmenter.gather_piece(&pool.frame(frame)[..len]);
+        pool.free(frame);
+        if last {
+            self.segmenter.finish(pool, self.id);
+        }
+    }
+
     /// Move a received packet found at `addr` (not the pool's data offset) to where the
     /// pool expects it. Returns the length kept.
     #[cold]
@@ -284,9 +310,14 @@ impl XdpPort {
 
 impl Port for XdpPort {
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut Burst) -> usize {
+        // Segments of an earlier super-frame (and what arrived behind them) go first.
+        let mut added = self.segmenter.drain_into(out);
+        if self.segmenter.has_queued() {
+            return added;
+        }
         let want = out.room().min(BURST);
         if want == 0 {
-            return 0;
+            return added;
         }
         // SAFETY: the rx ring belongs to a socket on this port's UMEM; the scratch
         // descriptors are only overwritten.
@@ -302,13 +333,27 @@ impl Port for XdpPort {
             } else {
                 self.realign(pool, i)
             };
-            let _ = out.push(Pkt {
+            let more = d.has_more_frames();
+            if more || self.segmenter.is_gathering() {
+                // A piece of a multi-buffer frame: gathered, then segmented.
+                self.gather(pool, frame, len, !more);
+                continue;
+            }
+            let pkt = Pkt {
                 frame,
                 len: len as u16,
                 port: self.id,
-            });
+            };
+            if self.segmenter.has_queued() {
+                if let Err(p) = self.segmenter.enqueue(pkt) {
+                    pool.free(p.frame);
+                }
+            } else {
+                let _ = out.push(pkt);
+                added += 1;
+            }
         }
-        n
+        added + self.segmenter.drain_into(out)
     }
 
     fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Pkt]) -> usize {
@@ -329,6 +374,7 @@ impl Port for XdpPort {
                     pool.free(p.frame);
                     continue;
                 }
+                self.segmenter.observe_tx(pool.bytes(p));
                 let mut d = self.descs[p.frame as usize];
                 // SAFETY: `d` names frame `p.frame` of this UMEM, owned by the caller (in
                 // flight, in no ring), and `&mut FramePool` rules out other references into
@@ -414,6 +460,7 @@ impl Port for XdpPort {
             invalid_descs: k.rx_invalid_descs() + k.tx_invalid_descs(),
             fill_empty: k.rx_fill_ring_empty_descs(),
             tx_kicks: self.tx_kicks,
+            offload: self.segmenter.stats(),
         }
     }
 }
