@@ -263,12 +263,7 @@ impl CounterSet {
                 t.csum_completed += c.csum_completed.load(Ordering::Relaxed);
                 t.offload.superframes += c.backend_superframes.load(Ordering::Relaxed);
                 t.offload.segments += c.backend_segments.load(Ordering::Relaxed);
-                for (t, c) in t
-                    .offload
-                    .unsegmented
-                    .iter_mut()
-                    .zip(&c.backend_unsegmented)
-                {
+                for (t, c) in t.offload.unsegmented.iter_mut().zip(&c.backend_unsegmented) {
                     *t += c.load(Ordering::Relaxed);
                 }
             }

@@ -749,3 +749,179 @@ fn xdp_auto_attach_falls_back_to_generic() {
     transmit(&mut ports, 1, &mut pool, &got);
     settle(&mut ports, &mut pool);
 }
+
+// ---------------------------------------------------------------------------------
+// A tap with a virtio-net header: what a QEMU guest with default offloads hands over
+// ---------------------------------------------------------------------------------
+
+/// A tap device opened with `IFF_VNET_HDR`, as QEMU opens it; closed (and gone) on drop.
+struct Tap {
+    fd: OwnedFd,
+}
+
+impl Tap {
+    fn open(name: &str) -> Self {
+        let path = std::ffi::CString::new("/dev/net/tun").unwrap();
+        // SAFETY: open(2) of a NUL-terminated path; the result is checked.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        assert!(fd >= 0, "open /dev/net/tun: {}", io::Error::last_os_error());
+        // SAFETY: a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // struct ifreq: 16-byte name, then the flags (short) in the union.
+        let mut ifr = [0u8; 40];
+        ifr[..name.len()].copy_from_slice(name.as_bytes());
+        let flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as u16;
+        ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+        // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `ifr` is large
+        // enough to hold (40 bytes), alive for the call.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, ifr.as_mut_ptr()) };
+        assert_eq!(rc, 0, "TUNSETIFF: {}", io::Error::last_os_error());
+        Self { fd }
+    }
+
+    /// Write one frame as a guest would: a 10-byte virtio-net header, then the frame.
+    fn write_guest_frame(&self, vnet_hdr: [u8; 10], frame: &[u8]) {
+        let mut buf = vnet_hdr.to_vec();
+        buf.extend_from_slice(frame);
+        // SAFETY: `buf` is a live buffer of `buf.len()` bytes the kernel only reads.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        assert_eq!(
+            n,
+            buf.len() as isize,
+            "write to tap: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// A virtio-net header asking for checksum completion from `csum_start` (+16, TCP), and,
+/// when `gso_size > 0`, TCPv4 segmentation.
+fn vnet_hdr(csum_start: u16, hdr_len: u16, gso_size: u16) -> [u8; 10] {
+    let mut h = [0u8; 10];
+    h[0] = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
+    h[1] = if gso_size > 0 { 1 } else { 0 }; // VIRTIO_NET_HDR_GSO_TCPV4
+    h[2..4].copy_from_slice(&hdr_len.to_le_bytes());
+    h[4..6].copy_from_slice(&gso_size.to_le_bytes());
+    h[6..8].copy_from_slice(&csum_start.to_le_bytes());
+    h[8..10].copy_from_slice(&16u16.to_le_bytes());
+    h
+}
+
+/// An IPv4/TCP frame (timestamp option) with `payload` bytes and a partial checksum,
+/// as a guest's stack leaves it for the device.
+fn guest_tcp(payload: usize, seq: u32) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+    let total = 20 + 32 + payload;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0x12,
+        0x34,
+        0x40,
+        0,
+    ]);
+    f.extend_from_slice(&[64, 6, 0, 0, 10, 0, 2, 15, 198, 18, 0, 1]);
+    let c = vnet_core::wire::checksum::data(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51]);
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 9, 0x80, 0x98, 0x01, 0xf6, 0, 0, 0, 0]); // CWR|PSH|ACK
+    f.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+    f.extend((0..payload).map(|i| (i % 251) as u8));
+    // Partial: the folded pseudo-header sum, as the guest's kernel writes it.
+    let tcp_len = (32 + payload) as u32;
+    let p = 0x0a00 + 0x020f + 0xc612 + 0x0001 + 6 + tcp_len;
+    let p = vnet_core::wire::checksum::fold(p);
+    f[50..52].copy_from_slice(&p.to_be_bytes());
+    f
+}
+
+#[test]
+fn xdp_tap_guest_super_frames_are_segmented_and_checksums_completed() {
+    let test = "xdp_tap_guest_super_frames_are_segmented_and_checksums_completed";
+    let Some(ns) = privileged(test, "tso") else {
+        return;
+    };
+    let _inside = enter(&ns);
+    let tap = Tap::open("vnxt-tap0");
+    ns.ip(&["link", "set", "vnxt-tap0", "up"]);
+    let (mut pool, mut ports) =
+        open_worker_ports(&[("vnxt-tap0".to_string(), 0)], &XdpConfig::default())
+            .expect("open the tap port");
+    let detail = ports[0].info().detail;
+    println!("tap: {detail}");
+    assert!(detail.contains("multi_buffer=on"), "{detail}");
+
+    // 1. A small frame with checksum offload: the kernel hands it over still partial,
+    // and the completion step makes it exactly what the sender's stack would have sent.
+    let small = guest_tcp(100, 1);
+    tap.write_guest_frame(vnet_hdr(34, 0, 0), &small);
+    let got = receive(&mut ports, 0, &mut pool, 1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "the small frame never arrived");
+    let mut bytes = pool.bytes(&got[0]).to_vec();
+    assert_eq!(
+        bytes, small,
+        "AF_XDP hands the frame over as the guest wrote it"
+    );
+    assert!(vnet_core::offload::complete_partial(&mut bytes));
+    let sp = etherparse::SlicedPacket::from_ethernet(&bytes).unwrap();
+    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(tcp))) =
+        (sp.net, sp.transport)
+    else {
+        panic!("not IPv4/TCP")
+    };
+    let th = tcp.to_header();
+    assert_eq!(
+        th.checksum,
+        th.calc_checksum_ipv4(&ip.header().to_header(), tcp.payload())
+            .unwrap()
+    );
+    pool.free(got[0].frame);
+
+    // 2. A TSO super-frame of 20 000 bytes of payload (gso_size 1448): it arrives in
+    // several UMEM frames and comes out as 14 valid segments, in order.
+    let payload = 20_000usize;
+    let sup = guest_tcp(payload, 1000);
+    tap.write_guest_frame(vnet_hdr(34, 66, 1448), &sup);
+    let want = payload.div_ceil(1448);
+    let got = receive(&mut ports, 0, &mut pool, want, Duration::from_secs(5));
+    let stats = ports[0].stats().offload;
+    assert_eq!(got.len(), want, "segments missing; offload stats {stats:?}");
+    assert_eq!((stats.superframes, stats.segments), (1, want as u64));
+    let mut seq = 1000u32;
+    let mut data = Vec::new();
+    for (i, p) in got.iter().enumerate() {
+        let b = pool.bytes(p);
+        assert!(b.len() <= 14 + 1500, "segment {i} is {} bytes", b.len());
+        let sp = etherparse::SlicedPacket::from_ethernet(b).unwrap();
+        let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(tcp))) =
+            (sp.net, sp.transport)
+        else {
+            panic!("segment {i} is not IPv4/TCP")
+        };
+        let iph = ip.header().to_header();
+        assert_eq!(iph.header_checksum, iph.calc_header_checksum());
+        assert_eq!(iph.identification, 0x1234u16.wrapping_add(i as u16));
+        let th = tcp.to_header();
+        assert_eq!(
+            th.checksum,
+            th.calc_checksum_ipv4(&iph, tcp.payload()).unwrap()
+        );
+        assert_eq!(th.sequence_number, seq);
+        assert_eq!(th.psh, i + 1 == want, "PSH only on the last segment");
+        assert_eq!(th.cwr, i == 0, "CWR only on the first segment");
+        seq = seq.wrapping_add(tcp.payload().len() as u32);
+        data.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(
+        data,
+        &sup[66..],
+        "the payload survives segmentation byte for byte"
+    );
+    for p in &got {
+        pool.free(p.frame);
+    }
+    settle(&mut ports, &mut pool);
+}

@@ -457,7 +457,9 @@ pub fn interface_mtu(ifname: &str) -> Result<u32, XdpError> {
 fn may_retry_without_sg(e: &XdpError) -> bool {
     matches!(
         e,
-        XdpError::Os { .. } | XdpError::ZeroCopyUnsupported { .. } | XdpError::NativeUnsupported { .. }
+        XdpError::Os { .. }
+            | XdpError::ZeroCopyUnsupported { .. }
+            | XdpError::NativeUnsupported { .. }
     )
 }
 
