@@ -30,26 +30,31 @@ use super::IpProtocol;
 /// The result is at most `0xffff` (it is folded), and is `0` only if every byte is zero.
 #[inline]
 pub fn sum(data: &[u8]) -> u32 {
-    // Sum 32-bit words into a u64: 2^16 == 1 (mod 0xffff), so a 32-bit word adds the same
-    // value modulo 0xffff as its two 16-bit halves, and the folds below preserve "zero only
-    // if all bytes are zero", which is what makes this equal to the word-by-word sum.
+    // The ones' complement sum is byte-order independent (RFC 1071 section 2(B)): sum the
+    // words in the machine's own order and swap the folded result once. Native 32-bit
+    // words widened into a u64 need no byte swaps, so the loop vectorises; 2^32 words of
+    // slack before the accumulator could overflow. 2^32 == 1 (mod 0xffff), so a 32-bit
+    // word adds the same value modulo 0xffff as its two 16-bit halves, and the folds
+    // below preserve "zero only if all bytes are zero", which is what makes this equal
+    // to the word-by-word sum.
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        acc += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
     }
     let rest = chunks.remainder();
     let mut words = rest.chunks_exact(2);
     for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        acc += u64::from(u16::from_ne_bytes([w[0], w[1]]));
     }
     if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
+        // In network order an odd final byte is the high byte of a zero-padded word.
+        acc += u64::from(u16::from_ne_bytes([*last, 0]));
     }
-    // Fold 64 -> 32 -> 16 bits with end-around carry.
+    // Fold 64 -> 32 -> 16 bits with end-around carry, then back to network order.
     let mut s = (acc & 0xffff_ffff) + (acc >> 32);
     s = (s & 0xffff_ffff) + (s >> 32);
-    u32::from(fold(s as u32))
+    u32::from(u16::from_be(fold(s as u32)))
 }
 
 /// Folds a partial sum to 16 bits, adding the carries back in (not complemented).
