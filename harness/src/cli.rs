@@ -289,4 +289,8 @@ pub struct RunArgs {
     /// Do not change the interfaces' NAPI settings.
     #[arg(long)]
     pub no_napi_tuning: bool,
+    /// AF_XDP frames per port (receive buffers, in-flight packets, TSO segments).
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(256..=1 << 20))]
+    pub frames_per_port: u32,
 }

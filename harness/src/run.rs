@@ -62,6 +62,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             XdpConfig::default().busy_poll
         },
         napi: !args.no_napi_tuning,
+        frames_per_port: args.frames_per_port,
         // Segments of a guest's TSO super-frames must fit every port they may leave by.
         segment_mtu: smallest_mtu(&names)?,
         ..XdpConfig::default()
