@@ -303,6 +303,45 @@ mod tests {
         assert_eq!(plan(&f, 50, 1792, None), Err(Unsegmented::Malformed));
     }
 
+    #[test]
+    fn an_ipv6_super_frame_becomes_valid_segments() {
+        let payload: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
+        let l4_len = 20 + payload.len();
+        f.extend_from_slice(&[0x60, 0, 0, 0, (l4_len >> 8) as u8, l4_len as u8, 6, 64]);
+        f.extend_from_slice(&[0xfd; 16]);
+        f.extend_from_slice(&[0xfe; 16]);
+        f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51, 0, 0, 0, 5, 0, 0, 0, 7, 0x50, 0x19]);
+        f.extend_from_slice(&[0x01, 0xf6, 0, 0, 0, 0]);
+        f.extend_from_slice(&payload);
+        let p = plan(&f, 1500, 1792, None).unwrap();
+        // 1500 - 40 - 20 = 1440 bytes a segment.
+        assert_eq!(p.segments(), 3);
+        let mut got = vec![];
+        for i in 0..p.segments() {
+            let mut buf = vec![0u8; 1792];
+            let n = write_segment(&f, &p, i, &mut buf);
+            let sp = SlicedPacket::from_ethernet(&buf[..n]).unwrap();
+            let Some(NetSlice::Ipv6(ip)) = sp.net else {
+                panic!("not ipv6")
+            };
+            let Some(TransportSlice::Tcp(tcp)) = sp.transport else {
+                panic!("not tcp")
+            };
+            let th = tcp.to_header();
+            let iph = ip.header().to_header();
+            assert_eq!(usize::from(iph.payload_length), 20 + tcp.payload().len());
+            assert_eq!(
+                th.checksum,
+                th.calc_checksum_ipv6(&iph, tcp.payload()).unwrap()
+            );
+            assert_eq!(th.sequence_number, 5 + got.len() as u32);
+            assert_eq!(th.fin, i == 2, "FIN only on the last segment");
+            got.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(got, payload);
+    }
+
     proptest! {
         #[test]
         fn any_super_frame_segments_into_a_valid_sequence(
