@@ -26,6 +26,8 @@ pub mod gso;
 mod headers;
 pub mod mss;
 pub mod segmenter;
+#[cfg(test)]
+mod test_frames;
 
 pub use csum::complete_partial;
 pub use segmenter::{OffloadStats, Segmenter};
