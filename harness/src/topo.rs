@@ -13,6 +13,17 @@
 use anyhow::{bail, Context, Result};
 use std::process::{Command, Output};
 
+/// The endpoints' transmit offloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offloads {
+    /// veth's defaults (checksum and segmentation offload on): what users have. The
+    /// main job, the live tests and live conformance.
+    Default,
+    /// Transmit checksumming off (`ethtool -K IF tx off`): the bench's generator and
+    /// sink, as they have always been measured.
+    TxOff,
+}
+
 /// One endpoint of a topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -89,6 +100,18 @@ impl Topology {
     /// When a namespace or link cannot be made (not root, names taken...). Whatever was
     /// built is removed again.
     pub fn build(prefix: &str, endpoints: &[(&str, Option<&str>)]) -> Result<Topology> {
+        Self::build_with(prefix, endpoints, Offloads::Default)
+    }
+
+    /// [`Topology::build`] with the endpoints' transmit offloads chosen.
+    ///
+    /// # Errors
+    /// As [`Topology::build`].
+    pub fn build_with(
+        prefix: &str,
+        endpoints: &[(&str, Option<&str>)],
+        offloads: Offloads,
+    ) -> Result<Topology> {
         if prefix.len() > 6
             || prefix.is_empty()
             || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
@@ -131,6 +154,9 @@ impl Topology {
             ])?;
             // Endpoints keep veth's default offloads, as users' containers and VMs do:
             // TCP/UDP leave them with partial checksums, which the dataplane completes.
+            if offloads == Offloads::TxOff {
+                netns_exec(&netns, "ethtool", &["-K", &ifname, "tx", "off"])?;
+            }
             netns_exec(&netns, "ip", &["link", "set", &ifname, "up"])?;
             netns_exec(&topo.dp_netns, "ip", &["link", "set", &dp_ifname, "up"])?;
             // The dataplane side carries no address and takes part in no IP traffic.

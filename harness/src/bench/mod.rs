@@ -32,7 +32,7 @@ pub mod sink;
 pub use compare::CompareArgs;
 
 use crate::cli::ModeName;
-use crate::topo::Topology;
+use crate::topo::{Offloads, Topology};
 use anyhow::{bail, Context, Result};
 use gen::Generator;
 use hdrhistogram::Histogram;
@@ -271,7 +271,7 @@ fn ceiling(
     trial: Duration,
     stop: &AtomicBool,
 ) -> Result<Option<Ceiling>> {
-    let topo = Topology::build(prefix, &[("gen", None)])?;
+    let topo = Topology::build_with(prefix, &[("gen", None)], Offloads::TxOff)?;
     let e = topo.endpoint("gen").clone();
     let frame = gen::FrameSpec {
         dst_mac: [0x02, 0x76, 0x6e, 0, 0, 0xfe],

@@ -20,7 +20,7 @@
 use super::gen::{parse_mac, FrameSpec};
 use super::peers::DutKind;
 use crate::cli::ModeName;
-use crate::topo::{netns_exec, Topology};
+use crate::topo::{netns_exec, Offloads, Topology};
 use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
 
@@ -273,7 +273,7 @@ impl Scenario {
     /// # Errors
     /// As [`Topology::build`], or when a route cannot be set.
     pub fn build(&self, prefix: &str) -> Result<Topology> {
-        let topo = Topology::build(prefix, &self.topology_spec())?;
+        let topo = Topology::build_with(prefix, &self.topology_spec(), Offloads::TxOff)?;
         for (role, gw) in &self.routes {
             let e = topo.endpoint(role);
             netns_exec(
