@@ -68,8 +68,9 @@ stop_pid() { # stop_pid PID SIGNAL: send SIGNAL, wait up to 5 s, then SIGKILL; r
 }
 cleanup() {
   local pid ns
-  # SIGINT: vnet-bench run detaches XDP and restores interface settings on it.
-  for pid in "${PIDS[@]}"; do stop_pid "$pid" INT; done
+  # SIGTERM: vnet-bench run detaches XDP and restores interface settings on it (as on
+  # SIGINT, which background processes of a script may have ignored).
+  for pid in "${PIDS[@]}"; do stop_pid "$pid" TERM; done
   for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
@@ -96,9 +97,10 @@ pair() { # pair NS_A IF_A NS_B IF_B: a veth pair made directly inside the two na
   ip -n "$1" link set "$2" up
   ip -n "$3" link set "$4" up
 }
-offload_state() { # offload_state NS IF: "tx-csum on, tso on"
+offload_state() { # offload_state NS IF: "tx-csum on, tso on" (tso: the feature in force, not
+  # ethtool's tcp-segmentation-offload summary, which still says on when tx off dropped it)
   ip netns exec "$1" ethtool -k "$2" |
-    awk '/^tx-checksumming:/ {c = $2} /^tcp-segmentation-offload:/ {t = $2} END {printf "tx-csum %s, tso %s", c, t}'
+    awk '$1 == "tx-checksumming:" {c = $2} $1 == "tx-tcp-segmentation:" {t = $2} END {printf "tx-csum %s, tso %s", c, t}'
 }
 flush_neigh() { # forget the MACs the previous NAT answered with
   local ns
@@ -112,7 +114,7 @@ RESULT=
 WHY=
 rate() {
   RUN=$((RUN + 1))
-  local port=$((5300 + RUN)) spid i
+  local port=$((5300 + RUN)) spid cpid i
   ip netns exec $P-inet iperf3 -s -1 -B 198.18.0.1 -p "$port" >"$TMP/server.log" 2>&1 &
   spid=$!
   PIDS+=("$spid")
@@ -121,9 +123,14 @@ rate() {
     sleep 0.1
   done
   # --connect-timeout: a NAT that drops the SYN fails in 3 s; --snd-timeout: unacknowledged
-  # data for 5 s ends the test; timeout: a hard bound whatever happens.
+  # data for 5 s ends the test; timeout: a hard bound whatever happens. In the background
+  # so that a signal to this script is handled at once (wait returns), not after the run.
   timeout -k 2 $((SECS + 15)) ip netns exec "$1" iperf3 -c "$2" -p "$port" -t "$SECS" -J \
-    --connect-timeout 3000 --snd-timeout 5000 >"$TMP/client.json" 2>"$TMP/client.err" || true
+    --connect-timeout 3000 --snd-timeout 5000 >"$TMP/client.json" 2>"$TMP/client.err" &
+  cpid=$!
+  PIDS+=("$cpid")
+  wait "$cpid" || true
+  stop_pid "$cpid" TERM
   stop_pid "$spid" TERM
   local out
   out=$(python3 - "$TMP/client.json" "$((SECS + 15))" <<'PY'
@@ -176,25 +183,32 @@ for round in $(seq "$REPEATS"); do
   ip -n $P-vm addr add 10.0.2.15/24 dev ${P}g
   ip -n $P-vm route replace default via 10.0.2.2
   flush_neigh
+  # Emptied here, not only by the redirection in the child: the readiness check below
+  # must never read the previous round's start line.
+  : >"$TMP/vnet.log"
   ip netns exec $P-dp "$BIN" run --mode nat --vm ${P}d0 --uplink ${P}d1 --external-ip 198.18.0.2/24 \
     --gateway 198.18.0.1 --cores 1 --stats-interval 0 --control "$TMP/vnet.sock" >"$TMP/vnet.log" 2>&1 &
   vpid=$!
   PIDS+=("$vpid")
-  for ((i = 0; i < 100; i++)); do
-    grep -q 'Ctrl-C to stop' "$TMP/vnet.log" && break
+  for ((i = 0; i < 200; i++)); do
+    grep -qs 'Ctrl-C to stop' "$TMP/vnet.log" && break
     alive "$vpid" || break
     sleep 0.1
   done
-  if alive "$vpid" && grep -q 'Ctrl-C to stop' "$TMP/vnet.log"; then
+  if ! alive "$vpid"; then
+    st=0
+    wait "$vpid" || st=$?
+    record vnet fail "vnet-bench run exited (status $st) before it was ready; the end of its output:"
+    tail -n 5 "$TMP/vnet.log" | sed 's/^/      /'
+  elif ! grep -qs 'Ctrl-C to stop' "$TMP/vnet.log"; then
+    record vnet fail "vnet-bench run printed no start line within 20 s; the end of its output:"
+    tail -n 5 "$TMP/vnet.log" | sed 's/^/      /'
+  else
     sleep 0.5
     rate $P-vm 198.18.0.1
     record vnet "$RESULT" "$WHY"
-  else
-    record vnet fail "vnet-bench run did not start; the end of its output:"
-    tail -n 5 "$TMP/vnet.log" | sed 's/^/      /'
-
   fi
-  stop_pid "$vpid" INT
+  stop_pid "$vpid" TERM
 
   # 2. Linux kernel: forwarding + nftables masquerade on the same namespaces.
   flush_neigh
