@@ -14,6 +14,8 @@ need_pkgs=(
   libbpf-dev dpdk-dev librte-net-af-xdp23
   # ci/hlog-interop.sh: a venv for HdrHistogram's Python implementation
   python3-venv
+  # ci/nat-tcp-compare.sh: the user-mode NAT it compares with
+  slirp4netns
 )
 missing=()
 for p in "${need_pkgs[@]}"; do
