@@ -289,6 +289,10 @@ pub struct RunArgs {
     /// Do not change the interfaces' NAPI settings.
     #[arg(long)]
     pub no_napi_tuning: bool,
+    /// Bind without `XDP_USE_SG`: frames longer than one UMEM frame (TSO super-frames
+    /// from tap guests) are then dropped by the kernel instead of segmented.
+    #[arg(long)]
+    pub no_multi_buffer: bool,
     /// AF_XDP frames per port (receive buffers, in-flight packets, TSO segments).
     #[arg(long, value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(256..=1 << 20))]

@@ -63,6 +63,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         },
         napi: !args.no_napi_tuning,
         frames_per_port: args.frames_per_port,
+        multi_buffer: !args.no_multi_buffer,
         // Segments of a guest's TSO super-frames must fit every port they may leave by.
         segment_mtu: smallest_mtu(&names)?,
         ..XdpConfig::default()
