@@ -454,6 +454,67 @@ mod tests {
         }
     }
 
+    /// Forwards everything from port 0 to port 1.
+    #[derive(Debug)]
+    struct ZeroToOne;
+
+    impl Pipeline for ZeroToOne {
+        fn process(&mut self, _: Instant, _: &mut FramePool, _: &mut [Pkt], v: &mut [Verdict]) {
+            v.iter_mut()
+                .for_each(|v| *v = Verdict::Tx(PortMask::one(1)));
+        }
+    }
+
+    #[test]
+    fn partial_checksums_are_completed_before_the_pipeline_and_counted() {
+        // A UDP datagram 10.0.2.15:40000 -> 198.18.0.1:53 with 4 payload bytes, as a
+        // sender with checksum offload hands it over: the field holds the folded
+        // pseudo-header sum.
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 2, 15, 198, 18, 0, 1]);
+        let c = crate::wire::checksum::data(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&[0x9c, 0x40, 0, 53, 0, 12, 0, 0, b'a', b'b', b'c', b'd']);
+        let pseudo = 0x0a00 + 0x020f + 0xc612 + 0x0001 + 17 + 12;
+        let partial = crate::wire::checksum::fold(pseudo);
+        f[40..42].copy_from_slice(&partial.to_be_bytes());
+        // The reference: the checksum computed over the segment with the field zeroed.
+        let mut zeroed = f[34..].to_vec();
+        zeroed[6..8].copy_from_slice(&[0, 0]);
+        let want = !crate::wire::checksum::fold(pseudo + crate::wire::checksum::sum(&zeroed));
+
+        let (p0, peer0) = mem_pair("p0", 0, 64);
+        let (p1, peer1) = mem_pair("p1", 1, 64);
+        let counters = CounterSet::new(1, 2);
+        let mut mesh = HandoffMesh::new(1, 16);
+        let h = (mesh.tx.pop().unwrap(), mesh.rx.pop().unwrap());
+        let mut w = Worker::new(
+            0,
+            vec![
+                (0, Box::new(p0) as Box<dyn Port>),
+                (1, Box::new(p1) as Box<dyn Port>),
+            ],
+            &[0, 0],
+            FramePool::with_heap(64, 2048, 0),
+            ZeroToOne,
+            counters.worker(0),
+            h,
+            WorkerConfig::default(),
+        );
+        peer0.send(&f);
+        let mut wrong = f.clone();
+        wrong[40] ^= 0x11; // simply wrong: forwarded as it is
+        peer0.send(&wrong);
+        w.run_once(Instant::ZERO);
+        let got = peer1.drain();
+        assert_eq!(got.len(), 2);
+        assert_eq!(u16::from_be_bytes([got[0][40], got[0][41]]), want);
+        assert_eq!(&got[0][..40], &f[..40]);
+        assert_eq!(got[1], wrong);
+        assert_eq!(counters.snapshot()[0].csum_completed, 1);
+    }
+
     #[test]
     fn hand_off_runs_the_owner_s_pipeline_and_cross_worker_tx_works() {
         let (p0, peer0) = mem_pair("p0", 0, 64);
