@@ -252,6 +252,32 @@ mod tests {
     }
 
     #[test]
+    fn the_mss_of_the_syn_ack_sent_to_the_guest_bounds_its_segments() {
+        let mut pool = FramePool::with_heap(64, 2048, 256);
+        let mut s = Segmenter::new(1500);
+        // The peer's SYN-ACK as the port transmits it to the guest: the guest's flow
+        // reversed, MSS 536 in its options.
+        let mut syn_ack = crate::offload::test_frames::super_frame(&[], 0x12, 9, 77);
+        syn_ack[54..66].copy_from_slice(&[2, 4, 0x02, 0x18, 1, 1, 1, 1, 1, 1, 1, 1]);
+        let (src, dst) = (syn_ack[26..30].to_vec(), syn_ack[30..34].to_vec());
+        syn_ack[26..30].copy_from_slice(&dst);
+        syn_ack[30..34].copy_from_slice(&src);
+        let (sport, dport) = (syn_ack[34..36].to_vec(), syn_ack[36..38].to_vec());
+        syn_ack[34..36].copy_from_slice(&dport);
+        syn_ack[36..38].copy_from_slice(&sport);
+        s.observe_tx(&syn_ack);
+        s.push_piece(&super_frame(5000), true, &mut pool, 0);
+        // 536 - 12 bytes of timestamp option = 524 bytes a segment.
+        assert_eq!(s.stats().segments, 5000u64.div_ceil(524));
+        let mut out = Burst::new();
+        s.drain_into(&mut out);
+        assert!(out.as_slice().iter().all(|p| p.len as usize <= 66 + 524));
+        for p in out.as_slice() {
+            pool.free(p.frame);
+        }
+    }
+
+    #[test]
     fn what_cannot_be_segmented_is_counted_and_frees_nothing_twice() {
         let mut pool = FramePool::with_heap(8, 2048, 256);
         let mut s = Segmenter::new(1500);
