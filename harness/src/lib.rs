@@ -12,6 +12,8 @@
 //! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
 //!   [`mainjob::Dataplane`] child-process handle the live tests use;
 //! - [`scenario`]: real endpoint tools (DHCP clients, ping, iperf3) in the namespaces;
+//! - [`guest`]: real QEMU guests on taps (image, accelerator, agent) for `--guest qemu`
+//!   and the live VM tests;
 //! - [`stats`]: counter tables.
 #![warn(missing_docs)]
 
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod conformance;
 pub mod control;
 pub mod corpus;
+pub mod guest;
 pub mod mainjob;
 pub mod modespec;
 pub mod preflight;

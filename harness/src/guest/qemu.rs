@@ -1,0 +1,213 @@
+//! One QEMU process: a guest on a tap in a namespace, killed on drop.
+//!
+//! The NIC is `virtio-net-pci` on `-netdev tap,...,vhost=off` with QEMU's default
+//! offloads: the command line carries no `csum=`, `gso=`, `guest_*` or `host_*` option,
+//! so the guest negotiates checksum offload and TSO as any VM would (a unit test holds
+//! this). `vhost=off` because `/dev/vhost-net` may be absent. The agent's virtio-serial
+//! port is a unix socket QEMU listens on (`server=on,wait=off`); the serial console and
+//! QEMU's own messages go to files in the guest's folder.
+
+use super::accel::Accel;
+use super::image::GuestImage;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Fail with one sentence unless QEMU is installed.
+///
+/// # Errors
+/// When `qemu-system-x86_64` cannot be started.
+pub fn require_qemu() -> Result<()> {
+    let ok = Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!("{QEMU} is missing; install the Debian package qemu-system-x86 (bash ci/bootstrap.sh does)");
+    }
+    Ok(())
+}
+
+/// What one guest is launched with.
+#[derive(Debug, Clone)]
+pub struct QemuConfig<'a> {
+    /// Its name (the guest's host name, the files' names).
+    pub name: &'a str,
+    /// The namespace QEMU runs in (where the tap is).
+    pub netns: &'a str,
+    /// The tap it attaches to.
+    pub tap: &'a str,
+    /// The NIC's MAC address.
+    pub mac: &'a str,
+    /// Kernel and initramfs.
+    pub image: &'a GuestImage,
+    /// KVM or TCG.
+    pub accel: Accel,
+    /// Folder for the agent socket, the console log and QEMU's messages.
+    pub dir: &'a Path,
+}
+
+/// QEMU's arguments for a guest.
+pub fn args(cfg: &QemuConfig<'_>) -> Vec<String> {
+    let d = |f: &str| {
+        cfg.dir
+            .join(format!("{}.{f}", cfg.name))
+            .display()
+            .to_string()
+    };
+    vec![
+        "-accel".into(),
+        cfg.accel.as_str().into(),
+        "-m".into(),
+        "256".into(),
+        "-smp".into(),
+        "1".into(),
+        "-nodefaults".into(),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-kernel".into(),
+        cfg.image.kernel.display().to_string(),
+        "-initrd".into(),
+        cfg.image.initrd.display().to_string(),
+        "-append".into(),
+        format!("console=ttyS0 quiet panic=-1 vnet.name={}", cfg.name),
+        "-serial".into(),
+        format!("file:{}", d("console")),
+        "-netdev".into(),
+        format!(
+            "tap,id=net0,ifname={},script=no,downscript=no,vhost=off",
+            cfg.tap
+        ),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=net0,mac={}", cfg.mac),
+        "-device".into(),
+        "virtio-serial-pci".into(),
+        "-chardev".into(),
+        format!("socket,id=agent,path={},server=on,wait=off", d("agent")),
+        "-device".into(),
+        "virtserialport,chardev=agent,name=vnet.agent".into(),
+    ]
+}
+
+/// A running QEMU; killed on drop.
+#[derive(Debug)]
+pub struct Qemu {
+    child: Child,
+    name: String,
+    console: PathBuf,
+    messages: PathBuf,
+    agent: PathBuf,
+}
+
+impl Qemu {
+    /// Start QEMU for `cfg` in its namespace.
+    ///
+    /// # Errors
+    /// When QEMU cannot be started.
+    pub fn spawn(cfg: &QemuConfig<'_>) -> Result<Qemu> {
+        let file = |f: &str| cfg.dir.join(format!("{}.{f}", cfg.name));
+        let (console, messages, agent) = (file("console"), file("qemu.log"), file("agent"));
+        let _ = std::fs::remove_file(&agent);
+        let log = std::fs::File::create(&messages)
+            .with_context(|| format!("cannot write {}", messages.display()))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", cfg.netns, QEMU])
+            .args(args(cfg))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("could not start {QEMU} for {}", cfg.name))?;
+        Ok(Qemu {
+            child,
+            name: cfg.name.to_string(),
+            console,
+            messages,
+            agent,
+        })
+    }
+
+    /// The agent's unix socket.
+    pub fn agent_socket(&self) -> &Path {
+        &self.agent
+    }
+
+    /// The serial console's log.
+    pub fn console(&self) -> &Path {
+        &self.console
+    }
+
+    /// Fail with QEMU's last words when it has exited.
+    ///
+    /// # Errors
+    /// When QEMU is no longer running.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "QEMU of guest {} exited ({status}): {} {}",
+                self.name,
+                tail(&self.messages),
+                tail(&self.console)
+            );
+        }
+        Ok(())
+    }
+
+    /// The last lines of the console and of QEMU's messages (for error reports).
+    pub fn last_words(&self) -> String {
+        format!(
+            "console: {} qemu: {}",
+            tail(&self.console),
+            tail(&self.messages)
+        )
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.agent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nic_keeps_qemus_default_offloads() {
+        let image = GuestImage {
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+        };
+        let cfg = QemuConfig {
+            name: "vm1",
+            netns: "ns",
+            tap: "tap0",
+            mac: "02:00:00:00:00:01",
+            image: &image,
+            accel: Accel::Tcg,
+            dir: Path::new("/tmp"),
+        };
+        let a = args(&cfg).join(" ");
+        assert!(a.contains("-netdev tap,id=net0,ifname=tap0,script=no,downscript=no,vhost=off"));
+        assert!(a.contains("-device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01 "));
+        for off in ["csum", "gso", "guest_", "host_", "mrg_rxbuf"] {
+            assert!(!a.contains(off), "offload option {off} in {a}");
+        }
+        assert!(a.contains("-accel tcg"));
+    }
+}
