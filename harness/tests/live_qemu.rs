@@ -1,0 +1,655 @@
+//! Live test of every mode with real QEMU guests: two virtio-net guests at QEMU's
+//! default offloads (partial checksums, TSO) on taps in the dataplane namespace, served
+//! by `vnet-bench run`; the host and the Internet are veth namespaces as in the other
+//! live tests. Per mode, the row of Table 1-1: DHCP leases (where the mode serves DHCP),
+//! ping, a small (1 KiB) and an 8 MiB TCP transfer both ways with their byte counts
+//! checked on the receiving side, UDP (DNS through the NAT modes' proxy, answered by
+//! dnsmasq beyond the uplink; iperf3 UDP elsewhere), the port forward from inet and from
+//! the host (NAT modes), and the `-` cells that two guests or the tap can show (NAT's
+//! VM1 <-> VM2 with a capture in vm2, Internal's host: an address on vm1's own tap).
+//!
+//! The guests boot once (in parallel) and serve all five modes in turn; every check is
+//! recorded, the table printed, and the test fails at the end if any check failed.
+//! `VNET_QEMU_MODES=nat,internal` runs only some modes. Needs root, QEMU and the guest
+//! image (`bash ci/guest/build.sh`); skipped otherwise, failed instead when
+//! `VNET_REQUIRE_PRIVILEGED` is set.
+
+mod common;
+
+use common::{privileged_or_skip, TempDir};
+use std::time::Instant;
+use vnet_bench::guest::{peer, qemu, Accel, Guest, GuestImage, GuestSpec, Tap, Transfer};
+use vnet_bench::mainjob::Dataplane;
+use vnet_bench::topo::{netns_exec, Endpoint, Topology};
+
+const EXE: &str = env!("CARGO_BIN_EXE_vnet-bench");
+const MIB8: u64 = 8 << 20;
+const SMALL: u64 = 1024;
+
+/// QEMU and the image, or skip (fail under `VNET_REQUIRE_PRIVILEGED`) in one sentence.
+fn qemu_or_skip(test: &str) -> Option<GuestImage> {
+    let found = qemu::require_qemu()
+        .and_then(|()| GuestImage::open(&GuestImage::default_dir(std::path::Path::new(EXE))));
+    match found {
+        Ok(image) => Some(image),
+        Err(e) => {
+            if std::env::var_os("VNET_REQUIRE_PRIVILEGED").is_some() {
+                panic!("{test}: {e}, and VNET_REQUIRE_PRIVILEGED is set");
+            }
+            eprintln!("skipped: {test}: {e}");
+            None
+        }
+    }
+}
+
+/// One checked cell or step.
+struct Outcome {
+    mode: &'static str,
+    check: String,
+    ok: bool,
+    evidence: String,
+}
+
+#[derive(Default)]
+struct Report(Vec<Outcome>);
+
+impl Report {
+    fn add(&mut self, mode: &'static str, check: &str, result: anyhow::Result<String>) -> bool {
+        let (ok, evidence) = match result {
+            Ok(e) => (true, e),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        eprintln!(
+            "  {mode:<11} {check:<34} {} {evidence}",
+            if ok { "ok  " } else { "FAIL" }
+        );
+        self.0.push(Outcome {
+            mode,
+            check: check.to_string(),
+            ok,
+            evidence,
+        });
+        ok
+    }
+}
+
+/// Where an iperf3 server runs: in a guest or in a veth namespace.
+#[derive(Clone, Copy)]
+enum Side<'a> {
+    Guest(&'a Guest),
+    Netns(&'a str),
+}
+
+/// A server listening at `bind:port`, reached by the client at `addr:dport` (they differ
+/// through a port forward or the NAT's host loopback).
+#[derive(Clone, Copy)]
+struct Svc<'a> {
+    bind: &'a str,
+    port: u16,
+    addr: &'a str,
+    dport: u16,
+}
+
+impl<'a> Svc<'a> {
+    fn at(addr: &'a str, port: u16) -> Svc<'a> {
+        Svc {
+            bind: addr,
+            port,
+            addr,
+            dport: port,
+        }
+    }
+}
+
+/// An iperf3 test from `client` to a server on `server`: `bytes` from the client (or to
+/// it, `reverse`). Checks both sides' byte counts; returns the totals and the address the
+/// server saw.
+fn transfer(
+    client: Side<'_>,
+    server: Side<'_>,
+    svc: Svc<'_>,
+    bytes: u64,
+    reverse: bool,
+) -> anyhow::Result<(Transfer, String)> {
+    let Svc {
+        bind,
+        port,
+        addr,
+        dport,
+    } = svc;
+    let bg = match server {
+        Side::Guest(g) => {
+            g.serve(bind, port)?;
+            None
+        }
+        Side::Netns(ns) => Some(peer::serve(ns, bind, port)?),
+    };
+    let sent = match client {
+        Side::Guest(g) => g.iperf(addr, dport, bytes, reverse, false),
+        Side::Netns(ns) => peer::iperf(ns, addr, dport, bytes, reverse),
+    };
+    let seen = match (server, bg) {
+        (Side::Guest(g), _) => g.served(port),
+        (_, Some(bg)) => peer::served(bg),
+        (_, None) => unreachable!("a namespace server has a process"),
+    };
+    let t = sent?;
+    let from = seen.map(|(_, f)| f).unwrap_or_default();
+    if t.sent != bytes || t.received != bytes {
+        anyhow::bail!(
+            "{} bytes sent, {} received, {bytes} expected",
+            t.sent,
+            t.received
+        );
+    }
+    Ok((t, from))
+}
+
+/// Small and 8 MiB TCP from `guest` to a server, then 8 MiB back (`-R`), all on one
+/// server address; `from` is the source address the server must see (NAT), if any.
+fn tcp_both_ways(
+    r: &mut Report,
+    (mode, cell): (&'static str, &str),
+    guest: &Guest,
+    server: Side<'_>,
+    (addr, port): (&str, u16),
+    from: Option<&str>,
+) {
+    for (what, bytes, reverse) in [
+        ("1 KiB", SMALL, false),
+        ("8 MiB", MIB8, false),
+        ("8 MiB back", MIB8, true),
+    ] {
+        let res = transfer(
+            Side::Guest(guest),
+            server,
+            Svc::at(addr, port),
+            bytes,
+            reverse,
+        )
+        .and_then(|(t, seen)| {
+            if let Some(f) = from {
+                if seen != f {
+                    anyhow::bail!("the server saw {seen:?}, not {f}");
+                }
+            }
+            Ok(format!(
+                "{bytes} bytes both counted, {}, server saw {seen}",
+                t.rate()
+            ))
+        });
+        r.add(mode, &format!("{cell} TCP {what}"), res);
+    }
+}
+
+fn ping_check(r: &mut Report, mode: &'static str, cell: &str, res: Option<String>) {
+    r.add(
+        mode,
+        &format!("{cell} ping"),
+        res.ok_or_else(|| anyhow::anyhow!("no reply")),
+    );
+}
+
+/// The test's fixed parts: the namespaces, the taps, the guests.
+struct Rig<'a> {
+    dp: &'a str,
+    host: &'a Endpoint,
+    inet: &'a Endpoint,
+    vm1: &'a Guest,
+    vm2: &'a Guest,
+    dir: &'a TempDir,
+}
+
+impl Rig<'_> {
+    fn start(&self, r: &mut Report, mode: &'static str, args: &[&str]) -> Option<Dataplane> {
+        let mut all = vec![
+            "run",
+            "--mode",
+            mode,
+            "--vm",
+            self.vm1.tap(),
+            "--vm",
+            self.vm2.tap(),
+            "--stats-interval",
+            "0",
+        ];
+        all.extend_from_slice(args);
+        for g in [self.vm1, self.vm2] {
+            if let Err(e) = g.reset_net() {
+                r.add(mode, "guest reset", Err(e));
+                return None;
+            }
+        }
+        match Dataplane::start_exe(EXE, self.dp, &all) {
+            Ok(dp) => Some(dp),
+            Err(e) => {
+                r.add(mode, "dataplane starts", Err(e));
+                None
+            }
+        }
+    }
+
+    fn stop(&self, r: &mut Report, mode: &'static str, mut dp: Dataplane) {
+        let res = dp.stop().map(|log| {
+            let counters: Vec<&str> = log
+                .lines()
+                .skip_while(|l| !l.contains("final counters"))
+                .collect();
+            counters.join(" / ")
+        });
+        r.add(mode, "dataplane stops cleanly", res);
+    }
+
+    fn leases(&self, r: &mut Report, mode: &'static str) -> Option<(String, String)> {
+        let a1 = self.vm1.lease();
+        let a2 = self.vm2.lease();
+        let ok = a1.is_ok() && a2.is_ok();
+        let (a1s, a2s) = (
+            a1.as_ref()
+                .map(String::clone)
+                .unwrap_or_else(|e| e.to_string()),
+            a2.as_ref()
+                .map(String::clone)
+                .unwrap_or_else(|e| e.to_string()),
+        );
+        r.add(
+            mode,
+            "DHCP (udhcpc in both guests)",
+            if ok {
+                Ok(format!("vm1 {a1s}, vm2 {a2s}"))
+            } else {
+                Err(anyhow::anyhow!("vm1: {a1s}; vm2: {a2s}"))
+            },
+        );
+        ok.then_some((a1s, a2s))
+    }
+
+    fn internal(&self, r: &mut Report) {
+        const M: &str = "internal";
+        let Some(dp) = self.start(r, M, &[]) else {
+            return;
+        };
+        let res = self
+            .vm1
+            .set_static("192.168.60.11/24", None)
+            .and_then(|()| self.vm2.set_static("192.168.60.12/24", None));
+        if r.add(
+            M,
+            "static addresses",
+            res.map(|()| "192.168.60.11, .12".into()),
+        ) {
+            ping_check(r, M, "VM1 -> VM2", self.vm1.ping("192.168.60.12", 3));
+            ping_check(r, M, "VM2 -> VM1", self.vm2.ping("192.168.60.11", 3));
+            let vm2 = Side::Guest(self.vm2);
+            tcp_both_ways(
+                r,
+                (M, "VM1 -> VM2"),
+                self.vm1,
+                vm2,
+                ("192.168.60.12", 5201),
+                None,
+            );
+            r.add(
+                M,
+                "VM1 -> VM2 UDP",
+                udp(self.vm1, vm2, "192.168.60.12", 5202),
+            );
+            // VM <-> Host `-`: an address on vm1's own tap (where a host's stack would
+            // answer without the dataplane) must stay unreachable.
+            let tap = self.vm1.tap();
+            let res = netns_exec(
+                self.dp,
+                "ip",
+                &["addr", "add", "192.168.60.1/24", "dev", tap],
+            )
+            .and_then(|_| match self.vm1.ping("192.168.60.1", 2) {
+                None => Ok("vm1 gets no answer from 192.168.60.1 on its own tap".into()),
+                Some(s) => Err(anyhow::anyhow!("the tap's host side answered: {s}")),
+            });
+            let _ = netns_exec(
+                self.dp,
+                "ip",
+                &["addr", "del", "192.168.60.1/24", "dev", tap],
+            );
+            r.add(M, "VM <-> Host - (tap host side)", res);
+        }
+        self.stop(r, M, dp);
+    }
+
+    fn host_only(&self, r: &mut Report) {
+        const M: &str = "host-only";
+        let host = self.host;
+        let _ = peer::readdress(&host.netns, &host.ifname, "192.168.56.1/24");
+        let Some(dp) = self.start(r, M, &["--host", &host.dp_ifname]) else {
+            return;
+        };
+        if let Some((a1, a2)) = self.leases(r, M) {
+            ping_check(r, M, "VM1 -> VM2", self.vm1.ping(&a2, 3));
+            ping_check(r, M, "VM -> Host", self.vm1.ping("192.168.56.1", 3));
+            ping_check(r, M, "Host -> VM", peer::ping(&host.netns, &a1, 3));
+            let h = Side::Netns(&host.netns);
+            tcp_both_ways(
+                r,
+                (M, "VM -> Host"),
+                self.vm1,
+                h,
+                ("192.168.56.1", 5201),
+                None,
+            );
+            let res = transfer(h, Side::Guest(self.vm2), Svc::at(&a2, 5203), SMALL, false);
+            r.add(M, "Host -> VM TCP 1 KiB", res.map(|(t, _)| t.rate()));
+            r.add(M, "VM -> Host UDP", udp(self.vm1, h, "192.168.56.1", 5202));
+        }
+        self.stop(r, M, dp);
+    }
+
+    fn bridged(&self, r: &mut Report) {
+        const M: &str = "bridged";
+        let (host, inet) = (self.host, self.inet);
+        let _ = peer::readdress(&host.netns, &host.ifname, "198.18.0.254/24");
+        let _ = peer::readdress(&inet.netns, &inet.ifname, "198.18.0.1/24");
+        let args = ["--host", &host.dp_ifname, "--uplink", &inet.dp_ifname];
+        let Some(dp) = self.start(r, M, &args) else {
+            return;
+        };
+        let res = self
+            .vm1
+            .set_static("198.18.0.11/24", None)
+            .and_then(|()| self.vm2.set_static("198.18.0.12/24", None));
+        if r.add(
+            M,
+            "static addresses",
+            res.map(|()| "198.18.0.11, .12".into()),
+        ) {
+            ping_check(r, M, "VM1 -> VM2", self.vm1.ping("198.18.0.12", 3));
+            ping_check(r, M, "VM -> Host", self.vm1.ping("198.18.0.254", 3));
+            ping_check(r, M, "VM -> Inet", self.vm2.ping("198.18.0.1", 3));
+            ping_check(
+                r,
+                M,
+                "Inet -> VM",
+                peer::ping(&inet.netns, "198.18.0.11", 3),
+            );
+            ping_check(
+                r,
+                M,
+                "Host -> VM",
+                peer::ping(&host.netns, "198.18.0.12", 3),
+            );
+            let i = Side::Netns(&inet.netns);
+            tcp_both_ways(
+                r,
+                (M, "VM -> Inet"),
+                self.vm1,
+                i,
+                ("198.18.0.1", 5201),
+                None,
+            );
+            let res = transfer(
+                i,
+                Side::Guest(self.vm2),
+                Svc::at("198.18.0.12", 5203),
+                SMALL,
+                false,
+            );
+            r.add(M, "Inet -> VM TCP 1 KiB", res.map(|(t, _)| t.rate()));
+            let h = Side::Netns(&host.netns);
+            let res = transfer(
+                Side::Guest(self.vm2),
+                h,
+                Svc::at("198.18.0.254", 5204),
+                SMALL,
+                false,
+            );
+            r.add(M, "VM -> Host TCP 1 KiB", res.map(|(t, _)| t.rate()));
+            r.add(M, "VM -> Inet UDP", udp(self.vm1, i, "198.18.0.1", 5202));
+        }
+        self.stop(r, M, dp);
+    }
+
+    fn nat(&self, r: &mut Report, network: bool) {
+        let m: &'static str = if network { "nat-network" } else { "nat" };
+        let (host, inet) = (self.host, self.inet);
+        let _ = peer::readdress(&host.netns, &host.ifname, "198.19.0.1/24");
+        let _ = peer::readdress(&inet.netns, &inet.ifname, "198.18.0.1/24");
+        let _dns = peer::dns_server(&inet.netns, "198.18.0.1", "example.test", "198.18.0.77");
+        let rule = if network {
+            "fwd:tcp:[]:2222:[10.0.2.4]:5201"
+        } else {
+            "fwd,tcp,,2222,,5201"
+        };
+        let control = self.dir.join(&format!("{m}.sock")).display().to_string();
+        let args = [
+            "--host",
+            &host.dp_ifname,
+            "--uplink",
+            &inet.dp_ifname,
+            "--external-ip",
+            "198.18.0.2/24",
+            "--gateway",
+            "198.18.0.1",
+            "--dns",
+            "198.18.0.1",
+            "--pf",
+            rule,
+            "--control",
+            &control,
+        ];
+        let Some(dp) = self.start(r, m, &args) else {
+            return;
+        };
+        if let Some((a1, a2)) = self.leases(r, m) {
+            if !network && (a1 != "10.0.2.15" || a2 != "10.0.2.15") {
+                r.add(
+                    m,
+                    "both guests lease 10.0.2.15",
+                    Err(anyhow::anyhow!("{a1}, {a2}")),
+                );
+            }
+            let gw = if network { "10.0.2.1" } else { "10.0.2.2" };
+            ping_check(r, m, &format!("VM -> gateway {gw}"), self.vm1.ping(gw, 2));
+            ping_check(r, m, "VM -> Inet", self.vm1.ping("198.18.0.1", 3));
+            let i = Side::Netns(&inet.netns);
+            tcp_both_ways(
+                r,
+                (m, "VM -> Inet"),
+                self.vm1,
+                i,
+                ("198.18.0.1", 5201),
+                Some("198.18.0.2"),
+            );
+            // VM -> Host through the host loopback 10.0.2.2, seen from the host link.
+            let h = Side::Netns(&host.netns);
+            let res = transfer(
+                Side::Guest(self.vm2),
+                h,
+                Svc {
+                    bind: "198.19.0.1",
+                    port: 5204,
+                    addr: "10.0.2.2",
+                    dport: 5204,
+                },
+                SMALL,
+                false,
+            )
+            .and_then(|(t, seen)| {
+                if seen != "198.19.0.2" {
+                    anyhow::bail!("the host saw {seen:?}, not 198.19.0.2");
+                }
+                Ok(format!("{}, host saw {seen}", t.rate()))
+            });
+            r.add(m, "VM -> Host (10.0.2.2) TCP 1 KiB", res);
+            // UDP: DNS through the proxy the lease names.
+            let res = match self.vm1.resolver() {
+                None => Err(anyhow::anyhow!("the lease named no DNS server")),
+                Some(ns) => {
+                    let out = self.vm1.nslookup("example.test", &ns);
+                    if out.contains("198.18.0.77") {
+                        Ok(format!("example.test -> 198.18.0.77 through {ns}"))
+                    } else {
+                        Err(anyhow::anyhow!("through {ns}: {}", out.trim()))
+                    }
+                }
+            };
+            r.add(m, "VM -> Inet UDP (DNS proxy)", res);
+            // Port forwards: from inet to the external address, from the host to the host
+            // link address; 2223 has no rule.
+            let target = if network { "10.0.2.4" } else { "10.0.2.15" };
+            let fwd_guest = if network && a2 == target {
+                self.vm2
+            } else {
+                self.vm1
+            };
+            for (cell, ns, addr) in [
+                ("Inet -> VM", &inet.netns, "198.18.0.2"),
+                ("Host -> VM", &host.netns, "198.19.0.2"),
+            ] {
+                let res = transfer(
+                    Side::Netns(ns),
+                    Side::Guest(fwd_guest),
+                    Svc {
+                        bind: target,
+                        port: 5201,
+                        addr,
+                        dport: 2222,
+                    },
+                    MIB8,
+                    false,
+                );
+                r.add(
+                    m,
+                    &format!("{cell} port forward 8 MiB"),
+                    res.map(|(t, s)| format!("{}, guest saw {s}", t.rate())),
+                );
+                let res = fwd_guest.serve(target, 5201).and_then(|()| {
+                    let open = peer::connects(ns, addr, 2223);
+                    let _ = fwd_guest.served(5201);
+                    if open {
+                        anyhow::bail!("port 2223 without a rule is open");
+                    }
+                    Ok("port 2223 without a rule blocked".to_string())
+                });
+                r.add(m, &format!("{cell} without a rule -"), res);
+            }
+            if network {
+                ping_check(r, m, "VM1 -> VM2", self.vm1.ping(&a2, 3));
+                let res = transfer(
+                    Side::Guest(self.vm1),
+                    Side::Guest(self.vm2),
+                    Svc::at(&a2, 5205),
+                    SMALL,
+                    false,
+                );
+                r.add(m, "VM1 -> VM2 TCP 1 KiB", res.map(|(t, _)| t.rate()));
+            } else {
+                let res = self.vm2.capture_from(self.vm1.mac()).and_then(|()| {
+                    self.vm1.probe("10.0.2.255", "10.0.2.16");
+                    let seen = self.vm2.captured()?;
+                    if seen.trim().is_empty() {
+                        Ok("vm2 captured none of vm1's broadcast, unicast or ARP frames".into())
+                    } else {
+                        Err(anyhow::anyhow!("vm2 saw vm1's frames: {}", seen.trim()))
+                    }
+                });
+                r.add(m, "VM1 <-> VM2 -", res);
+            }
+        }
+        self.stop(r, m, dp);
+    }
+}
+
+fn udp(guest: &Guest, server: Side<'_>, addr: &str, port: u16) -> anyhow::Result<String> {
+    let bg = match server {
+        Side::Guest(g) => {
+            g.serve(addr, port)?;
+            None
+        }
+        Side::Netns(ns) => Some(peer::serve(ns, addr, port)?),
+    };
+    let res = guest.iperf(addr, port, 256 * 1024, false, true);
+    match (server, bg) {
+        (Side::Guest(g), _) => drop(g.served(port)),
+        (_, Some(bg)) => drop(peer::served(bg)),
+        _ => {}
+    }
+    let t = res?;
+    if t.received == 0 {
+        anyhow::bail!("nothing arrived ({} bytes sent)", t.sent);
+    }
+    Ok(format!("{} of {} bytes arrived", t.received, t.sent))
+}
+
+#[test]
+fn qemu_guests_every_mode_default_offloads() {
+    const T: &str = "qemu_guests_every_mode_default_offloads";
+    if !privileged_or_skip(T) {
+        return;
+    }
+    let Some(image) = qemu_or_skip(T) else { return };
+    let started = Instant::now();
+    let modes: Vec<String> = std::env::var("VNET_QEMU_MODES")
+        .unwrap_or_else(|_| "internal,host-only,bridged,nat,nat-network".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let prefix = format!("tq{}", std::process::id() % 10000);
+    let topo = Topology::build(&prefix, &[("host", None), ("inet", None)]).expect("topology");
+    let (host, inet) = (topo.endpoint("host").clone(), topo.endpoint("inet").clone());
+    let taps: Vec<Tap> = (1..=2)
+        .map(|i| Tap::create(topo.dp_netns(), &format!("{prefix}t{i}")).expect("tap"))
+        .collect();
+    let dir = TempDir::new("qemu");
+    let (accel, why) = Accel::choose(&image);
+    eprintln!("accelerator: {} ({why})", accel.as_str());
+    let specs: Vec<GuestSpec> = taps
+        .iter()
+        .enumerate()
+        .map(|(i, t)| GuestSpec {
+            name: format!("vm{}", i + 1),
+            tap: t.name().to_string(),
+            mac: format!("02:76:71:00:00:{:02x}", i + 1),
+        })
+        .collect();
+    let guests =
+        Guest::boot_all(&specs, topo.dp_netns(), &image, accel, &dir.0).expect("guests boot");
+    eprintln!("guests booted in {:.1} s", started.elapsed().as_secs_f64());
+    let rig = Rig {
+        dp: topo.dp_netns(),
+        host: &host,
+        inet: &inet,
+        vm1: &guests[0],
+        vm2: &guests[1],
+        dir: &dir,
+    };
+    let mut r = Report::default();
+    for m in &modes {
+        let t = Instant::now();
+        match m.as_str() {
+            "internal" => rig.internal(&mut r),
+            "host-only" => rig.host_only(&mut r),
+            "bridged" => rig.bridged(&mut r),
+            "nat" => rig.nat(&mut r, false),
+            "nat-network" => rig.nat(&mut r, true),
+            other => panic!("VNET_QEMU_MODES names no mode {other:?}"),
+        }
+        eprintln!("  ({m}: {:.1} s)", t.elapsed().as_secs_f64());
+    }
+    let failed: Vec<String> =
+        r.0.iter()
+            .filter(|o| !o.ok)
+            .map(|o| format!("{} {}: {}", o.mode, o.check, o.evidence))
+            .collect();
+    eprintln!(
+        "live_qemu: {} checks, {} failed, accelerator {}, {:.1} s",
+        r.0.len(),
+        failed.len(),
+        accel.as_str(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(guests);
+    assert!(
+        failed.is_empty(),
+        "with QEMU guests at default offloads these checks failed:\n{}",
+        failed.join("\n")
+    );
+}
