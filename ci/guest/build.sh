@@ -70,7 +70,7 @@ kver="$(ls "$scratch/kernel/lib/modules")"
 depmod -b "$scratch/kernel" "$kver"
 
 rootfs="$scratch/rootfs"
-mkdir -p "$rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,run,root,lib64,usr/bin,usr/sbin,usr/share/udhcpc,lib/modules}
+mkdir -p "$rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,run,root,lib64,usr/bin,usr/sbin,etc/udhcpc,lib/modules}
 dpkg-deb -x "$bdeb" "$scratch/busybox"
 cp "$scratch/busybox/bin/busybox" "$rootfs/bin/busybox"
 for applet in $("$rootfs/bin/busybox" --list); do
@@ -107,7 +107,7 @@ cp -L /lib64/ld-linux-x86-64.so.2 "$rootfs/lib64/"
 
 install -m 0755 "$here/init" "$rootfs/init"
 install -m 0755 "$here/agent" "$rootfs/bin/vnet-agent"
-install -m 0755 "$here/udhcpc.script" "$rootfs/usr/share/udhcpc/default.script"
+install -m 0755 "$here/udhcpc.script" "$rootfs/etc/udhcpc/default.script"
 echo "root:x:0:0:root:/root:/bin/sh" >"$rootfs/etc/passwd"
 echo "root:x:0:" >"$rootfs/etc/group"
 # tcpdump drops privileges to this user unless told otherwise (-Z root is used anyway).

@@ -343,13 +343,14 @@ impl Guest {
             .unwrap_or_else(|e| e.to_string())
     }
 
-    /// Start capturing frames from `mac` on eth0 (tcpdump in the guest).
+    /// Start capturing what matches the tcpdump `filter` on eth0 (in the guest; `-vv`,
+    /// so tcpdump verifies IP, TCP and UDP checksums and prints `sum ok` or `bad`).
     ///
     /// # Errors
     /// When tcpdump does not start.
-    pub fn capture_from(&self, mac: &str) -> Result<()> {
+    pub fn capture(&self, filter: &str) -> Result<()> {
         self.sh_ok(
-            &format!("tcpdump -Z root -l -n -i eth0 ether src {mac} >/tmp/capture.txt 2>/dev/null & sleep 1"),
+            &format!("tcpdump -Z root -l -n -vv -i eth0 {filter} >/tmp/capture.txt 2>/dev/null & sleep 1"),
             10,
         )?;
         Ok(())
