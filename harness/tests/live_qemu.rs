@@ -2,8 +2,9 @@
 //! default offloads (partial checksums, TSO) on taps in the dataplane namespace, served
 //! by `vnet-bench run`; the host and the Internet are veth namespaces as in the other
 //! live tests. Per mode, the row of Table 1-1: DHCP leases (where the mode serves DHCP),
-//! ping, a small (1 KiB) and an 8 MiB TCP transfer both ways with their byte counts
-//! checked on the receiving side, UDP (DNS through the NAT modes' proxy, answered by
+//! ping, a small (1 KiB) and an 8 MiB TCP transfer both ways (busybox nc, the receiver's
+//! byte count and MD5 checked against the sender's), the source address a NAT server
+//! sees (iperf3), UDP (DNS through the NAT modes' proxy, answered by
 //! dnsmasq beyond the uplink; iperf3 UDP elsewhere), the port forward from inet and from
 //! the host (NAT modes), and the `-` cells that two guests or the tap can show (NAT's
 //! VM1 <-> VM2 with a capture in vm2, Internal's host: an address on vm1's own tap).
@@ -18,7 +19,8 @@ mod common;
 
 use common::{privileged_or_skip, TempDir};
 use std::time::Instant;
-use vnet_bench::guest::{peer, qemu, Accel, Guest, GuestImage, GuestSpec, Tap, Transfer};
+use vnet_bench::guest::transfer::{self, End, Opener};
+use vnet_bench::guest::{peer, qemu, Accel, Guest, GuestImage, GuestSpec, Tap};
 use vnet_bench::mainjob::Dataplane;
 use vnet_bench::topo::{netns_exec, Endpoint, Topology};
 
@@ -73,50 +75,21 @@ impl Report {
     }
 }
 
-/// Where an iperf3 server runs: in a guest or in a veth namespace.
+/// Where an iperf3 server runs (for the source-address checks).
 #[derive(Clone, Copy)]
 enum Side<'a> {
     Guest(&'a Guest),
     Netns(&'a str),
 }
 
-/// A server listening at `bind:port`, reached by the client at `addr:dport` (they differ
-/// through a port forward or the NAT's host loopback).
-#[derive(Clone, Copy)]
-struct Svc<'a> {
-    bind: &'a str,
-    port: u16,
-    addr: &'a str,
-    dport: u16,
-}
-
-impl<'a> Svc<'a> {
-    fn at(addr: &'a str, port: u16) -> Svc<'a> {
-        Svc {
-            bind: addr,
-            port,
-            addr,
-            dport: port,
-        }
-    }
-}
-
-/// An iperf3 test from `client` to a server on `server`: `bytes` from the client (or to
-/// it, `reverse`). Checks both sides' byte counts; returns the totals and the address the
-/// server saw.
-fn transfer(
+/// A short iperf3 test from `client` to a server on `server` listening at `bind:port`,
+/// reached at `addr:dport`; the address the server saw the connection come from.
+fn source_seen(
     client: Side<'_>,
     server: Side<'_>,
-    svc: Svc<'_>,
-    bytes: u64,
-    reverse: bool,
-) -> anyhow::Result<(Transfer, String)> {
-    let Svc {
-        bind,
-        port,
-        addr,
-        dport,
-    } = svc;
+    (bind, port): (&str, u16),
+    (addr, dport): (&str, u16),
+) -> anyhow::Result<String> {
     let bg = match server {
         Side::Guest(g) => {
             g.serve(bind, port)?;
@@ -125,61 +98,82 @@ fn transfer(
         Side::Netns(ns) => Some(peer::serve(ns, bind, port)?),
     };
     let sent = match client {
-        Side::Guest(g) => g.iperf(addr, dport, bytes, reverse, false),
-        Side::Netns(ns) => peer::iperf(ns, addr, dport, bytes, reverse),
+        Side::Guest(g) => g.iperf(addr, dport, SMALL, false, false),
+        Side::Netns(ns) => peer::iperf(ns, addr, dport, SMALL, false),
     };
     let seen = match (server, bg) {
         (Side::Guest(g), _) => g.served(port),
         (_, Some(bg)) => peer::served(bg),
         (_, None) => unreachable!("a namespace server has a process"),
     };
-    let t = sent?;
-    let from = seen.map(|(_, f)| f).unwrap_or_default();
-    if t.sent != bytes || t.received != bytes {
-        anyhow::bail!(
-            "{} bytes sent, {} received, {bytes} expected",
-            t.sent,
-            t.received
-        );
-    }
-    Ok((t, from))
+    sent?;
+    Ok(seen?.1)
 }
 
-/// Small and 8 MiB TCP from `guest` to a server, then 8 MiB back (`-R`), all on one
-/// server address; `from` is the source address the server must see (NAT), if any.
+/// `bytes` from `sender` to `receiver` over a connection `opener` opens to `addr:port`;
+/// recorded as one check.
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    r: &mut Report,
+    (mode, check): (&'static str, &str),
+    sender: End<'_>,
+    receiver: End<'_>,
+    opener: Opener,
+    to: (&str, u16),
+    port: u16,
+    bytes: u64,
+) {
+    let res = transfer::tcp(sender, receiver, opener, to, port, bytes).map(|m| {
+        format!(
+            "{} bytes arrived intact (count and MD5), {:.1} s, {:.0} Mbit/s",
+            m.bytes,
+            m.secs,
+            m.mbits()
+        )
+    });
+    r.add(mode, check, res);
+}
+
+/// The three transfers of a `+` pair: 1 KiB and 8 MiB from the guest, 8 MiB back, all
+/// on connections the guest opens to `addr`.
 fn tcp_both_ways(
     r: &mut Report,
     (mode, cell): (&'static str, &str),
     guest: &Guest,
-    server: Side<'_>,
-    (addr, port): (&str, u16),
-    from: Option<&str>,
+    peer: End<'_>,
+    addr: &str,
 ) {
-    for (what, bytes, reverse) in [
-        ("1 KiB", SMALL, false),
-        ("8 MiB", MIB8, false),
-        ("8 MiB back", MIB8, true),
-    ] {
-        let res = transfer(
-            Side::Guest(guest),
-            server,
-            Svc::at(addr, port),
-            bytes,
-            reverse,
-        )
-        .and_then(|(t, seen)| {
-            if let Some(f) = from {
-                if seen != f {
-                    anyhow::bail!("the server saw {seen:?}, not {f}");
-                }
-            }
-            Ok(format!(
-                "{bytes} bytes both counted, {}, server saw {seen}",
-                t.rate()
-            ))
-        });
-        r.add(mode, &format!("{cell} TCP {what}"), res);
-    }
+    let g = End::Guest(guest);
+    tcp(
+        r,
+        (mode, &format!("{cell} TCP 1 KiB")),
+        g,
+        peer,
+        Opener::Sender,
+        (addr, 5301),
+        5301,
+        SMALL,
+    );
+    tcp(
+        r,
+        (mode, &format!("{cell} TCP 8 MiB")),
+        g,
+        peer,
+        Opener::Sender,
+        (addr, 5302),
+        5302,
+        MIB8,
+    );
+    tcp(
+        r,
+        (mode, &format!("{cell} TCP 8 MiB back")),
+        peer,
+        g,
+        Opener::Receiver,
+        (addr, 5303),
+        5303,
+        MIB8,
+    );
 }
 
 fn ping_check(r: &mut Report, mode: &'static str, cell: &str, res: Option<String>) {
@@ -264,6 +258,11 @@ impl Rig<'_> {
         ok.then_some((a1s, a2s))
     }
 
+    /// A namespace end of a transfer.
+    fn ns<'b>(&'b self, e: &'b Endpoint) -> End<'b> {
+        End::Netns(&e.netns, &self.dir.0)
+    }
+
     fn internal(&self, r: &mut Report) {
         const M: &str = "internal";
         let Some(dp) = self.start(r, M, &[]) else {
@@ -280,15 +279,8 @@ impl Rig<'_> {
         ) {
             ping_check(r, M, "VM1 -> VM2", self.vm1.ping("192.168.60.12", 3));
             ping_check(r, M, "VM2 -> VM1", self.vm2.ping("192.168.60.11", 3));
-            let vm2 = Side::Guest(self.vm2);
-            tcp_both_ways(
-                r,
-                (M, "VM1 -> VM2"),
-                self.vm1,
-                vm2,
-                ("192.168.60.12", 5201),
-                None,
-            );
+            let vm2 = End::Guest(self.vm2);
+            tcp_both_ways(r, (M, "VM1 -> VM2"), self.vm1, vm2, "192.168.60.12");
             // UDP: vm1's DNS query to vm2 (nothing answers but ICMP); vm2's tcpdump checks
             // the datagram's checksum.
             let res = self.vm2.capture("udp port 53").and_then(|()| {
@@ -338,17 +330,29 @@ impl Rig<'_> {
             ping_check(r, M, "VM1 -> VM2", self.vm1.ping(&a2, 3));
             ping_check(r, M, "VM -> Host", self.vm1.ping("192.168.56.1", 3));
             ping_check(r, M, "Host -> VM", peer::ping(&host.netns, &a1, 3));
-            let h = Side::Netns(&host.netns);
-            tcp_both_ways(
+            let h = self.ns(host);
+            tcp_both_ways(r, (M, "VM -> Host"), self.vm1, h, "192.168.56.1");
+            let g2 = End::Guest(self.vm2);
+            tcp(
                 r,
-                (M, "VM -> Host"),
-                self.vm1,
+                (M, "Host -> VM (host opens) TCP 8 MiB"),
                 h,
-                ("192.168.56.1", 5201),
-                None,
+                g2,
+                Opener::Sender,
+                (&a2, 5304),
+                5304,
+                MIB8,
             );
-            let res = transfer(h, Side::Guest(self.vm2), Svc::at(&a2, 5203), SMALL, false);
-            r.add(M, "Host -> VM TCP 1 KiB", res.map(|(t, _)| t.rate()));
+            tcp(
+                r,
+                (M, "VM1 -> VM2 TCP 1 KiB"),
+                End::Guest(self.vm1),
+                g2,
+                Opener::Sender,
+                (&a2, 5305),
+                5305,
+                SMALL,
+            );
             r.add(M, "VM -> Host UDP (DNS)", dns(self.vm1, "192.168.56.1"));
         }
         self.stop(r, M, dp);
@@ -388,32 +392,38 @@ impl Rig<'_> {
                 "Host -> VM",
                 peer::ping(&host.netns, "198.18.0.12", 3),
             );
-            let i = Side::Netns(&inet.netns);
-            tcp_both_ways(
+            let (i, h, g2) = (self.ns(inet), self.ns(host), End::Guest(self.vm2));
+            tcp_both_ways(r, (M, "VM -> Inet"), self.vm1, i, "198.18.0.1");
+            tcp(
                 r,
-                (M, "VM -> Inet"),
-                self.vm1,
+                (M, "Inet -> VM (inet opens) TCP 8 MiB"),
                 i,
-                ("198.18.0.1", 5201),
-                None,
+                g2,
+                Opener::Sender,
+                ("198.18.0.12", 5304),
+                5304,
+                MIB8,
             );
-            let res = transfer(
-                i,
-                Side::Guest(self.vm2),
-                Svc::at("198.18.0.12", 5203),
-                SMALL,
-                false,
-            );
-            r.add(M, "Inet -> VM TCP 1 KiB", res.map(|(t, _)| t.rate()));
-            let h = Side::Netns(&host.netns);
-            let res = transfer(
-                Side::Guest(self.vm2),
+            tcp(
+                r,
+                (M, "VM -> Host TCP 1 KiB"),
+                g2,
                 h,
-                Svc::at("198.18.0.254", 5204),
+                Opener::Sender,
+                ("198.18.0.254", 5305),
+                5305,
                 SMALL,
-                false,
             );
-            r.add(M, "VM -> Host TCP 1 KiB", res.map(|(t, _)| t.rate()));
+            tcp(
+                r,
+                (M, "Host -> VM (host opens) TCP 1 KiB"),
+                h,
+                g2,
+                Opener::Sender,
+                ("198.18.0.12", 5306),
+                5306,
+                SMALL,
+            );
             r.add(M, "VM -> Inet UDP (DNS)", dns(self.vm1, "198.18.0.1"));
         }
         self.stop(r, M, dp);
@@ -461,36 +471,42 @@ impl Rig<'_> {
             let gw = if network { "10.0.2.1" } else { "10.0.2.2" };
             ping_check(r, m, &format!("VM -> gateway {gw}"), self.vm1.ping(gw, 2));
             ping_check(r, m, "VM -> Inet", self.vm1.ping("198.18.0.1", 3));
-            let i = Side::Netns(&inet.netns);
-            tcp_both_ways(
-                r,
-                (m, "VM -> Inet"),
-                self.vm1,
-                i,
+            let (i, h) = (self.ns(inet), self.ns(host));
+            let (g1, g2) = (Side::Guest(self.vm1), Side::Guest(self.vm2));
+            let seen = source_seen(
+                g1,
+                Side::Netns(&inet.netns),
                 ("198.18.0.1", 5201),
-                Some("198.18.0.2"),
+                ("198.18.0.1", 5201),
             );
+            r.add(
+                m,
+                "VM -> Inet from 198.18.0.2",
+                expect_source(seen, "198.18.0.2"),
+            );
+            tcp_both_ways(r, (m, "VM -> Inet"), self.vm1, i, "198.18.0.1");
             // VM -> Host through the host loopback 10.0.2.2, seen from the host link.
-            let h = Side::Netns(&host.netns);
-            let res = transfer(
-                Side::Guest(self.vm2),
+            let seen = source_seen(
+                g2,
+                Side::Netns(&host.netns),
+                ("198.19.0.1", 5202),
+                ("10.0.2.2", 5202),
+            );
+            r.add(
+                m,
+                "VM -> Host (10.0.2.2) from 198.19.0.2",
+                expect_source(seen, "198.19.0.2"),
+            );
+            tcp(
+                r,
+                (m, "VM -> Host (10.0.2.2) TCP 1 KiB"),
+                End::Guest(self.vm2),
                 h,
-                Svc {
-                    bind: "198.19.0.1",
-                    port: 5204,
-                    addr: "10.0.2.2",
-                    dport: 5204,
-                },
+                Opener::Sender,
+                ("10.0.2.2", 5304),
+                5304,
                 SMALL,
-                false,
-            )
-            .and_then(|(t, seen)| {
-                if seen != "198.19.0.2" {
-                    anyhow::bail!("the host saw {seen:?}, not 198.19.0.2");
-                }
-                Ok(format!("{}, host saw {seen}", t.rate()))
-            });
-            r.add(m, "VM -> Host (10.0.2.2) TCP 1 KiB", res);
+            );
             // UDP: DNS through the proxy the lease names.
             let res = match self.vm1.resolver() {
                 None => Err(anyhow::anyhow!("the lease named no DNS server")),
@@ -500,35 +516,28 @@ impl Rig<'_> {
             // Port forwards: from inet to the external address, from the host to the host
             // link address; 2223 has no rule.
             let target = if network { "10.0.2.4" } else { "10.0.2.15" };
-            let fwd_guest = if network && a2 == target {
+            let fwd = if network && a2 == target {
                 self.vm2
             } else {
                 self.vm1
             };
-            for (cell, ns, addr) in [
-                ("Inet -> VM", &inet.netns, "198.18.0.2"),
-                ("Host -> VM", &host.netns, "198.19.0.2"),
+            for (cell, e, addr) in [
+                ("Inet -> VM", inet, "198.18.0.2"),
+                ("Host -> VM", host, "198.19.0.2"),
             ] {
-                let res = transfer(
-                    Side::Netns(ns),
-                    Side::Guest(fwd_guest),
-                    Svc {
-                        bind: target,
-                        port: 5201,
-                        addr,
-                        dport: 2222,
-                    },
+                tcp(
+                    r,
+                    (m, &format!("{cell} port forward TCP 8 MiB")),
+                    self.ns(e),
+                    End::Guest(fwd),
+                    Opener::Sender,
+                    (addr, 2222),
+                    5201,
                     MIB8,
-                    false,
                 );
-                r.add(
-                    m,
-                    &format!("{cell} port forward 8 MiB"),
-                    res.map(|(t, s)| format!("{}, guest saw {s}", t.rate())),
-                );
-                let res = fwd_guest.serve(target, 5201).and_then(|()| {
-                    let open = peer::connects(ns, addr, 2223);
-                    let _ = fwd_guest.served(5201);
+                let res = fwd.serve(target, 5201).and_then(|()| {
+                    let open = peer::connects(&e.netns, addr, 2223);
+                    let _ = fwd.served(5201);
                     if open {
                         anyhow::bail!("port 2223 without a rule is open");
                     }
@@ -538,14 +547,16 @@ impl Rig<'_> {
             }
             if network {
                 ping_check(r, m, "VM1 -> VM2", self.vm1.ping(&a2, 3));
-                let res = transfer(
-                    Side::Guest(self.vm1),
-                    Side::Guest(self.vm2),
-                    Svc::at(&a2, 5205),
+                tcp(
+                    r,
+                    (m, "VM1 -> VM2 TCP 1 KiB"),
+                    End::Guest(self.vm1),
+                    End::Guest(self.vm2),
+                    Opener::Sender,
+                    (&a2, 5305),
+                    5305,
                     SMALL,
-                    false,
                 );
-                r.add(m, "VM1 -> VM2 TCP 1 KiB", res.map(|(t, _)| t.rate()));
             } else {
                 let res = self
                     .vm2
@@ -567,6 +578,14 @@ impl Rig<'_> {
         }
         self.stop(r, m, dp);
     }
+}
+
+fn expect_source(seen: anyhow::Result<String>, want: &str) -> anyhow::Result<String> {
+    let seen = seen?;
+    if seen != want {
+        anyhow::bail!("the server saw {seen:?}, not {want}");
+    }
+    Ok(format!("the server saw the connection come from {seen}"))
 }
 
 /// A DNS query from `guest` to `server` (dnsmasq knows example.test as 198.18.0.77).

@@ -19,6 +19,7 @@ pub mod image;
 pub mod peer;
 pub mod qemu;
 pub mod tap;
+pub mod transfer;
 mod vm;
 
 pub use accel::Accel;
