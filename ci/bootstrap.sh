@@ -16,6 +16,9 @@ need_pkgs=(
   python3-venv
   # ci/nat-tcp-compare.sh: the user-mode NAT it compares with
   slirp4netns
+  # real QEMU guests (live_qemu, --guest qemu): QEMU, and what ci/guest/build.sh packs the
+  # guest with (it fetches the kernel and busybox-static itself, with apt-get download)
+  qemu-system-x86 cpio kmod
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

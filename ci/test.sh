@@ -10,6 +10,10 @@ echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+if [[ $(id -u) -eq 0 ]]; then
+  echo "== QEMU guest image (target/guest; rebuilt only when its inputs change)"
+  bash ci/guest/build.sh
+fi
 echo "== tests"
 # One test at a time: the live tests run busy-polling dataplanes on a 2-core machine.
 cargo test --workspace --locked -- --test-threads=1
