@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 
+    /// The main job's guests: namespaces (veth) or QEMU guests on taps (virtio-net at
+    /// QEMU's default offloads; needs qemu-system-x86 and `bash ci/guest/build.sh`).
+    #[arg(long, value_enum, default_value_t = GuestKind::Netns)]
+    pub guest: GuestKind,
+
     /// What to do (the main job when absent).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -47,6 +52,15 @@ impl ModeName {
             ModeName::NatNetwork => "nat-network",
         }
     }
+}
+
+/// What the main job's guests are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuestKind {
+    /// Network namespaces joined by veth pairs.
+    Netns,
+    /// QEMU guests on taps.
+    Qemu,
 }
 
 /// Which port backend to use.

@@ -14,6 +14,8 @@
 //! - [`scenario`]: real endpoint tools (DHCP clients, ping, iperf3) in the namespaces;
 //! - [`guest`]: real QEMU guests on taps (image, accelerator, agent) for `--guest qemu`
 //!   and the live VM tests;
+//! - [`interrupt`]: Ctrl-C during a live main job removes what the job made;
+//! - [`jobvm`]: the main job's guests, namespaces or QEMU, behind one trait;
 //! - [`stats`]: counter tables.
 #![warn(missing_docs)]
 
@@ -23,6 +25,8 @@ pub mod conformance;
 pub mod control;
 pub mod corpus;
 pub mod guest;
+pub mod interrupt;
+pub mod jobvm;
 pub mod mainjob;
 pub mod modespec;
 pub mod preflight;

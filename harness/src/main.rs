@@ -52,7 +52,11 @@ fn main() {
             };
             vnet_bench::control::request(&control, &line).map(|answer| println!("{answer}"))
         }
-        None => mainjob::main_job(cli.mode.unwrap_or(ModeName::Internal), cli.backend),
+        None => mainjob::main_job(
+            cli.mode.unwrap_or(ModeName::Internal),
+            cli.backend,
+            cli.guest,
+        ),
     };
     if let Err(e) = result {
         // One plain sentence (with its causes, if any) and a non-zero status.

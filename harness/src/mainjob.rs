@@ -6,10 +6,10 @@
 //! the guests' Linux stacks across it. Without privileges: the same mode on in-memory
 //! ports, driven step by step in this process.
 
-use crate::cli::{BackendChoice, ModeName};
+use crate::cli::{BackendChoice, GuestKind, ModeName};
+use crate::jobvm::Vms;
 use crate::preflight;
 use crate::scenario;
-use crate::topo::{netns_exec, Topology};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -29,8 +29,8 @@ pub const INTERNAL_VM1: &str = "192.168.60.11";
 /// Addresses of the embedded Internal topology.
 pub const INTERNAL_VM2: &str = "192.168.60.12";
 
-/// Run the main job.
-pub fn main_job(mode: ModeName, backend: BackendChoice) -> Result<()> {
+/// Run the main job with guests of `guest`'s kind.
+pub fn main_job(mode: ModeName, backend: BackendChoice, guest: GuestKind) -> Result<()> {
     let use_xdp = match backend {
         BackendChoice::Mem => false,
         BackendChoice::Xdp => {
@@ -40,13 +40,20 @@ pub fn main_job(mode: ModeName, backend: BackendChoice) -> Result<()> {
         }
         BackendChoice::Auto => preflight::is_root() && preflight::has_af_xdp(),
     };
+    if guest == GuestKind::Qemu && !use_xdp {
+        preflight::require_root("vnet-bench --guest qemu")?;
+        preflight::require_af_xdp()?;
+        bail!("--guest qemu needs the AF_XDP backend; leave out --backend mem");
+    }
     if use_xdp {
+        let prefix = format!("vm{}", std::process::id() % 10000);
+        let _cleanup = crate::interrupt::on_interrupt(&prefix)?;
         match mode {
-            ModeName::Internal => internal_live(),
-            ModeName::Nat => nat_live(NatFlavor::PerVm),
-            ModeName::NatNetwork => nat_live(NatFlavor::Network),
-            ModeName::HostOnly => host_only_live(),
-            ModeName::Bridged => bridged_live(),
+            ModeName::Internal => internal_live(&prefix, guest),
+            ModeName::Nat => nat_live(&prefix, guest, NatFlavor::PerVm),
+            ModeName::NatNetwork => nat_live(&prefix, guest, NatFlavor::Network),
+            ModeName::HostOnly => host_only_live(&prefix, guest),
+            ModeName::Bridged => bridged_live(&prefix, guest),
         }
     } else {
         mem_job(mode)
@@ -105,26 +112,30 @@ fn print_checks(checks: &[Check]) -> bool {
 
 /// NAT or NAT Network on AF_XDP: DHCP, translation, port forwarding, isolation, with the
 /// guests' real stacks and servers beyond the uplink and on the host.
-fn nat_live(flavor: NatFlavor) -> Result<()> {
+fn nat_live(prefix: &str, guest: GuestKind, flavor: NatFlavor) -> Result<()> {
     let mode = if flavor == NatFlavor::PerVm {
         "nat"
     } else {
         "nat-network"
     };
-    let prefix = format!("vm{}", std::process::id() % 10000);
-    println!("main job: mode {mode}, backend xdp, topology {prefix}-{{dp,vm1,vm2,host,inet}}");
-    let topo = Topology::build(
-        &prefix,
+    println!(
+        "main job: mode {mode}, backend xdp, topology {prefix}-{{dp,{}host,inet}}",
+        guests_in_topology(guest)
+    );
+    let scratch = scenario::Scratch::new("main")?;
+    let (topo, mut vms) = Vms::build(
+        guest,
+        prefix,
+        &[("vm1", None), ("vm2", None)],
         &[
-            ("vm1", None),
-            ("vm2", None),
             ("host", Some("198.19.0.1/24")),
             ("inet", Some("198.18.0.1/24")),
         ],
+        &scratch,
     )?;
     let e = |r: &str| topo.endpoint(r).clone();
-    let (vm1, vm2, host, inet) = (e("vm1"), e("vm2"), e("host"), e("inet"));
-    let scratch = scenario::Scratch::new("main")?;
+    let (host, inet) = (e("host"), e("inet"));
+    let vm_ifs = vms.dp_ifnames();
     let control = scratch.join("control.sock").display().to_string();
     let rule = if flavor == NatFlavor::PerVm {
         "fwd,tcp,,2222,,5201".to_string()
@@ -138,9 +149,9 @@ fn nat_live(flavor: NatFlavor) -> Result<()> {
             "--mode",
             mode,
             "--vm",
-            &vm1.dp_ifname,
+            &vm_ifs[0],
             "--vm",
-            &vm2.dp_ifname,
+            &vm_ifs[1],
             "--host",
             &host.dp_ifname,
             "--uplink",
@@ -158,15 +169,16 @@ fn nat_live(flavor: NatFlavor) -> Result<()> {
         ],
     )?;
     let result = (|| -> Result<Vec<Check>> {
-        let script = scenario::udhcpc_script(&scratch)?;
-        let a1 = scenario::lease(&vm1, &script)?;
-        let a2 = scenario::lease(&vm2, &script)?;
+        vms.boot()?;
+        let (vm1, vm2) = (vms.vm(0), vms.vm(1));
+        let a1 = vm1.lease()?;
+        let a2 = vm2.lease()?;
         println!("  DHCP: vm1 {a1}, vm2 {a2}");
         let mut checks = Vec::new();
         // VM -> Inet: ICMP and TCP, seen from the external address.
-        let icmp = scenario::ping(&vm1.netns, "198.18.0.1", 3);
+        let icmp = vm1.ping("198.18.0.1", 3);
         let srv = scenario::iperf_server(&inet.netns, "198.18.0.1", 5301)?;
-        let rate = scenario::iperf_client(&vm1.netns, "198.18.0.1", 5301, 2);
+        let rate = vm1.tcp_rate("198.18.0.1", 5301, 2);
         let seen = scenario::server_log(srv);
         let translated = seen.contains("Accepted connection from 198.18.0.2");
         checks.push(Check {
@@ -186,7 +198,7 @@ fn nat_live(flavor: NatFlavor) -> Result<()> {
         });
         // VM -> Host through the host loopback address 10.0.2.2.
         let srv = scenario::iperf_server(&host.netns, "198.19.0.1", 5302)?;
-        let rate = scenario::iperf_client(&vm1.netns, "10.0.2.2", 5302, 1);
+        let rate = vm1.tcp_rate("10.0.2.2", 5302, 1);
         let seen = scenario::server_log(srv);
         checks.push(Check {
             cell: "VM -> Host",
@@ -205,21 +217,21 @@ fn nat_live(flavor: NatFlavor) -> Result<()> {
         };
         // NAT: the rule (no vmN: prefix) is vm1's; NAT Network: whoever leased .4.
         let guest = if flavor == NatFlavor::Network && a2 == target {
-            &vm2
+            vm2
         } else {
-            &vm1
+            vm1
         };
         let mut forwarded = Vec::new();
         for (who, ns, addr) in [
             ("inet", &inet.netns, "198.18.0.2"),
             ("host", &host.netns, "198.19.0.2"),
         ] {
-            let srv = scenario::iperf_server(&guest.netns, &target, 5201)?;
+            guest.serve(&target, 5201)?;
             let ok = scenario::iperf_client(ns, addr, 2222, 1).is_some();
-            scenario::server_log(srv);
-            let srv = scenario::iperf_server(&guest.netns, &target, 5201)?;
+            guest.served(5201);
+            guest.serve(&target, 5201)?;
             let blocked = scenario::iperf_client(ns, addr, 2223, 1).is_none();
-            scenario::server_log(srv);
+            guest.served(5201);
             forwarded.push((who, ok, blocked));
         }
         for (who, ok, blocked) in forwarded {
@@ -240,42 +252,16 @@ fn nat_live(flavor: NatFlavor) -> Result<()> {
         }
         // VM1 <-> VM2.
         let (expected, ok, evidence) = if flavor == NatFlavor::PerVm {
-            let sniffer = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &vm2.netns,
-                    "timeout",
-                    "4",
-                    "tcpdump",
-                    "-l",
-                    "-n",
-                    "-c",
-                    "1",
-                    "-i",
-                    &vm2.ifname,
-                    "ether",
-                    "src",
-                    &vm1.mac,
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()?;
-            std::thread::sleep(Duration::from_millis(700));
-            let _ = netns_exec(
-                &vm1.netns,
-                "ping",
-                &["-c", "2", "-b", "-W", "1", "10.0.2.255"],
-            );
-            let _ = netns_exec(&vm1.netns, "ping", &["-c", "2", "-W", "1", "10.0.2.16"]);
-            let seen = String::from_utf8_lossy(&sniffer.wait_with_output()?.stdout).to_string();
+            vm2.capture_from(vm1.mac())?;
+            vm1.probe("10.0.2.255", "10.0.2.16");
+            let seen = vm2.captured();
             (
                 "-",
                 seen.trim().is_empty(),
                 "vm2 captured none of vm1's broadcast or unicast frames".to_string(),
             )
         } else {
-            let p = scenario::ping(&vm1.netns, &a2, 3);
+            let p = vm1.ping(&a2, 3);
             (
                 "+",
                 p.is_some(),
@@ -306,19 +292,21 @@ fn nat_live(flavor: NatFlavor) -> Result<()> {
 
 /// Host-only on AF_XDP: both guests lease from the dataplane's DHCP server, reach each
 /// other and the host.
-fn host_only_live() -> Result<()> {
-    let prefix = format!("vm{}", std::process::id() % 10000);
-    println!("main job: mode host-only, backend xdp, topology {prefix}-{{dp,vm1,vm2,host}}");
-    let topo = Topology::build(
-        &prefix,
-        &[
-            ("vm1", None),
-            ("vm2", None),
-            ("host", Some("192.168.56.1/24")),
-        ],
+fn host_only_live(prefix: &str, guest: GuestKind) -> Result<()> {
+    println!(
+        "main job: mode host-only, backend xdp, topology {prefix}-{{dp,{}host}}",
+        guests_in_topology(guest)
+    );
+    let scratch = scenario::Scratch::new("main")?;
+    let (topo, mut vms) = Vms::build(
+        guest,
+        prefix,
+        &[("vm1", None), ("vm2", None)],
+        &[("host", Some("192.168.56.1/24"))],
+        &scratch,
     )?;
-    let e = |r: &str| topo.endpoint(r).clone();
-    let (vm1, vm2, host) = (e("vm1"), e("vm2"), e("host"));
+    let host = topo.endpoint("host").clone();
+    let vm_ifs = vms.dp_ifnames();
     let mut dp = Dataplane::start(
         topo.dp_netns(),
         &[
@@ -326,23 +314,23 @@ fn host_only_live() -> Result<()> {
             "--mode",
             "host-only",
             "--vm",
-            &vm1.dp_ifname,
+            &vm_ifs[0],
             "--vm",
-            &vm2.dp_ifname,
+            &vm_ifs[1],
             "--host",
             &host.dp_ifname,
             "--stats-interval",
             "0",
         ],
     )?;
-    let scratch = scenario::Scratch::new("main")?;
     let result = (|| -> Result<Vec<Check>> {
-        let script = scenario::udhcpc_script(&scratch)?;
-        let a1 = scenario::lease(&vm1, &script)?;
-        let a2 = scenario::lease(&vm2, &script)?;
+        vms.boot()?;
+        let (vm1, vm2) = (vms.vm(0), vms.vm(1));
+        let a1 = vm1.lease()?;
+        let a2 = vm2.lease()?;
         println!("  DHCP: vm1 {a1}, vm2 {a2}");
-        let p12 = scenario::ping(&vm1.netns, &a2, 3);
-        let p1h = scenario::ping(&vm1.netns, "192.168.56.1", 3);
+        let p12 = vm1.ping(&a2, 3);
+        let p1h = vm1.ping("192.168.56.1", 3);
         let ph2 = scenario::ping(&host.netns, &a2, 3);
         Ok(vec![
             Check {
@@ -378,23 +366,28 @@ fn host_only_live() -> Result<()> {
 }
 
 /// Bridged on AF_XDP: guests, host and a server on the uplink LAN all reach each other.
-fn bridged_live() -> Result<()> {
-    let prefix = format!("vm{}", std::process::id() % 10000);
-    println!("main job: mode bridged, backend xdp, topology {prefix}-{{dp,vm1,vm2,host,inet}}");
+fn bridged_live(prefix: &str, guest: GuestKind) -> Result<()> {
+    println!(
+        "main job: mode bridged, backend xdp, topology {prefix}-{{dp,{}host,inet}}",
+        guests_in_topology(guest)
+    );
     let hosts = [
         ("vm1", "198.18.0.11"),
         ("vm2", "198.18.0.12"),
         ("host", "198.18.0.254"),
         ("inet", "198.18.0.1"),
     ];
-    let spec: Vec<(&str, Option<String>)> = hosts
-        .iter()
-        .map(|(r, a)| (*r, Some(format!("{a}/24"))))
-        .collect();
-    let spec_ref: Vec<(&str, Option<&str>)> =
-        spec.iter().map(|(r, a)| (*r, a.as_deref())).collect();
-    let topo = Topology::build(&prefix, &spec_ref)?;
+    let cidr: Vec<String> = hosts.iter().map(|(_, a)| format!("{a}/24")).collect();
+    let scratch = scenario::Scratch::new("main")?;
+    let (topo, mut vms) = Vms::build(
+        guest,
+        prefix,
+        &[("vm1", Some(&cidr[0])), ("vm2", Some(&cidr[1]))],
+        &[("host", Some(&cidr[2])), ("inet", Some(&cidr[3]))],
+        &scratch,
+    )?;
     let e = |r: &str| topo.endpoint(r).clone();
+    let vm_ifs = vms.dp_ifnames();
     let mut dp = Dataplane::start(
         topo.dp_netns(),
         &[
@@ -402,9 +395,9 @@ fn bridged_live() -> Result<()> {
             "--mode",
             "bridged",
             "--vm",
-            &e("vm1").dp_ifname,
+            &vm_ifs[0],
             "--vm",
-            &e("vm2").dp_ifname,
+            &vm_ifs[1],
             "--host",
             &e("host").dp_ifname,
             "--uplink",
@@ -413,23 +406,31 @@ fn bridged_live() -> Result<()> {
             "0",
         ],
     )?;
-    let mut checks = Vec::new();
-    for (cell, from, to) in [
-        ("VM1 <-> VM2", "vm1", 1),
-        ("VM -> Host", "vm1", 2),
-        ("VM -> Inet", "vm2", 3),
-        ("Inet -> VM", "inet", 0),
-    ] {
-        let p = scenario::ping(&e(from).netns, hosts[to].1, 3);
-        checks.push(Check {
-            cell,
-            expected: "+",
-            ok: p.is_some(),
-            evidence: p.unwrap_or_default(),
-        });
-    }
+    let result = (|| -> Result<Vec<Check>> {
+        vms.boot()?;
+        let mut checks = Vec::new();
+        for (cell, from, to) in [
+            ("VM1 <-> VM2", "vm1", 1),
+            ("VM -> Host", "vm1", 2),
+            ("VM -> Inet", "vm2", 3),
+            ("Inet -> VM", "inet", 0),
+        ] {
+            let p = match from {
+                "vm1" => vms.vm(0).ping(hosts[to].1, 3),
+                "vm2" => vms.vm(1).ping(hosts[to].1, 3),
+                _ => scenario::ping(&e(from).netns, hosts[to].1, 3),
+            };
+            checks.push(Check {
+                cell,
+                expected: "+",
+                ok: p.is_some(),
+                evidence: p.unwrap_or_default(),
+            });
+        }
+        Ok(checks)
+    })();
     let log = dp.stop()?;
-    let all = print_checks(&checks);
+    let all = print_checks(&result?);
     println!("dataplane output:\n{log}");
     if !all {
         bail!("mode bridged does not deliver its row of Table 1-1 (see FAIL above)");
@@ -438,19 +439,27 @@ fn bridged_live() -> Result<()> {
     Ok(())
 }
 
-/// The Internal mode on AF_XDP in the harness's own namespaces, proven with `ping`.
-fn internal_live() -> Result<()> {
-    let prefix = format!("vm{}", std::process::id() % 10000);
-    println!("main job: mode internal, backend xdp, topology {prefix}-{{dp,vm1,vm2}}");
-    let topo = Topology::build(
-        &prefix,
-        &[
-            ("vm1", Some(&format!("{INTERNAL_VM1}/24"))),
-            ("vm2", Some(&format!("{INTERNAL_VM2}/24"))),
-        ],
+/// The Internal mode on AF_XDP in the harness's own namespaces (or with QEMU guests),
+/// proven with `ping`.
+fn internal_live(prefix: &str, guest: GuestKind) -> Result<()> {
+    println!(
+        "main job: mode internal, backend xdp, topology {prefix}-{{dp{}}}",
+        if guest == GuestKind::Netns {
+            ",vm1,vm2"
+        } else {
+            ""
+        }
+    );
+    let scratch = scenario::Scratch::new("main")?;
+    let (c1, c2) = (format!("{INTERNAL_VM1}/24"), format!("{INTERNAL_VM2}/24"));
+    let (topo, mut vms) = Vms::build(
+        guest,
+        prefix,
+        &[("vm1", Some(&c1)), ("vm2", Some(&c2))],
+        &[],
+        &scratch,
     )?;
-    let vm1 = topo.endpoint("vm1").clone();
-    let vm2 = topo.endpoint("vm2").clone();
+    let vm_ifs = vms.dp_ifnames();
     let mut dp = Dataplane::start(
         topo.dp_netns(),
         &[
@@ -458,33 +467,25 @@ fn internal_live() -> Result<()> {
             "--mode",
             "internal",
             "--vm",
-            &vm1.dp_ifname,
+            &vm_ifs[0],
             "--vm",
-            &vm2.dp_ifname,
+            &vm_ifs[1],
             "--stats-interval",
             "0",
         ],
     )?;
     let result = (|| -> Result<()> {
-        for (from, to, addr) in [(&vm1, &vm2, INTERNAL_VM2), (&vm2, &vm1, INTERNAL_VM1)] {
-            let out = netns_exec(
-                &from.netns,
-                "ping",
-                &["-c", "5", "-i", "0.2", "-W", "2", addr],
-            )
-            .with_context(|| {
+        vms.boot()?;
+        for (from, to, addr) in [(0, 1, INTERNAL_VM2), (1, 0, INTERNAL_VM1)] {
+            let (from, to) = (vms.vm(from), vms.vm(to));
+            let summary = from.ping(addr, 5).with_context(|| {
                 format!(
                     "{} could not ping {} across the dataplane",
-                    from.role, to.role
+                    from.role(),
+                    to.role()
                 )
             })?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let summary = text
-                .lines()
-                .filter(|l| l.contains("packets transmitted") || l.starts_with("rtt"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            println!("  {} -> {} ({addr}): {summary}", from.role, to.role);
+            println!("  {} -> {} ({addr}): {summary}", from.role(), to.role());
         }
         Ok(())
     })();
@@ -492,8 +493,17 @@ fn internal_live() -> Result<()> {
     println!("dataplane output:\n{log}");
     result?;
     println!("main job: internal mode forwards between vm1 and vm2 (VM1 <-> VM2: +)");
+    drop(vms);
     drop(topo);
     Ok(())
+}
+
+/// `vm1,vm2,` when the guests are namespaces (the topology line lists namespaces).
+fn guests_in_topology(guest: GuestKind) -> &'static str {
+    match guest {
+        GuestKind::Netns => "vm1,vm2,",
+        GuestKind::Qemu => "",
+    }
 }
 
 /// The Internal mode over in-memory ports: two endpoints exchange frames through it.
@@ -604,6 +614,7 @@ impl Dataplane {
             .stderr(Stdio::piped())
             .spawn()
             .context("could not start the dataplane")?;
+        crate::interrupt::register(child.id());
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
@@ -678,6 +689,7 @@ impl Dataplane {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        crate::interrupt::unregister(self.child.id());
         std::thread::sleep(Duration::from_millis(50));
         while let Ok(line) = self.lines.try_recv() {
             self.log.push(line);
@@ -695,5 +707,6 @@ impl Drop for Dataplane {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        crate::interrupt::unregister(self.child.id());
     }
 }

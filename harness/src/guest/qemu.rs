@@ -124,6 +124,7 @@ impl Qemu {
             .stderr(log)
             .spawn()
             .with_context(|| format!("could not start {QEMU} for {}", cfg.name))?;
+        crate::interrupt::register(child.id());
         Ok(Qemu {
             child,
             name: cfg.name.to_string(),
@@ -179,6 +180,7 @@ impl Drop for Qemu {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::interrupt::unregister(self.child.id());
         let _ = std::fs::remove_file(&self.agent);
     }
 }

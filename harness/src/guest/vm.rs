@@ -307,6 +307,20 @@ impl Guest {
             .with_context(|| format!("iperf3 from {} to {addr}:{port}", self.name))
     }
 
+    /// A TCP iperf3 client in the guest for `secs` seconds (iperf3's own rate; not for
+    /// byte counts).
+    ///
+    /// # Errors
+    /// When iperf3 fails.
+    pub fn iperf_for(&self, addr: &str, port: u16, secs: u32) -> Result<Transfer> {
+        let r = self.sh(
+            &format!("iperf3 -J -c {addr} -p {port} -t {secs} --connect-timeout 3000"),
+            u64::from(secs) + 20,
+        )?;
+        Transfer::from_iperf_json(&r.output)
+            .with_context(|| format!("iperf3 from {} to {addr}:{port}", self.name))
+    }
+
     /// Start a one-test iperf3 server on `port`, bound to `addr`; returns once it listens.
     ///
     /// # Errors
