@@ -82,6 +82,11 @@ impl Segmenter {
         self.stats
     }
 
+    /// Packets (segments, and frames that arrived behind them) waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Whether packets wait in the queue.
     #[inline]
     pub fn has_queued(&self) -> bool {

@@ -14,7 +14,8 @@
 //! - [`XdpError`]: every setup failure as one sentence telling the user what to do.
 //!
 //! Kernel requirements: AF_XDP needs Linux 4.18, one UMEM shared across interfaces 5.10,
-//! the busy-poll socket options (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL_BUDGET`) 5.11.
+//! the busy-poll socket options (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL_BUDGET`) 5.11,
+//! multi-buffer receive 6.6 (older kernels: the ports open without it, with a warning).
 //! On veth, AF_XDP runs in copy mode (native XDP attach works, zero-copy does not).
 //!
 //! # For the engine
@@ -34,6 +35,10 @@
 //!   copy mode, one `sendto` per `tx_burst` that accepted frames, per 128 frames
 //!   (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17; 32 before): the copy-mode transmit path runs
 //!   only inside `sendto`. In zero-copy mode only when the kernel sets need_wakeup.
+//! - Multi-buffer (`XDP_USE_SG`, on by default): a frame longer than one UMEM frame (a tap
+//!   guest's TSO super-frame) arrives in several; the port gathers and segments it
+//!   ([`crate::offload::Segmenter`]) into pool frames, so one receive may hand out packets
+//!   that used no fill frame of their own. The pieces go back to the pool at once.
 //! - Teardown: drop the ports, then the pool. libxdp reuses the UMEM's own socket for the
 //!   first port, so that port's queue is released only when the pool (which keeps the
 //!   UMEM alive) is dropped as well.

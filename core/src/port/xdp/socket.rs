@@ -2,9 +2,16 @@
 //!
 //! Frame ownership, per port: a frame is in this port's fill ring (counted by
 //! `fill_level`), in its tx ring or waiting on its completion ring (counted by
-//! `tx_outstanding`), or in the worker's [`FramePool`] / in flight as a [`Pkt`]. Rx takes
-//! frames out of the fill count, tx puts them into the tx count, [`Port::service`] moves
-//! completed frames back to the pool and tops the fill ring up from it.
+//! `tx_outstanding`), queued in its [`Segmenter`] (segments of a multi-buffer frame, and
+//! what arrived behind them, waiting for the next receive burst), or in the worker's
+//! [`FramePool`] / in flight as a [`Pkt`]. Rx takes frames out of the fill count (the
+//! pieces of a multi-buffer frame go back to the pool once copied into the segmenter),
+//! tx puts them into the tx count, [`Port::service`] moves completed frames back to the
+//! pool and tops the fill ring up from it.
+//!
+//! Order: received packets leave `rx_burst` in arrival order; once segments are queued,
+//! later frames queue behind them, and queued packets are handed out before the rx ring
+//! is read again.
 //!
 //! Hot path cost: `rx_burst`, `tx_burst` and `service` allocate nothing and make no
 //! syscall except the ones the kernel asks for: a `sendto` when the tx ring says it needs
@@ -187,9 +194,10 @@ impl XdpPort {
         self.tx_outstanding
     }
 
-    /// Frames this port owns (fill + tx): what the pool is missing because of it.
+    /// Frames this port owns (fill + tx + queued segments): what the pool is missing
+    /// because of it.
     pub fn frames_held(&self) -> u32 {
-        self.fill_level + self.tx_outstanding
+        self.fill_level + self.tx_outstanding + self.segmenter.queued() as u32
     }
 
     /// Non-blocking `recvfrom` calls made to drive the rx path.
