@@ -270,15 +270,7 @@ impl Vms {
         };
         let (accel, why) = Accel::choose(image);
         println!("  QEMU guests: accelerator {} ({why})", accel.as_str());
-        let specs: Vec<GuestSpec> = taps
-            .iter()
-            .enumerate()
-            .map(|(i, t)| GuestSpec {
-                name: format!("vm{}", i + 1),
-                tap: t.name().to_string(),
-                mac: format!("02:76:71:00:00:{:02x}", i + 1),
-            })
-            .collect();
+        let specs = GuestSpec::on_taps(taps);
         let started = std::time::Instant::now();
         *guests = Guest::boot_all(&specs, netns, image, accel, &dir.join(""))?;
         println!(

@@ -650,15 +650,7 @@ fn qemu_guests_every_mode_default_offloads() {
     let dir = TempDir::new("qemu");
     let (accel, why) = Accel::choose(&image);
     eprintln!("accelerator: {} ({why})", accel.as_str());
-    let specs: Vec<GuestSpec> = taps
-        .iter()
-        .enumerate()
-        .map(|(i, t)| GuestSpec {
-            name: format!("vm{}", i + 1),
-            tap: t.name().to_string(),
-            mac: format!("02:76:71:00:00:{:02x}", i + 1),
-        })
-        .collect();
+    let specs = GuestSpec::on_taps(&taps);
     let guests =
         Guest::boot_all(&specs, topo.dp_netns(), &image, accel, &dir.0).expect("guests boot");
     eprintln!("guests booted in {:.1} s", started.elapsed().as_secs_f64());

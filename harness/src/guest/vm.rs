@@ -25,6 +25,21 @@ pub struct GuestSpec {
     pub mac: String,
 }
 
+impl GuestSpec {
+    /// One guest per tap, named `vm1`, `vm2`... with the harness's fixed MACs
+    /// (`02:76:71:00:00:0N`), so that runs repeat.
+    pub fn on_taps(taps: &[super::Tap]) -> Vec<GuestSpec> {
+        taps.iter()
+            .enumerate()
+            .map(|(i, t)| GuestSpec {
+                name: format!("vm{}", i + 1),
+                tap: t.name().to_string(),
+                mac: format!("02:76:71:00:00:{:02x}", i + 1),
+            })
+            .collect()
+    }
+}
+
 /// An iperf3 transfer as the client saw it: what it sent, what the receiving side
 /// reported, the rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
