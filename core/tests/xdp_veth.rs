@@ -17,7 +17,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vnet_core::frame::{FramePool, Pkt};
-use vnet_core::port::xdp::{open_worker_ports, AttachMode, BindMode, XdpConfig, XdpError, XdpPort};
+use vnet_core::port::xdp::{
+    open_worker_ports, AttachMode, BindMode, NapiSettings, XdpConfig, XdpError, XdpPort,
+};
 use vnet_core::port::{Burst, Port};
 
 /// The IEEE local experimental EtherType: nothing in the namespace reacts to it.
@@ -450,7 +452,7 @@ fn xdp_port_receives_and_transmits_frames() {
         &ns,
         &XdpConfig {
             busy_poll: None,
-            napi: false,
+            napi: None,
             ..XdpConfig::default()
         },
     );
@@ -461,7 +463,7 @@ fn xdp_port_receives_and_transmits_frames() {
             attach: AttachMode::Generic,
             need_wakeup: false,
             busy_poll: None,
-            napi: false,
+            napi: None,
             frames_per_port: 1024,
             ..XdpConfig::default()
         },
@@ -645,9 +647,17 @@ fn xdp_program_detached_on_drop() {
     let b = ns.link_details("vnxt-b0");
     assert!(a.contains("prog/xdp") && !a.contains("xdpgeneric"), "{a}");
     assert!(b.contains("xdpgeneric"), "{b}");
+    // The default policy (auto) opens without deferral...
+    assert_eq!(ns.sysfs("vnxt-a0", "napi_defer_hard_irqs"), "0");
+    assert_eq!(ns.sysfs("vnxt-a0", "gro_flush_timeout"), "0");
+    // ...and its controller switches the deferral on through the shared guard.
+    let guard = ports_a[0].napi().expect("NAPI settings applied");
+    guard
+        .set(NapiSettings::default())
+        .expect("switch to deferral");
     assert_eq!(ns.sysfs("vnxt-a0", "napi_defer_hard_irqs"), "2");
     assert_eq!(ns.sysfs("vnxt-a0", "gro_flush_timeout"), "200000");
-    assert!(ports_a[0].napi().is_some());
+    drop(guard);
 
     drop(ports_a);
     drop(pool_a);

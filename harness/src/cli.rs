@@ -188,6 +188,15 @@ pub enum NatpfAction {
     List,
 }
 
+/// How the ports' NAPI deferral is chosen (`--napi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NapiChoice {
+    /// No deferral at low receive rates, deferral at high ones.
+    Auto,
+    /// The deferral always.
+    Fixed,
+}
+
 /// XDP attach mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AttachChoice {
@@ -303,6 +312,25 @@ pub struct RunArgs {
     /// Do not change the interfaces' NAPI settings.
     #[arg(long)]
     pub no_napi_tuning: bool,
+    /// How the ports' NAPI deferral is chosen: `auto` (none while a port receives little,
+    /// the deferral below above `--napi-auto-pps`: latency at low load, batches at high),
+    /// or `fixed` (the deferral below, always).
+    #[arg(long, value_enum, default_value_t = NapiChoice::Auto, conflicts_with = "no_napi_tuning")]
+    pub napi: NapiChoice,
+    /// Receive rate of a port (frames/s) above which `--napi auto` turns the deferral on;
+    /// it turns off again below half of it.
+    #[arg(long, value_name = "PPS", default_value_t = 500_000,
+          value_parser = clap::value_parser!(u64).range(1000..))]
+    pub napi_auto_pps: u64,
+    /// `napi_defer_hard_irqs` written to every port's interface while it runs.
+    #[arg(long, value_name = "N", default_value_t = vnet_core::port::xdp::DEFAULT_DEFER_HARD_IRQS,
+          conflicts_with = "no_napi_tuning")]
+    pub napi_defer_hard_irqs: u32,
+    /// `gro_flush_timeout` (ns) written to every port's interface while it runs: how long
+    /// a deferred receive waits, at most, before the kernel runs it.
+    #[arg(long, value_name = "NS", default_value_t = vnet_core::port::xdp::DEFAULT_GRO_FLUSH_TIMEOUT_NS,
+          conflicts_with = "no_napi_tuning")]
+    pub gro_flush_timeout: u64,
     /// Bind without `XDP_USE_SG`: frames longer than one UMEM frame (TSO super-frames
     /// from tap guests) are then dropped by the kernel instead of segmented.
     #[arg(long)]

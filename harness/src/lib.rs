@@ -8,6 +8,7 @@
 //! - [`control`]: the NAT modes' control socket (port-forward rules at run time);
 //! - [`corpus`]: the committed pcap corpus (`pcap gen`) and `replay` of captures;
 //! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`);
+//! - [`napictl`]: `run --napi auto`, switching the ports' NAPI deferral with their load;
 //! - [`topo`]: the harness's own namespaces joined by veth pairs, removed on drop;
 //! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
 //!   [`mainjob::Dataplane`] child-process handle the live tests use;
@@ -29,6 +30,7 @@ pub mod interrupt;
 pub mod jobvm;
 pub mod mainjob;
 pub mod modespec;
+pub mod napictl;
 pub mod preflight;
 pub mod run;
 pub mod scenario;

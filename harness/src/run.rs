@@ -6,8 +6,9 @@
 //! leave their loops, the ports are dropped (XDP programs detached, sockets closed,
 //! interface settings restored) and the final counters are printed.
 
-use crate::cli::{AttachChoice, RunArgs};
+use crate::cli::{AttachChoice, NapiChoice, RunArgs};
 use crate::control::ControlServer;
+use crate::napictl::NapiController;
 use crate::stats::{print_counters, OffloadAdvisor};
 use crate::{modespec, preflight};
 use anyhow::{bail, Context, Result};
@@ -18,7 +19,9 @@ use vnet_core::counters::CounterSet;
 use vnet_core::engine::{spawn_workers, HandoffMesh, HandoffRx, HandoffTx, Worker, WorkerConfig};
 use vnet_core::frame::{FramePool, PortId};
 use vnet_core::port::capture::CapturePort;
-use vnet_core::port::xdp::{open_worker_ports, AttachMode, XdpConfig};
+use vnet_core::port::xdp::{
+    open_worker_ports, AttachMode, AutoNapi, NapiGuard, NapiPolicy, NapiSettings, XdpConfig,
+};
 use vnet_core::port::Port;
 
 /// Register SIGINT and SIGTERM to set the returned flag.
@@ -61,7 +64,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         } else {
             XdpConfig::default().busy_poll
         },
-        napi: !args.no_napi_tuning,
+        napi: (!args.no_napi_tuning).then(|| napi_policy(&args)),
         frames_per_port: args.frames_per_port,
         multi_buffer: !args.no_multi_buffer,
         // Segments of a guest's TSO super-frames must fit every port they may leave by.
@@ -73,6 +76,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("could not create capture directory {}", dir.display()))?;
     }
 
+    let mut napi_guards: Vec<(usize, Arc<NapiGuard>)> = Vec::new();
     let mut built = Vec::with_capacity(workers);
     let mut rx_ends: Vec<HandoffRx> = mesh.rx.drain(..).collect();
     let mut tx_ends: Vec<HandoffTx> = mesh.tx.drain(..).collect();
@@ -86,6 +90,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         let (pool, xports): (FramePool, _) = open_worker_ports(&mine, &xdp)?;
         let mut ports: Vec<(PortId, Box<dyn Port>)> = Vec::new();
         for ((name, id), port) in mine.iter().zip(xports) {
+            if let Some(g) = port.napi() {
+                napi_guards.push((*id as usize, g));
+            }
             println!(
                 "port {id} {name} ({}): {}",
                 plan.roles[*id as usize],
@@ -151,10 +158,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut last = StdInstant::now();
     let mut last_lease_flush = StdInstant::now();
     let mut advisor = OffloadAdvisor::new(names.len());
+    let mut napi_auto = NapiController::new(xdp.napi, napi_guards);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        for line in advisor.news(&names, &counters.snapshot()) {
+        let totals = counters.snapshot();
+        for line in advisor.news(&names, &totals) {
             println!("{line}");
+        }
+        if let Some(ctl) = &mut napi_auto {
+            for line in ctl.tick(&totals, &names) {
+                eprintln!("{line}");
+            }
         }
         // The lease file is written here, on the control thread, never by a worker.
         if last_lease_flush.elapsed() >= Duration::from_secs(1) {
@@ -185,6 +199,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     drop(control);
     println!("vnet-bench run: stopped; final counters:");
     print_counters(&names, &counters.snapshot());
+    if let Some(ctl) = &napi_auto {
+        for line in ctl.report(&names) {
+            println!("{line}");
+        }
+    }
     for (ip, server) in &dhcp_servers {
         let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
         let c = server.counters();
@@ -205,6 +224,23 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("a worker stopped unexpectedly; see the message above");
     }
     Ok(())
+}
+
+/// The NAPI policy the flags ask for.
+fn napi_policy(args: &RunArgs) -> NapiPolicy {
+    let deferral = NapiSettings {
+        defer_hard_irqs: args.napi_defer_hard_irqs,
+        gro_flush_timeout_ns: args.gro_flush_timeout,
+    };
+    match args.napi {
+        NapiChoice::Fixed => NapiPolicy::Fixed(deferral),
+        NapiChoice::Auto => NapiPolicy::Auto(AutoNapi {
+            high: deferral,
+            up_pps: args.napi_auto_pps,
+            down_pps: args.napi_auto_pps / 2,
+            ..AutoNapi::default()
+        }),
+    }
 }
 
 /// The smallest MTU of the dataplane's interfaces.

@@ -114,6 +114,18 @@ pub struct BenchArgs {
     /// Skip the harness-ceiling measurement (then --max-rate is required).
     #[arg(long)]
     pub no_ceiling: bool,
+    /// No search: one-way latency of every DUT and of the harness itself (its floor) at
+    /// one fixed rate (`--rate`), DUTs alternating per round.
+    #[arg(long)]
+    pub latency_only: bool,
+    /// The fixed rate of `--latency-only`, frames/s.
+    #[arg(
+        long,
+        value_name = "PPS",
+        default_value_t = 10_000.0,
+        requires = "latency_only"
+    )]
+    pub rate: f64,
     /// The vnet-bench binary to run as the vnet DUT (default: this one).
     #[arg(long, hide = true)]
     pub vnet_exe: Option<PathBuf>,
@@ -262,15 +274,15 @@ fn us(ns: u64) -> String {
     format!("{:.1}", ns as f64 / 1e3)
 }
 
-/// Measure the harness's ceiling: generator to sink over one veth pair, unpaced.
-fn ceiling(
+/// The harness alone: generator to sink over one veth pair (`PREFIX-*`), no DUT, the
+/// sink on the dataplane-side end.
+fn harness_rig<'a>(
     prefix: &str,
     args: &BenchArgs,
     frame_size: usize,
-    sink_core: usize,
     trial: Duration,
-    stop: &AtomicBool,
-) -> Result<Option<Ceiling>> {
+    stop: &'a AtomicBool,
+) -> Result<(Topology, Rig<'a>)> {
     let topo = Topology::build_with(prefix, &[("gen", None)], Offloads::TxOff)?;
     let e = topo.endpoint("gen").clone();
     let frame = gen::FrameSpec {
@@ -282,7 +294,7 @@ fn ceiling(
         frame_size,
         imix: args.imix,
     };
-    let mut rig = Rig {
+    let rig = Rig {
         lanes: vec![Lane {
             stream: Stream {
                 gen_role: "gen".into(),
@@ -306,6 +318,49 @@ fn ceiling(
         trial,
         stop,
     };
+    Ok((topo, rig))
+}
+
+/// Where the sink's receive work runs in [`harness_floor`].
+const FLOOR_HOW: &str =
+    "generator -> sink over one veth pair, the sink in the softirq of the generator's core (veth's default)";
+
+/// The harness's own latency at each `(load %, rate)`: the floor under every DUT's
+/// figures, measured on a fresh generator -> sink pair with veth's default NAPI
+/// settings (no DUT's settings reach the generator's or the sink's ends). `None` when
+/// interrupted.
+fn harness_floor(
+    prefix: &str,
+    args: &BenchArgs,
+    frame_size: usize,
+    loads: &[(u32, f64)],
+    trial: Duration,
+    stop: &AtomicBool,
+) -> Result<Option<Vec<LatencyTrial>>> {
+    let (topo, mut rig) = harness_rig(prefix, args, frame_size, trial, stop)?;
+    let mut out = Vec::new();
+    for &(pct, rate) in loads {
+        match rig.trial(rate)? {
+            Some((t, s)) => out.push((pct, t, s)),
+            None => return Ok(None),
+        }
+    }
+    drop(rig);
+    drop(topo);
+    Ok(Some(out))
+}
+
+/// Measure the harness's ceiling: generator to sink over one veth pair, unpaced.
+fn ceiling(
+    prefix: &str,
+    args: &BenchArgs,
+    frame_size: usize,
+    sink_core: usize,
+    trial: Duration,
+    stop: &AtomicBool,
+) -> Result<Option<Ceiling>> {
+    let (topo, mut rig) = harness_rig(prefix, args, frame_size, trial, stop)?;
+    let e = topo.endpoint("gen").clone();
     // The sink's receive work on its own core (threaded NAPI), where a DUT would run:
     // otherwise it shares the generator's core and the ceiling measures both.
     // Measured twice: the sink's receive work in the softirq of the generator's core
@@ -354,22 +409,33 @@ type DutRuns = (
     Option<String>,
 );
 
-/// Everything measured for one DUT in one round.
+/// A latency trial: (load %, the trial, the sink's report).
+type LatencyTrial = (u32, TrialOutcome, sink::SinkReport);
+
+/// The latency loads, percent of the reference PDR.
+const LATENCY_LOADS: [u32; 3] = [10, 50, 90];
+
+/// Everything measured for one DUT in one round (`ndr`/`pdr` absent with
+/// `--latency-only`).
 struct RoundResult {
-    ndr: search::Found,
-    pdr: search::Found,
+    ndr: Option<search::Found>,
+    pdr: Option<search::Found>,
     trials: Vec<TrialOutcome>,
-    latency: Vec<(u32, TrialOutcome, sink::SinkReport)>,
+    latency: Vec<LatencyTrial>,
     overload: Option<RatePoint>,
     complete: bool,
 }
 
+/// Search a DUT's NDR and PDR, then measure its latency at 10, 50 and 90 % of
+/// `reference_pdr` (vnet's PDR in this round, so that every DUT is measured at the same
+/// offered rates; the DUT's own PDR when `None`) and what it delivers at 2x its PDR.
 fn measure_dut(
     rig: &mut Rig<'_>,
     cfg: &SearchConfig,
     ceiling_pps: f64,
     pb: &ProgressBar,
     dut: &str,
+    reference_pdr: Option<f64>,
 ) -> Result<RoundResult> {
     let mut n = 0;
     let sr = search::search(cfg, |rate| {
@@ -396,10 +462,11 @@ fn measure_dut(
     let mut latency = Vec::new();
     let mut overload = None;
     let mut complete = sr.complete;
-    if complete && sr.pdr.pps > 0.0 {
-        for pct in [10u32, 50, 90] {
-            pb.set_message(format!("{dut}: latency at {pct}% of PDR"));
-            match rig.trial(sr.pdr.pps * f64::from(pct) / 100.0)? {
+    let base = reference_pdr.unwrap_or(sr.pdr.pps);
+    if complete && sr.pdr.pps > 0.0 && base > 0.0 {
+        for pct in LATENCY_LOADS {
+            pb.set_message(format!("{dut}: latency at {pct}% of the reference PDR"));
+            match rig.trial(base * f64::from(pct) / 100.0)? {
                 Some((t, s)) => latency.push((pct, t, s)),
                 None => {
                     complete = false;
@@ -418,13 +485,87 @@ fn measure_dut(
         }
     }
     Ok(RoundResult {
-        ndr: sr.ndr,
-        pdr: sr.pdr,
+        ndr: Some(sr.ndr),
+        pdr: Some(sr.pdr),
         trials: sr.trials,
         latency,
         overload,
         complete,
     })
+}
+
+/// `--latency-only`: one trial at `rate`.
+fn measure_fixed(rig: &mut Rig<'_>, rate: f64, pb: &ProgressBar, dut: &str) -> Result<RoundResult> {
+    pb.set_message(format!("{dut}: latency at {rate:.0} frames/s"));
+    let t = rig.trial(rate)?;
+    let complete = t.is_some();
+    Ok(RoundResult {
+        ndr: None,
+        pdr: None,
+        trials: Vec::new(),
+        latency: t.map(|(t, s)| (0, t, s)).into_iter().collect(),
+        overload: None,
+        complete,
+    })
+}
+
+/// Merge the latency trials of one load (from several rounds) into one point and its
+/// histogram; `name` names the `.hgrm` file. `None` when there are none.
+fn merge_latency(
+    trials: &[&LatencyTrial],
+    pct: u32,
+    name: &str,
+) -> Result<Option<(LatencyPoint, Histogram<u64>)>> {
+    if trials.is_empty() {
+        return Ok(None);
+    }
+    let mut h = sink::new_histogram();
+    let (mut sum, mut max, mut ooo, mut off, mut recv, mut sent) =
+        (0u64, 0u64, 0u64, 0.0, 0u64, 0u64);
+    let mut recv_bytes = 0u64;
+    for (_, t, s) in trials {
+        h.add(&s.histogram).context("merging histograms")?;
+        sum += s.latency_sum_ns;
+        max = max.max(s.latency_max_ns);
+        ooo += s.out_of_order;
+        off += t.offered_pps;
+        recv += t.received;
+        recv_bytes += t.received_bytes;
+        sent += t.sent;
+    }
+    let n = trials.len() as f64;
+    let loss = if sent > 0 {
+        sent.saturating_sub(recv) as f64 / sent as f64
+    } else {
+        0.0
+    };
+    let rate = RatePoint {
+        offered_pps: off / n,
+        received_pps: off / n * (1.0 - loss),
+        loss,
+        mean_frame_bytes: if recv > 0 {
+            recv_bytes as f64 / recv as f64
+        } else {
+            0.0
+        },
+    };
+    let mut lp: LatencyPoint = results::latency_point(&h, pct, rate);
+    if !h.is_empty() {
+        lp.mean_ns = sum as f64 / h.len() as f64;
+        lp.max_ns = max;
+    }
+    lp.out_of_order = ooo;
+    lp.hgrm = format!("{name}-{}.hgrm", results::load_tag(pct));
+    Ok(Some((lp, h)))
+}
+
+/// The loads measured: 10/50/90 % of the reference PDR, or the fixed rate (load 0).
+fn loads_of(args: &BenchArgs) -> Vec<u32> {
+    if args.latency_only {
+        vec![0]
+    } else {
+        LATENCY_LOADS.to_vec()
+    }
 }
 
 /// The scenario's generators and sinks on `topo`, aimed at the sinks' MACs until
@@ -526,8 +667,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
 
-    // 1. The harness's own ceiling.
-    let ceil = if args.no_ceiling {
+    // vnet first: its PDR in a round sets the offered rates of every DUT's latency trials.
+    duts.sort_by_key(|d| *d != DutKind::Vnet);
+    let reference = if args.latency_only {
+        "fixed rate"
+    } else if duts.first() == Some(&DutKind::Vnet) {
+        "vnet PDR"
+    } else {
+        "own PDR"
+    };
+    if args.latency_only && !(args.rate.is_finite() && args.rate >= 1.0) {
+        bail!("--rate must be at least 1 frame/s");
+    }
+
+    // 1. The harness's own ceiling (not needed for a fixed rate).
+    let ceil = if args.no_ceiling || args.latency_only {
         None
     } else {
         pb.set_message("harness ceiling: generator -> sink over one veth pair");
@@ -553,6 +707,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let max_pps = match (args.max_rate, &ceil) {
         (Some(m), _) => m,
         (None, Some(c)) => c.rate.received_pps,
+        (None, None) if args.latency_only => args.rate,
         (None, None) => bail!("without the ceiling measurement, give --max-rate"),
     };
     let cfg = SearchConfig {
@@ -565,10 +720,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // 2. Each DUT run gets a fresh copy of the mode's topology, generator and sink: a
     // peer's interface settings (threaded NAPI toggled on and off by the kernel peer)
     // must not carry over to the next DUT (it cut testpmd's PDR from 0.44 to 0.06 Mpps).
+    // Each round ends with the harness floor at the round's loads.
     let mut sink_attach = String::new();
     let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
+    let mut floor_trials: Vec<LatencyTrial> = Vec::new();
     let mut complete = true;
     'rounds: for round in 0..args.rounds.max(1) {
+        let mut round_reference: Option<f64> = None;
         for entry in per_dut.iter_mut() {
             if stop.load(Ordering::Relaxed) {
                 complete = false;
@@ -596,27 +754,39 @@ pub fn run(args: BenchArgs) -> Result<()> {
             };
             scenario.forget_neighbours(&topo);
             scenario.warm_up(&topo);
+            let reference_pdr = if kind == DutKind::Vnet {
+                None
+            } else {
+                round_reference
+            };
             let r = rig
                 .aim(&topo, &scenario, kind, frame_size, args.imix)
                 .and_then(|()| {
-                    measure_dut(
-                        &mut rig,
-                        &cfg,
-                        ceil.as_ref()
-                            .map(|c| c.rate.offered_pps)
-                            .unwrap_or(f64::INFINITY),
-                        &pb,
-                        kind.as_str(),
-                    )
+                    if args.latency_only {
+                        measure_fixed(&mut rig, args.rate, &pb, kind.as_str())
+                    } else {
+                        measure_dut(
+                            &mut rig,
+                            &cfg,
+                            ceil.as_ref()
+                                .map(|c| c.rate.offered_pps)
+                                .unwrap_or(f64::INFINITY),
+                            &pb,
+                            kind.as_str(),
+                            reference_pdr,
+                        )
+                    }
                 });
             let log = dut.stop();
             match (r, log) {
                 (Ok(r), Ok(_)) => {
                     complete &= r.complete;
+                    round_reference = round_reference.or(r.pdr.map(|p| p.pps));
                     entry.2.push(r);
                 }
                 (Ok(r), Err(e)) => {
                     entry.3 = Some(format!("the DUT failed: {e:#}"));
+                    round_reference = round_reference.or(r.pdr.map(|p| p.pps));
                     entry.2.push(r);
                 }
                 (Err(e), _) => entry.3 = Some(format!("{e:#}")),
@@ -624,6 +794,34 @@ pub fn run(args: BenchArgs) -> Result<()> {
             entry.1 = Some(info);
             drop(rig);
             drop(topo);
+        }
+        // The harness floor at this round's loads.
+        let loads: Vec<(u32, f64)> = if args.latency_only {
+            vec![(0, args.rate)]
+        } else {
+            round_reference
+                .filter(|p| *p > 0.0)
+                .map(|p| {
+                    LATENCY_LOADS
+                        .iter()
+                        .map(|&pct| (pct, p * f64::from(pct) / 100.0))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if !loads.is_empty() {
+            pb.set_message(format!("round {}: harness floor", round + 1));
+            match harness_floor(
+                &format!("{prefix}f"),
+                &args,
+                frame_size,
+                &loads,
+                trial,
+                &stop,
+            )? {
+                Some(t) => floor_trials.extend(t),
+                None => complete = false,
+            }
         }
     }
     pb.finish_and_clear();
@@ -644,75 +842,51 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ..DutResult::default()
         };
         if !rounds.is_empty() {
-            r.ndr_rounds_pps = rounds.iter().map(|x| x.ndr.pps).collect();
-            r.pdr_rounds_pps = rounds.iter().map(|x| x.pdr.pps).collect();
-            let pick = |v: &[f64], f: fn(&RoundResult) -> search::Found| {
-                let m = median(&mut v.to_vec());
-                rounds
+            let ndrs: Vec<search::Found> = rounds.iter().filter_map(|x| x.ndr).collect();
+            let pdrs: Vec<search::Found> = rounds.iter().filter_map(|x| x.pdr).collect();
+            r.ndr_rounds_pps = ndrs.iter().map(|f| f.pps).collect();
+            r.pdr_rounds_pps = pdrs.iter().map(|f| f.pps).collect();
+            let pick = |found: &[search::Found]| {
+                let m = median(&mut found.iter().map(|f| f.pps).collect::<Vec<_>>());
+                found
                     .iter()
-                    .map(f)
+                    .copied()
                     .min_by(|a, b| (a.pps - m).abs().total_cmp(&(b.pps - m).abs()))
             };
-            r.ndr = pick(&r.ndr_rounds_pps, |x| x.ndr);
-            r.pdr = pick(&r.pdr_rounds_pps, |x| x.pdr);
+            r.ndr = pick(&ndrs);
+            r.pdr = pick(&pdrs);
             r.trials = rounds
                 .iter()
                 .flat_map(|x| x.trials.iter().copied())
                 .collect();
             r.overload = rounds.iter().rev().find_map(|x| x.overload);
             let mut hs = Vec::new();
-            for pct in [10u32, 50, 90] {
-                let points: Vec<&(u32, TrialOutcome, sink::SinkReport)> = rounds
+            for pct in loads_of(&args) {
+                let points: Vec<&LatencyTrial> = rounds
                     .iter()
                     .flat_map(|x| x.latency.iter())
                     .filter(|l| l.0 == pct)
                     .collect();
-                if points.is_empty() {
-                    continue;
+                if let Some((lp, h)) = merge_latency(&points, pct, &name)? {
+                    r.latency.push(lp);
+                    hs.push((pct, h));
                 }
-                let mut h = sink::new_histogram();
-                let (mut sum, mut max, mut ooo, mut off, mut recv, mut sent) =
-                    (0u64, 0u64, 0u64, 0.0, 0u64, 0u64);
-                let mut recv_bytes = 0u64;
-                for (_, t, s) in &points {
-                    h.add(&s.histogram).context("merging histograms")?;
-                    sum += s.latency_sum_ns;
-                    max = max.max(s.latency_max_ns);
-                    ooo += s.out_of_order;
-                    off += t.offered_pps;
-                    recv += t.received;
-                    recv_bytes += t.received_bytes;
-                    sent += t.sent;
-                }
-                let n = points.len() as f64;
-                let loss = if sent > 0 {
-                    sent.saturating_sub(recv) as f64 / sent as f64
-                } else {
-                    0.0
-                };
-                let rate = RatePoint {
-                    offered_pps: off / n,
-                    received_pps: off / n * (1.0 - loss),
-                    loss,
-                    mean_frame_bytes: if recv > 0 {
-                        recv_bytes as f64 / recv as f64
-                    } else {
-                        0.0
-                    },
-                };
-                let mut lp: LatencyPoint = results::latency_point(&h, pct, rate);
-                if !h.is_empty() {
-                    lp.mean_ns = sum as f64 / h.len() as f64;
-                    lp.max_ns = max;
-                }
-                lp.out_of_order = ooo;
-                lp.hgrm = format!("{name}-lat{pct}.hgrm");
-                r.latency.push(lp);
-                hs.push((pct, h));
             }
             hists.push((name.clone(), hs));
         }
         dut_results.push(r);
+    }
+    let mut harness_floor = Vec::new();
+    let mut floor_hists = Vec::new();
+    for pct in loads_of(&args) {
+        let points: Vec<&LatencyTrial> = floor_trials.iter().filter(|l| l.0 == pct).collect();
+        if let Some((lp, h)) = merge_latency(&points, pct, "floor")? {
+            harness_floor.push(lp);
+            floor_hists.push((pct, h));
+        }
+    }
+    if !floor_hists.is_empty() {
+        hists.push(("floor".to_string(), floor_hists));
     }
     if let Some(v) = dut_results.iter().find(|d| d.dut == "vnet").cloned() {
         for d in dut_results.iter_mut().filter(|d| d.dut != "vnet") {
@@ -757,8 +931,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     .into(),
             batch_size: args.batch_size,
             sink_attach,
+            latency_only: args.latency_only,
+            latency_reference: reference.into(),
         },
         harness_ceiling: ceil,
+        harness_floor_how: if harness_floor.is_empty() {
+            String::new()
+        } else {
+            FLOOR_HOW.into()
+        },
+        harness_floor,
         duts: dut_results,
     };
     print_summary(&summary);
@@ -801,7 +983,7 @@ pub fn write_results(
         let intervals: Vec<(String, &Histogram<u64>, Duration, Duration)> = hs
             .iter()
             .enumerate()
-            .map(|(i, (pct, h))| (format!("lat{pct}"), h, trial * i as u32, trial))
+            .map(|(i, (pct, h))| (results::load_tag(*pct), h, trial * i as u32, trial))
             .collect();
         if !intervals.is_empty() {
             results::write_hlog(
@@ -813,7 +995,7 @@ pub fn write_results(
         }
         for (pct, h) in hs {
             std::fs::write(
-                dir.join(format!("{dut}-lat{pct}.hgrm")),
+                dir.join(format!("{dut}-{}.hgrm", results::load_tag(*pct))),
                 results::hgrm_text(h, 1000.0),
             )?;
         }
@@ -826,7 +1008,7 @@ pub fn write_results(
 /// Print the summary as a table.
 pub fn print_summary(s: &Summary) {
     println!(
-        "bench {} ({}), {} frames, {} flow(s), trials {} s, PDR loss {}%",
+        "bench {} ({}), {} frames, {} flow(s), trials {} s{}",
         s.mode,
         s.direction,
         if s.settings.imix {
@@ -836,7 +1018,11 @@ pub fn print_summary(s: &Summary) {
         },
         s.settings.flows,
         s.settings.trial_s,
-        s.settings.pdr_loss * 100.0
+        if s.settings.latency_only {
+            String::new()
+        } else {
+            format!(", PDR loss {}%", s.settings.pdr_loss * 100.0)
+        }
     );
     println!(
         "machine: {} cores, {}, kernel {}",
@@ -849,12 +1035,38 @@ pub fn print_summary(s: &Summary) {
             c.how
         );
     }
+    if s.settings.latency_only {
+        print_latency_only(s);
+    } else {
+        print_search(s);
+    }
+    for d in &s.duts {
+        println!(
+            "{:<8} {}: {} {}",
+            d.dut, d.info.backend, d.info.busy_poll, d.info.napi
+        );
+    }
+    if !s.complete {
+        println!("(incomplete: interrupted or a search was cut short)");
+    }
+}
+
+fn print_search(s: &Summary) {
     println!(
         "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  vs vnet (NDR, PDR)",
         "dut", "NDR Mpps", "PDR Mpps", "2xPDR Mpps", "p50 us", "p99 us", "p99.9 us", "max us",
     );
+    let lat = |l: Option<&LatencyPoint>| {
+        [
+            l.map(|l| us(l.p50_ns)),
+            l.map(|l| us(l.p99_ns)),
+            l.map(|l| us(l.p999_ns)),
+            l.map(|l| us(l.max_ns)),
+        ]
+        .map(|v| v.unwrap_or_else(|| "-".into()))
+    };
     for d in &s.duts {
-        let l = d.latency_at(50);
+        let [p50, p99, p999, max] = lat(d.latency_at(50));
         println!(
             "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  {}",
             d.dut,
@@ -863,10 +1075,10 @@ pub fn print_summary(s: &Summary) {
             d.overload
                 .map(|o| mpps(o.received_pps))
                 .unwrap_or_else(|| "-".into()),
-            l.map(|l| us(l.p50_ns)).unwrap_or_else(|| "-".into()),
-            l.map(|l| us(l.p99_ns)).unwrap_or_else(|| "-".into()),
-            l.map(|l| us(l.p999_ns)).unwrap_or_else(|| "-".into()),
-            l.map(|l| us(l.max_ns)).unwrap_or_else(|| "-".into()),
+            p50,
+            p99,
+            p999,
+            max,
             d.ratio_vs_vnet
                 .map(|r| format!("{:.2}x, {:.2}x", r.ndr, r.pdr))
                 .unwrap_or_default(),
@@ -875,9 +1087,95 @@ pub fn print_summary(s: &Summary) {
             println!("         ({e})");
         }
     }
-    println!("(latency: one-way, at 50% of PDR; 10% and 90% in summary.json)");
-    if !s.complete {
-        println!("(incomplete: interrupted or a search was cut short)");
+    if let Some(f) = s.floor_at(50) {
+        let [p50, p99, p999, max] = lat(Some(f));
+        println!(
+            "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  (the harness alone)",
+            "floor", "-", "-", "-", p50, p99, p999, max
+        );
+    }
+    println!(
+        "latency: one-way at 50% of the {} (every DUT at the same offered rate); p50/p99 us at 10/50/90%:",
+        s.settings.latency_reference
+    );
+    let rows = s
+        .duts
+        .iter()
+        .map(|d| (d.dut.as_str(), &d.latency))
+        .chain(std::iter::once(("floor", &s.harness_floor)));
+    for (name, points) in rows {
+        let cells: Vec<String> = LATENCY_LOADS
+            .iter()
+            .map(|&pct| match points.iter().find(|l| l.load_pct == pct) {
+                Some(l) => format!(
+                    "{pct}% ({} kpps) {}/{}",
+                    (l.rate.offered_pps / 1e3).round(),
+                    us(l.p50_ns),
+                    us(l.p99_ns)
+                ),
+                None => format!("{pct}% -"),
+            })
+            .collect();
+        println!("  {name:<8} {}", cells.join("   "));
+    }
+}
+
+fn print_latency_only(s: &Summary) {
+    let rate = s
+        .harness_floor
+        .first()
+        .or_else(|| s.duts.iter().find_map(|d| d.latency.first()))
+        .map(|l| l.rate.offered_pps)
+        .unwrap_or(0.0);
+    println!(
+        "one-way latency at a fixed {:.0} frames/s; the floor is the harness alone ({})",
+        rate, s.harness_floor_how
+    );
+    println!(
+        "{:<8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>9} {:>9}",
+        "dut",
+        "loss %",
+        "p50 us",
+        "p90 us",
+        "p99 us",
+        "p99.9 us",
+        "max us",
+        "count",
+        "p50/floor",
+        "p99/floor"
+    );
+    let floor = s.floor_at(0);
+    let rows = s
+        .duts
+        .iter()
+        .map(|d| (d.dut.as_str(), d.latency.first(), d.error.as_deref()))
+        .chain(std::iter::once(("floor", floor, None)));
+    for (name, l, err) in rows {
+        match l {
+            Some(l) => {
+                let ratio = |a: u64, f: Option<u64>| match f {
+                    Some(f) if f > 0 && name != "floor" => format!("{:.2}x", a as f64 / f as f64),
+                    _ => "-".into(),
+                };
+                println!(
+                    "{:<8} {:>8.3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>9} {:>9}",
+                    name,
+                    l.rate.loss * 100.0,
+                    us(l.p50_ns),
+                    us(l.p90_ns),
+                    us(l.p99_ns),
+                    us(l.p999_ns),
+                    us(l.max_ns),
+                    l.count,
+                    ratio(l.p50_ns, floor.map(|f| f.p50_ns)),
+                    ratio(l.p99_ns, floor.map(|f| f.p99_ns)),
+                );
+            }
+            None => println!("{name:<8} -"),
+        }
+        if let Some(e) = err {
+            println!("         ({e})");
+        }
     }
 }
 

@@ -2,12 +2,16 @@
 //! (`vnet-bench run`), the Linux kernel doing the same mode (a bridge for the switched
 //! modes), and DPDK's testpmd over `net_af_xdp` (io forwarding: the I/O-layer reference).
 //!
-//! Fairness: vnet tunes the dataplane-side interfaces' NAPI (`napi_defer_hard_irqs`,
-//! `gro_flush_timeout`) while it runs; the peers get the same values ([`NapiKnobs`]),
-//! restored when they stop. The kernel's forwarding runs in the interfaces' NAPI, made
-//! threaded and pinned to the DUT core, as vnet's worker is; otherwise it would run in
-//! the softirq of the generator's core. On a veth the sink's receive work runs on the
-//! core that transmits (the DUT's), for every DUT alike.
+//! Settings: each DUT runs with the NAPI settings that are its own, on its own
+//! dataplane-side interfaces only (never the generator's or the sink's ends): vnet its
+//! `--napi auto` policy (set by vnet itself); testpmd the deferral DPDK's af_xdp guide
+//! asks for with its preferred busy polling (`napi_defer_hard_irqs=2`,
+//! `gro_flush_timeout=200000`, [`NapiKnobs`], restored when it stops); the kernel its
+//! defaults (no deferral: a deferred bridge waits for the timer, ~170 us a frame). The
+//! kernel's forwarding runs in the interfaces' NAPI, made threaded and pinned to the
+//! DUT core, as vnet's worker is; otherwise it would run in the softirq of the
+//! generator's core. On a veth the sink's receive work runs on the core that transmits
+//! (the DUT's), for every DUT alike.
 
 use super::scenario::{Direction, Scenario};
 use crate::mainjob::Dataplane;
@@ -17,7 +21,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use vnet_core::port::xdp::{GRO_FLUSH_TIMEOUT, NAPI_DEFER_HARD_IRQS};
+use vnet_core::port::xdp::NapiSettings;
 
 /// Which DUT.
 #[derive(
@@ -89,13 +93,24 @@ impl NapiKnobs {
         Ok(())
     }
 
-    /// vnet's NAPI settings on `ifname`.
+    /// The deferral DPDK's af_xdp guide asks for, on `ifname`.
     ///
     /// # Errors
     /// As [`NapiKnobs::set`].
-    pub fn vnet_napi(&mut self, netns: &str, ifname: &str) -> Result<()> {
-        self.set(netns, ifname, "napi_defer_hard_irqs", NAPI_DEFER_HARD_IRQS)?;
-        self.set(netns, ifname, "gro_flush_timeout", GRO_FLUSH_TIMEOUT)
+    pub fn dpdk_napi(&mut self, netns: &str, ifname: &str) -> Result<()> {
+        let n = NapiSettings::default();
+        self.set(
+            netns,
+            ifname,
+            "napi_defer_hard_irqs",
+            &n.defer_hard_irqs.to_string(),
+        )?;
+        self.set(
+            netns,
+            ifname,
+            "gro_flush_timeout",
+            &n.gro_flush_timeout_ns.to_string(),
+        )
     }
 }
 
@@ -217,11 +232,19 @@ pub fn vnet_info(log: &str, command: String) -> DutInfo {
         bind: get("bind="),
         need_wakeup: get("need_wakeup="),
         busy_poll: busy,
-        napi: format!(
-            "napi_defer_hard_irqs={} gro_flush_timeout={}",
-            get("napi_defer_hard_irqs="),
-            get("gro_flush_timeout=")
-        ),
+        napi: if token(&first, "napi=").is_some() {
+            ["napi=", "low=", "high=", "up=", "down="]
+                .iter()
+                .filter_map(|k| token(&first, k).map(|v| format!("{k}{v}")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            format!(
+                "napi_defer_hard_irqs={} gro_flush_timeout={}",
+                get("napi_defer_hard_irqs="),
+                get("gro_flush_timeout=")
+            )
+        },
         command,
         detail: ports,
     }
@@ -274,7 +297,7 @@ impl RunningDut {
                 }
                 let mut knobs = NapiKnobs::default();
                 for i in &ifs {
-                    knobs.vnet_napi(dp, i)?;
+                    knobs.dpdk_napi(dp, i)?;
                 }
                 let args: Vec<String> = vec![
                     "--no-huge".into(),
@@ -360,12 +383,25 @@ impl RunningDut {
                 let info = DutInfo {
                     backend: "net_af_xdp".into(),
                     xdp_attach: "native (libxdp)".into(),
-                    bind: log.iter().find_map(|l| if l.contains("zero copy") || l.contains("zerocopy") { Some("zerocopy".to_string()) } else { None }).unwrap_or_else(|| "copy".into()),
+                    bind: log
+                        .iter()
+                        .find_map(|l| {
+                            if l.contains("zero copy") || l.contains("zerocopy") {
+                                Some("zerocopy".to_string())
+                            } else {
+                                None
+                            }
+                        })
+                        .unwrap_or_else(|| "copy".into()),
                     need_wakeup: "on".into(),
                     busy_poll: busy,
-                    napi: format!("napi_defer_hard_irqs={NAPI_DEFER_HARD_IRQS} gro_flush_timeout={GRO_FLUSH_TIMEOUT}"),
+                    napi: NapiSettings::default().summary(),
                     command: format!("ip netns exec {dp} dpdk-testpmd {}", args.join(" ")),
-                    detail: log.iter().filter(|l| l.contains("af_xdp") || l.contains("AF_XDP")).cloned().collect(),
+                    detail: log
+                        .iter()
+                        .filter(|l| l.contains("af_xdp") || l.contains("AF_XDP"))
+                        .cloned()
+                        .collect(),
                 };
                 Ok((
                     RunningDut::Testpmd {
@@ -515,7 +551,6 @@ fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningD
                 &["ethtool", "-K", i, "gro", "on"],
                 Some(&["ethtool", "-K", i, "gro", "off"]),
             )?;
-            knobs.vnet_napi(dp, i)?;
             knobs.set(dp, i, "threaded", "1")?;
             pin_napi_threads(i, core)?;
         }
@@ -538,7 +573,7 @@ fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningD
         bind: "-".into(),
         need_wakeup: "-".into(),
         busy_poll: "-".into(),
-        napi: format!("napi_defer_hard_irqs={NAPI_DEFER_HARD_IRQS} gro_flush_timeout={GRO_FLUSH_TIMEOUT} threaded=1 pinned to core {core}; gro on"),
+        napi: format!("kernel defaults (no deferral); threaded=1 pinned to core {core}; gro on"),
         command: what,
         detail: vec![],
     };

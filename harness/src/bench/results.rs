@@ -88,6 +88,14 @@ pub struct Settings {
     pub batch_size: u32,
     /// Sink XDP attach mode.
     pub sink_attach: String,
+    /// `--latency-only`: no search; every DUT and the harness floor at one fixed rate.
+    #[serde(default)]
+    pub latency_only: bool,
+    /// What the latency loads are a percentage of: `vnet PDR` (every DUT and the floor
+    /// at the same offered rates), `own PDR` (a run without vnet: each DUT its own), or
+    /// `fixed rate` (`--latency-only`).
+    #[serde(default)]
+    pub latency_reference: String,
 }
 
 /// A rate with its loss.
@@ -109,7 +117,8 @@ pub struct RatePoint {
 /// Latency at one load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencyPoint {
-    /// Load as a percentage of PDR.
+    /// Load as a percentage of the reference PDR (`settings.latency_reference`); 0 for
+    /// the fixed rate of `--latency-only`.
     pub load_pct: u32,
     /// Offered and received rates.
     pub rate: RatePoint,
@@ -184,6 +193,15 @@ impl DutResult {
     }
 }
 
+/// The hlog tag of a load: `lat50` at 50 % of PDR, `fixed` for `--latency-only`.
+pub fn load_tag(load_pct: u32) -> String {
+    if load_pct == 0 {
+        "fixed".to_string()
+    } else {
+        format!("lat{load_pct}")
+    }
+}
+
 /// The harness's own ceiling: generator to sink over one veth pair.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Ceiling {
@@ -214,6 +232,13 @@ pub struct Summary {
     pub settings: Settings,
     /// The harness's ceiling.
     pub harness_ceiling: Option<Ceiling>,
+    /// The harness's own latency (generator to sink over one veth pair, no DUT) at the
+    /// loads the DUTs were measured at: the floor under every DUT's figures.
+    #[serde(default)]
+    pub harness_floor: Vec<LatencyPoint>,
+    /// Where the sink ran for the floor.
+    #[serde(default)]
+    pub harness_floor_how: String,
     /// Per DUT.
     pub duts: Vec<DutResult>,
 }
@@ -222,6 +247,11 @@ impl Summary {
     /// A DUT's result.
     pub fn dut(&self, name: &str) -> Option<&DutResult> {
         self.duts.iter().find(|d| d.dut == name)
+    }
+
+    /// The harness floor at `pct`% of the reference PDR (0: the fixed rate).
+    pub fn floor_at(&self, pct: u32) -> Option<&LatencyPoint> {
+        self.harness_floor.iter().find(|l| l.load_pct == pct)
     }
 }
 
@@ -240,7 +270,7 @@ pub fn latency_point(h: &Histogram<u64>, load_pct: u32, rate: RatePoint) -> Late
         p999_ns: h.value_at_quantile(0.999),
         p9999_ns: h.value_at_quantile(0.9999),
         max_ns: h.max(),
-        hlog_tag: format!("lat{load_pct}"),
+        hlog_tag: load_tag(load_pct),
         hgrm: String::new(),
     }
 }

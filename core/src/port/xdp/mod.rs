@@ -69,6 +69,7 @@
 
 mod error;
 mod napi;
+mod napi_policy;
 mod netlink;
 mod quiet;
 mod socket;
@@ -76,7 +77,8 @@ mod sockopt;
 mod umem;
 
 pub use error::XdpError;
-pub use napi::{NapiGuard, GRO_FLUSH_TIMEOUT, NAPI_DEFER_HARD_IRQS};
+pub use napi::{NapiGuard, NapiSettings, DEFAULT_DEFER_HARD_IRQS, DEFAULT_GRO_FLUSH_TIMEOUT_NS};
+pub use napi_policy::{AutoNapi, AutoState, NapiPolicy};
 pub use socket::XdpPort;
 
 use crate::frame::{FramePool, PortId};
@@ -181,9 +183,11 @@ pub struct XdpConfig {
     pub need_wakeup: bool,
     /// Busy-poll socket options; `None` leaves them unset.
     pub busy_poll: Option<BusyPoll>,
-    /// Tune the interfaces' NAPI (`napi_defer_hard_irqs`, `gro_flush_timeout`,
-    /// `threaded`) while the ports live.
-    pub napi: bool,
+    /// The interfaces' NAPI deferral (`napi_defer_hard_irqs`, `gro_flush_timeout`, and
+    /// `threaded` off) while the ports live; `None` leaves the interfaces as they are.
+    /// The ports apply the policy's initial settings; switching them with the load
+    /// ([`NapiPolicy::Auto`]) is the caller's, through [`XdpPort::napi`].
+    pub napi: Option<NapiPolicy>,
     /// Queue id bound on every interface.
     pub queue_id: u32,
     /// Bind with `XDP_USE_SG` (Linux 6.6), so that a frame longer than one UMEM frame (a
@@ -208,7 +212,7 @@ impl Default for XdpConfig {
             comp_ring: 2048,
             need_wakeup: true,
             busy_poll: Some(BusyPoll::default()),
-            napi: true,
+            napi: Some(NapiPolicy::default()),
             queue_id: 0,
             multi_buffer: true,
             segment_mtu: 0,
@@ -596,20 +600,18 @@ fn open_with(
             Some(bp) => {
                 warnings.extend(sockopt::apply_busy_poll(fd, bp));
                 format!(
-                    "busy_poll={}us/{} prefer={}",
+                    "busy_poll={}us/{} prefer={} napi_id={}",
                     bp.usecs,
                     bp.budget,
-                    if bp.prefer { "on" } else { "off" }
+                    if bp.prefer { "on" } else { "off" },
+                    sockopt::napi_id(fd)
                 )
             }
             None => "busy_poll=off".to_string(),
         };
-        let (napi, napi_text) = if cfg.napi {
-            match NapiGuard::apply(ifname, ifindex, link.and_then(|l| l.mac)) {
-                Ok(g) => {
-                    let s = g.summary();
-                    (Some(g), s)
-                }
+        let (napi, napi_text) = if let Some(policy) = &cfg.napi {
+            match NapiGuard::apply(ifname, ifindex, link.and_then(|l| l.mac), policy.initial()) {
+                Ok(g) => (Some(Arc::new(g)), policy.summary()),
                 Err(w) => {
                     warnings.push(format!("NAPI settings not applied: {w}"));
                     (None, "napi=unchanged".to_string())
@@ -713,7 +715,7 @@ mod tests {
             (c.rx_ring, c.tx_ring, c.fill_ring, c.comp_ring),
             (2048, 2048, 2048, 2048)
         );
-        assert!(c.need_wakeup && c.napi);
+        assert!(c.need_wakeup && c.napi == Some(NapiPolicy::default()));
         assert_eq!(
             c.busy_poll,
             Some(BusyPoll {

@@ -1,11 +1,15 @@
 //! Interface NAPI settings that make AF_XDP busy polling pay off, applied while the
 //! ports run and restored when they are dropped.
 //!
-//! For each bound interface [`NapiGuard`] writes `napi_defer_hard_irqs` = 2 and
-//! `gro_flush_timeout` = 200000 (ns) and, where the file exists, `threaded` = 0, under
-//! `/sys/class/net/IF/`, remembering the values it replaced. With `SO_PREFER_BUSY_POLL`
-//! these let the application's `recvfrom` run the NAPI context instead of softirqs
-//! (on veth: testpmd went from 0.25 to 0.86 Mpps with them).
+//! For each bound interface [`NapiGuard`] writes `napi_defer_hard_irqs` and
+//! `gro_flush_timeout` (ns) as [`NapiSettings`] say and, where the file exists,
+//! `threaded` = 0, under `/sys/class/net/IF/`, remembering the values it replaced;
+//! [`NapiGuard::set`] switches the first two while the port runs (the adaptive policy,
+//! `napi_policy`). Deferral keeps the NAPI's wake-ups masked and runs it from a timer
+//! every `gro_flush_timeout`: frames arrive in batches (throughput) but each waits for
+//! the timer (latency). With `SO_PREFER_BUSY_POLL` on a socket that has a NAPI id the
+//! application's `recvfrom` runs the NAPI instead; veth gives AF_XDP sockets none on
+//! Linux 6.13+, so there the timer is all there is.
 //!
 //! Network namespaces: `/sys/class/net` shows the namespace of whoever mounted `/sys`,
 //! not the calling thread's. The guard therefore checks that the sysfs entry it found is
@@ -22,24 +26,73 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 
-/// Value written to `napi_defer_hard_irqs`.
-pub const NAPI_DEFER_HARD_IRQS: &str = "2";
-/// Value written to `gro_flush_timeout` (nanoseconds).
-pub const GRO_FLUSH_TIMEOUT: &str = "200000";
+/// The NAPI deferral written to each bound interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NapiSettings {
+    /// `napi_defer_hard_irqs`: NAPI completions that keep "interrupts" (on veth: the
+    /// sender's NAPI scheduling) masked and wait for `gro_flush_timeout` instead.
+    pub defer_hard_irqs: u32,
+    /// `gro_flush_timeout`, nanoseconds: how long a deferred NAPI waits for its timer.
+    /// Every frame arriving meanwhile waits up to this long.
+    pub gro_flush_timeout_ns: u64,
+}
 
-/// (file, value, whether the file may be missing)
-const KNOBS: [(&str, &str, bool); 3] = [
-    ("napi_defer_hard_irqs", NAPI_DEFER_HARD_IRQS, false),
-    ("gro_flush_timeout", GRO_FLUSH_TIMEOUT, false),
-    ("threaded", "0", true),
-];
+impl Default for NapiSettings {
+    fn default() -> Self {
+        Self {
+            defer_hard_irqs: DEFAULT_DEFER_HARD_IRQS,
+            gro_flush_timeout_ns: DEFAULT_GRO_FLUSH_TIMEOUT_NS,
+        }
+    }
+}
 
-/// The NAPI settings of one interface, held for as long as its port lives.
+impl NapiSettings {
+    /// For the info line: `napi_defer_hard_irqs=2 gro_flush_timeout=20000`.
+    pub fn summary(&self) -> String {
+        format!(
+            "napi_defer_hard_irqs={} gro_flush_timeout={}",
+            self.defer_hard_irqs, self.gro_flush_timeout_ns
+        )
+    }
+
+    /// (file, value, whether the file may be missing)
+    fn knobs(&self) -> [(&'static str, String, bool); 3] {
+        [
+            (
+                "napi_defer_hard_irqs",
+                self.defer_hard_irqs.to_string(),
+                false,
+            ),
+            (
+                "gro_flush_timeout",
+                self.gro_flush_timeout_ns.to_string(),
+                false,
+            ),
+            ("threaded", "0".to_string(), true),
+        ]
+    }
+}
+
+/// Default `napi_defer_hard_irqs`.
+pub const DEFAULT_DEFER_HARD_IRQS: u32 = 2;
+/// Default `gro_flush_timeout` (nanoseconds).
+pub const DEFAULT_GRO_FLUSH_TIMEOUT_NS: u64 = 200_000;
+
+/// The NAPI settings of one interface, held for as long as its port lives (shared
+/// with the adaptive controller, [`NapiGuard::set`], through an `Arc`).
 #[derive(Debug)]
 pub struct NapiGuard {
     ifname: String,
     dir: OwnedFd,
+    state: Mutex<GuardState>,
+}
+
+#[derive(Debug)]
+struct GuardState {
+    /// The settings in force.
+    current: NapiSettings,
     /// Knobs this guard changed, with the value found before, in write order.
     saved: Vec<(&'static str, String)>,
 }
@@ -53,7 +106,12 @@ impl NapiGuard {
     /// writable sysfs for this namespace, not root...).
     /// `mac` is the interface's address as rtnetlink reports it in that namespace, used
     /// to make sure the sysfs entry is the same device.
-    pub(crate) fn apply(ifname: &str, ifindex: u32, mac: Option<[u8; 6]>) -> Result<Self, String> {
+    pub(crate) fn apply(
+        ifname: &str,
+        ifindex: u32,
+        mac: Option<[u8; 6]>,
+        settings: NapiSettings,
+    ) -> Result<Self, String> {
         let dir = match open_dir_at_sys(ifname) {
             Ok(dir) if same_device(&dir, ifindex, mac) => dir,
             _ => {
@@ -65,7 +123,8 @@ impl NapiGuard {
                 dir
             }
         };
-        Self::apply_at(dir, ifname).map_err(|e| format!("could not write NAPI settings ({e})"))
+        Self::apply_at(dir, ifname, settings)
+            .map_err(|e| format!("could not write NAPI settings ({e})"))
     }
 
     /// Apply the settings through `dir`, an open directory holding the knob files
@@ -73,25 +132,68 @@ impl NapiGuard {
     ///
     /// # Errors
     /// The first read or write that failed; knobs changed before it are restored.
-    pub(crate) fn apply_at(dir: OwnedFd, ifname: &str) -> io::Result<Self> {
-        let mut guard = Self {
+    pub(crate) fn apply_at(dir: OwnedFd, ifname: &str, settings: NapiSettings) -> io::Result<Self> {
+        let guard = Self {
             ifname: ifname.to_string(),
             dir,
-            saved: Vec::new(),
+            state: Mutex::new(GuardState {
+                current: settings,
+                saved: Vec::new(),
+            }),
         };
-        for (name, value, optional) in KNOBS {
-            let old = match read_knob(&guard.dir, name) {
+        guard.write(settings, true)?;
+        Ok(guard)
+    }
+
+    /// Switch the interface to `settings` (the adaptive controller; any thread).
+    ///
+    /// # Errors
+    /// The first write that failed; the guard still restores what it changed.
+    pub fn set(&self, settings: NapiSettings) -> io::Result<()> {
+        self.write(settings, false)
+    }
+
+    /// The settings in force.
+    pub fn current(&self) -> NapiSettings {
+        self.lock().current
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write `settings` (with `threaded` off when `first`), remembering the value each
+    /// knob had before this guard first changed it.
+    fn write(&self, settings: NapiSettings, first: bool) -> io::Result<()> {
+        let mut st = self.lock();
+        let knobs = settings.knobs();
+        let knobs = if first { &knobs[..] } else { &knobs[..2] };
+        for (name, value, optional) in knobs {
+            let old = match read_knob(&self.dir, name) {
                 Ok(old) => old,
-                Err(e) if optional && e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+                Err(e) if *optional && e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    if first {
+                        restore(&self.dir, &mut st.saved);
+                    }
+                    return Err(e);
+                }
             };
-            if old == value {
+            if old == *value {
                 continue;
             }
-            write_knob(&guard.dir, name, value)?;
-            guard.saved.push((name, old));
+            if let Err(e) = write_knob(&self.dir, name, value) {
+                if first {
+                    restore(&self.dir, &mut st.saved);
+                }
+                return Err(e);
+            }
+            if !st.saved.iter().any(|(n, _)| n == name) {
+                st.saved.push((name, old));
+            }
         }
-        Ok(guard)
+        st.current = settings;
+        Ok(())
     }
 
     /// The interface.
@@ -99,19 +201,25 @@ impl NapiGuard {
         &self.ifname
     }
 
-    /// For the info line: `napi_defer_hard_irqs=2 gro_flush_timeout=200000`.
+    /// For the info line: `napi_defer_hard_irqs=2 gro_flush_timeout=20000`.
     pub fn summary(&self) -> String {
-        format!("napi_defer_hard_irqs={NAPI_DEFER_HARD_IRQS} gro_flush_timeout={GRO_FLUSH_TIMEOUT}")
+        self.current().summary()
+    }
+}
+
+/// Put back every saved knob, newest first, and forget them.
+fn restore(dir: &OwnedFd, saved: &mut Vec<(&'static str, String)>) {
+    for (name, old) in saved.drain(..).rev() {
+        // Nothing useful to do on failure here; the interface keeps the tuned value,
+        // which is harmless.
+        let _ = write_knob(dir, name, &old);
     }
 }
 
 impl Drop for NapiGuard {
     fn drop(&mut self) {
-        for (name, old) in self.saved.iter().rev() {
-            // Nothing useful to do on failure while dropping; the interface keeps the
-            // tuned value, which is harmless.
-            let _ = write_knob(&self.dir, name, old);
-        }
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        restore(&self.dir, &mut st.saved);
     }
 }
 
@@ -288,7 +396,15 @@ mod tests {
         d.write("napi_defer_hard_irqs", "0\n");
         d.write("gro_flush_timeout", "0\n");
         d.write("threaded", "1\n");
-        let g = NapiGuard::apply_at(d.fd(), "vm1").unwrap();
+        let g = NapiGuard::apply_at(
+            d.fd(),
+            "vm1",
+            NapiSettings {
+                defer_hard_irqs: 2,
+                gro_flush_timeout_ns: 200_000,
+            },
+        )
+        .unwrap();
         assert_eq!(d.read("napi_defer_hard_irqs"), "2");
         assert_eq!(d.read("gro_flush_timeout"), "200000");
         assert_eq!(d.read("threaded"), "0");
@@ -307,8 +423,16 @@ mod tests {
         let d = TempDir::new("partial");
         d.write("napi_defer_hard_irqs", "2\n");
         d.write("gro_flush_timeout", "20000\n");
-        let g = NapiGuard::apply_at(d.fd(), "vm1").unwrap();
-        assert_eq!(g.saved.len(), 1);
+        let g = NapiGuard::apply_at(
+            d.fd(),
+            "vm1",
+            NapiSettings {
+                defer_hard_irqs: 2,
+                gro_flush_timeout_ns: 200_000,
+            },
+        )
+        .unwrap();
+        assert_eq!(g.lock().saved.len(), 1);
         assert!(!d.path().join("threaded").exists());
         d.write("napi_defer_hard_irqs", "7");
         drop(g);
@@ -321,7 +445,15 @@ mod tests {
     fn missing_required_knob_is_an_error() {
         let d = TempDir::new("missing");
         d.write("napi_defer_hard_irqs", "0");
-        let err = NapiGuard::apply_at(d.fd(), "vm1").unwrap_err();
+        let err = NapiGuard::apply_at(
+            d.fd(),
+            "vm1",
+            NapiSettings {
+                defer_hard_irqs: 2,
+                gro_flush_timeout_ns: 200_000,
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         // The knob written before the failure was put back.
         assert_eq!(d.read("napi_defer_hard_irqs"), "0");

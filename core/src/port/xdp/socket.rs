@@ -48,7 +48,7 @@ pub(crate) struct Bound {
     pub rings: Rings,
     pub attach: AttachMode,
     pub bind: BindMode,
-    pub napi: Option<NapiGuard>,
+    pub napi: Option<Arc<NapiGuard>>,
     pub detail: String,
 }
 
@@ -77,6 +77,11 @@ pub struct XdpPort {
     sizing: Sizing,
     zero_copy: bool,
     kicked: bool,
+    /// Busy polling is configured and the socket has a NAPI id to drive: only then is a
+    /// `recvfrom` on an idle loop worth its syscall (see [`sockopt::napi_id`]).
+    busy_poll_live: bool,
+    /// Service calls until the NAPI id is looked up again while busy polling is idle.
+    napi_recheck: u32,
     tx_kicks: u64,
     kick_errors: u64,
     rx_pokes: u64,
@@ -90,7 +95,7 @@ pub struct XdpPort {
     // no socket of the interface is left); the NAPI settings are restored after that
     // (fields drop in declaration order).
     rings: Rings,
-    napi: Option<NapiGuard>,
+    napi: Option<Arc<NapiGuard>>,
     // Cold.
     ifname: String,
     ifindex: u32,
@@ -123,6 +128,8 @@ impl XdpPort {
             sizing,
             zero_copy: b.bind == BindMode::ZeroCopy,
             kicked: false,
+            busy_poll_live: sizing.busy_poll && sockopt::napi_id(fd) != 0,
+            napi_recheck: NAPI_RECHECK_EVERY,
             tx_kicks: 0,
             kick_errors: 0,
             rx_pokes: 0,
@@ -177,9 +184,10 @@ impl XdpPort {
         self.bind
     }
 
-    /// The NAPI settings guard, when they were applied.
-    pub fn napi(&self) -> Option<&NapiGuard> {
-        self.napi.as_ref()
+    /// The NAPI settings guard, when they were applied: shared, so that the adaptive
+    /// policy's controller can switch them while the port runs.
+    pub fn napi(&self) -> Option<Arc<NapiGuard>> {
+        self.napi.clone()
     }
 
     /// Frames currently handed to the kernel for receiving (in the fill ring or held by
@@ -437,11 +445,20 @@ impl Port for XdpPort {
         // 3. Keep the fill ring full.
         self.refill(pool);
         // 4. Drive the rx NAPI when the kernel needs us to: busy polling (the NAPI runs
-        // in our syscalls) or a fill ring asking for a wakeup. A sendto on this socket
-        // already polled this loop; a non-empty rx ring needs no help yet.
+        // in our syscalls, when the socket has a NAPI id) or a fill ring asking for a
+        // wakeup. A sendto on this socket already polled this loop; a non-empty rx ring
+        // needs no help yet. Without a NAPI id (veth on Linux 6.13+) a busy-poll
+        // recvfrom does nothing but cost a syscall per port and loop; the id is looked
+        // up again now and then (older kernels set it with the first frame).
+        if self.sizing.busy_poll && !self.busy_poll_live {
+            self.napi_recheck -= 1;
+            if self.napi_recheck == 0 {
+                self.napi_recheck = NAPI_RECHECK_EVERY;
+                self.busy_poll_live = sockopt::napi_id(self.fd) != 0;
+            }
+        }
         if !self.kicked
-            && (self.sizing.busy_poll
-                || (self.sizing.need_wakeup && self.rings.fill.needs_wakeup()))
+            && (self.busy_poll_live || (self.sizing.need_wakeup && self.rings.fill.needs_wakeup()))
             && self.rings.rx.nb_avail(1) == 0
         {
             self.rx_pokes += 1;
@@ -472,6 +489,9 @@ impl Port for XdpPort {
         }
     }
 }
+
+/// Service calls between two lookups of a socket's NAPI id while it has none.
+const NAPI_RECHECK_EVERY: u32 = 1 << 16;
 
 /// How many bytes of a packet the kernel placed at UMEM address `addr` with length
 /// `len` can be kept: what lies inside its frame and fits the pool's data area.

@@ -70,6 +70,34 @@ pub fn apply_busy_poll(fd: RawFd, bp: &BusyPoll) -> Vec<String> {
     warnings
 }
 
+/// `SOL_SOCKET` option: the NAPI id the socket busy-polls (0: none).
+pub const SO_INCOMING_NAPI_ID: i32 = 56;
+
+/// The NAPI id busy polling of this socket would drive; 0 when there is none. On Linux
+/// 6.13 and later an AF_XDP socket takes it from its queue at bind time, and veth names
+/// no NAPI for its queues: busy polling then does nothing on veth (older kernels took
+/// it from the first frame received).
+pub fn napi_id(fd: RawFd) -> u32 {
+    let mut id: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `id` and `len` are live for the call and `len` holds `id`'s size; the
+    // kernel writes at most that many bytes. A bad fd is an error return, not UB.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_INCOMING_NAPI_ID,
+            (&mut id as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        id
+    } else {
+        0
+    }
+}
+
 /// Raise the copy-mode transmit budget of one `sendto` (Linux 6.17).
 ///
 /// # Errors

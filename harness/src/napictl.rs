@@ -1,0 +1,109 @@
+//! The adaptive NAPI controller of `vnet-bench run` (`--napi auto`): on the control
+//! thread, once per loop (~50 ms), each port's receive rate from the counters decides,
+//! through [`AutoNapi::step`], whether its interface runs with NAPI deferral (batches,
+//! for throughput) or without (each frame received at once, for latency).
+//!
+//! Invariants: only ports whose NAPI settings were applied are switched; a write that
+//! fails is reported once and that port is left alone from then on; the guards restore
+//! the interfaces' own values when the ports close, whatever was switched.
+
+use std::sync::Arc;
+use std::time::Instant;
+use vnet_core::counters::PortTotals;
+use vnet_core::port::xdp::{AutoNapi, AutoState, NapiGuard, NapiPolicy};
+
+#[derive(Debug)]
+struct Entry {
+    port: usize,
+    guard: Arc<NapiGuard>,
+    state: AutoState,
+    last_rx: u64,
+    broken: bool,
+}
+
+/// Switches the ports' NAPI deferral with their receive rates.
+#[derive(Debug)]
+pub struct NapiController {
+    auto: AutoNapi,
+    ports: Vec<Entry>,
+    last: Instant,
+}
+
+impl NapiController {
+    /// A controller for `guards` (dataplane port index, guard) when `policy` is
+    /// adaptive; `None` otherwise (nothing to switch).
+    pub fn new(policy: Option<NapiPolicy>, guards: Vec<(usize, Arc<NapiGuard>)>) -> Option<Self> {
+        let Some(NapiPolicy::Auto(auto)) = policy else {
+            return None;
+        };
+        if guards.is_empty() {
+            return None;
+        }
+        Some(Self {
+            auto,
+            ports: guards
+                .into_iter()
+                .map(|(port, guard)| Entry {
+                    port,
+                    guard,
+                    state: AutoState::default(),
+                    last_rx: 0,
+                    broken: false,
+                })
+                .collect(),
+            last: Instant::now(),
+        })
+    }
+
+    /// One window: read the rates from `totals` (indexed by port), switch what must
+    /// be switched. Returns a sentence per failed write.
+    pub fn tick(&mut self, totals: &[PortTotals], names: &[String]) -> Vec<String> {
+        let dt = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        let mut out = Vec::new();
+        if dt <= 0.0 {
+            return out;
+        }
+        for e in &mut self.ports {
+            let rx = totals.get(e.port).map(|t| t.rx_packets).unwrap_or(0);
+            let pps = rx.saturating_sub(e.last_rx) as f64 / dt;
+            e.last_rx = rx;
+            if e.broken {
+                continue;
+            }
+            if let Some(s) = self.auto.step(&mut e.state, pps) {
+                if let Err(err) = e.guard.set(s) {
+                    e.broken = true;
+                    out.push(format!(
+                        "warning: port {} {}: could not switch its NAPI settings to {} ({err}); they stay as they are",
+                        e.port,
+                        names.get(e.port).map(String::as_str).unwrap_or("?"),
+                        s.summary()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// One line per port for the final report: switches, and what is in force.
+    pub fn report(&self, names: &[String]) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|e| {
+                format!(
+                    "napi auto: port {} {}: {} switch(es), ending with {} ({})",
+                    e.port,
+                    names.get(e.port).map(String::as_str).unwrap_or("?"),
+                    e.state.switches,
+                    if e.state.high {
+                        "deferral"
+                    } else {
+                        "no deferral"
+                    },
+                    e.guard.current().summary()
+                )
+            })
+            .collect()
+    }
+}
