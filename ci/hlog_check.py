@@ -120,11 +120,14 @@ def check(summary_path):
     folder = summary_path.parent
     s = json.loads(summary_path.read_text())
     checked, problems = 0, []
-    for d in s["duts"]:
-        points = d.get("latency") or []
+    # The DUTs, then the harness floor (from 0.2.0: floor.hlog, summary's harness_floor).
+    series = [(d["dut"], d.get("latency")) for d in s["duts"]]
+    series.append(("floor", s.get("harness_floor")))
+    for name, points in series:
+        points = points or []
         if not points:
             continue
-        hlog = folder / f"{d['dut']}.hlog"
+        hlog = folder / f"{name}.hlog"
         if not hlog.exists():
             problems.append(f"{hlog}: missing ({len(points)} latency points in summary.json)")
             continue

@@ -4,11 +4,12 @@
 # Internal mode, then through a Linux bridge) or NAT (guest -> inet through vnet's NAT
 # mode, then through forwarding + nftables masquerade).
 #
-# Usage: [VNET_ARGS='--no-napi-tuning ...'] bash ci/ping-compare.sh [internal|nat] [COUNT] [ROUNDS]
+# Usage: [VNET_ARGS='--napi fixed ...'] [VNET_BIN=PATH] bash ci/ping-compare.sh [internal|nat] [COUNT] [ROUNDS]
 #   (root; builds the release binary first; iputils-ping, nft and ethtool from ci/bootstrap.sh)
 #   COUNT pings per round and DUT (default 400), 5 ms apart, from the sending namespace
 #   pinned to core 0; vnet runs with --cores 1 (its worker busy-polls core 1). Endpoints keep
-#   veth's default offloads. VNET_ARGS are added to `vnet-bench run` (to try its settings).
+#   veth's default offloads. VNET_ARGS are added to `vnet-bench run` (to try its settings);
+#   VNET_BIN runs another vnet-bench binary instead of this tree's release build.
 #
 # Prints per round and DUT the median, p90, p99 and max RTT in microseconds (from ping's
 # per-reply times), then the medians over rounds and vnet's ratio to the kernel. Fewer
@@ -41,8 +42,12 @@ if (($(nproc) < 2)); then
   exit 1
 fi
 
-BIN=target/release/vnet-bench
-cargo build --release -q -p vnet-bench
+if [[ -n ${VNET_BIN:-} ]]; then
+  BIN=$VNET_BIN # another build (e.g. an older release's binary) to compare
+else
+  BIN=target/release/vnet-bench
+  cargo build --release -q -p vnet-bench
+fi
 
 P=pc$$
 TMP=$(mktemp -d "/tmp/$P.XXXXXX")
@@ -87,7 +92,7 @@ else
   ip -n $P-a route add default via 10.0.2.2
   ip -n $P-b addr add 198.18.0.1/24 dev ${P}b
   TARGET=198.18.0.1
-  VNET=(run --mode nat --vm ${P}d0 --uplink ${P}d1 --external-ip 198.18.0.2/24 --gateway 198.18.0.1 --no-dhcp)
+  VNET=(run --mode nat --vm ${P}d0 --uplink ${P}d1 --external-ip 198.18.0.2/24 --gateway 198.18.0.1)
   PEER="kernel NAT"
 fi
 

@@ -107,3 +107,68 @@ impl NapiController {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_a_busy_port_to_deferral_and_back_when_it_calms_down() {
+        let dir = std::env::temp_dir().join(format!("vnet-napictl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read = |k: &str| {
+            std::fs::read_to_string(dir.join(k))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        for k in ["napi_defer_hard_irqs", "gro_flush_timeout"] {
+            std::fs::write(dir.join(k), "0\n").unwrap();
+        }
+        let policy = NapiPolicy::default();
+        let guard = Arc::new(NapiGuard::at_dir(&dir, "vm1", policy.initial()).unwrap());
+        let mut ctl = NapiController::new(Some(policy), vec![(1, guard)]).expect("auto");
+        let names = vec!["vm0".to_string(), "vm1".to_string()];
+        let mut totals = vec![PortTotals::default(); 2];
+        let mut window = |ctl: &mut NapiController, frames: u64| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            totals[1].rx_packets += frames;
+            assert!(ctl.tick(&totals, &names).is_empty());
+        };
+        window(&mut ctl, 10);
+        assert_eq!(
+            read("gro_flush_timeout"),
+            "0",
+            "a quiet port keeps no deferral"
+        );
+        // 100k frames in ~10 ms: ~10 Mpps, far above the threshold.
+        window(&mut ctl, 100_000);
+        assert_eq!(read("napi_defer_hard_irqs"), "2");
+        assert_eq!(read("gro_flush_timeout"), "200000");
+        for _ in 0..3 {
+            window(&mut ctl, 0);
+        }
+        assert_eq!(
+            read("gro_flush_timeout"),
+            "200000",
+            "not before 4 calm windows"
+        );
+        window(&mut ctl, 0);
+        assert_eq!(read("gro_flush_timeout"), "0");
+        let report = ctl.report(&names);
+        assert_eq!(report.len(), 1);
+        assert!(
+            report[0].contains("port 1 vm1: 2 switch(es), ending with no deferral"),
+            "{}",
+            report[0]
+        );
+        drop(ctl);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_fixed_policy_needs_no_controller() {
+        assert!(NapiController::new(Some(NapiPolicy::Fixed(Default::default())), vec![]).is_none());
+        assert!(NapiController::new(None, vec![]).is_none());
+    }
+}

@@ -1,5 +1,6 @@
-//! Live benchmark on AF_XDP: short `bench` runs (Internal with IMIX over 100k flows; NAT
-//! both ways for vnet and the kernel; a run interrupted by Ctrl-C), in the test's own
+//! Live benchmark on AF_XDP: short `bench` runs (Internal with IMIX over 100k flows, with
+//! the harness floor at vnet's loads; NAT both ways for vnet and the kernel; NAT with
+//! `--latency-only`; a run interrupted by Ctrl-C), in the test's own
 //! namespaces. Checks that the machinery works (frames arrive, results are
 //! written and read back); speed is measured, never asserted.
 //!
@@ -73,6 +74,79 @@ fn bench_internal_short_run_writes_results() {
     let h = bench::results::read_hlog(&folder.join("vnet.hlog")).expect("hlog written");
     assert!(h.iter().any(|(t, h)| t == "lat50" && !h.is_empty()));
     assert!(folder.join("vnet-lat50.hgrm").exists());
+    // The harness floor at the same loads, at the same offered rates as vnet.
+    assert_eq!(s.settings.latency_reference, "vnet PDR");
+    for pct in [10, 50, 90] {
+        let f = s
+            .floor_at(pct)
+            .unwrap_or_else(|| panic!("no floor at {pct}%"));
+        let l = v
+            .latency_at(pct)
+            .unwrap_or_else(|| panic!("no vnet latency at {pct}%"));
+        assert!(f.count > 0, "the floor at {pct}% saw no frames");
+        // Same requested rate; the measured ones differ by what each generator gave up
+        // (another load would be 5x or 9x off).
+        let (a, b) = (f.rate.offered_pps, l.rate.offered_pps);
+        assert!(
+            (a - b).abs() <= 0.5 * b,
+            "floor offered {a:.0} frames/s at {pct}%, vnet {b:.0}: not the same load"
+        );
+    }
+    let fh = bench::results::read_hlog(&folder.join("floor.hlog")).expect("floor hlog written");
+    assert_eq!(fh.len(), 3, "one floor interval per load");
+}
+
+/// `--latency-only`: vnet and the harness floor at one fixed rate, no search; vnet
+/// reports which NAPI policy it ran with.
+#[test]
+fn bench_latency_only_measures_vnet_and_the_floor_at_one_rate() {
+    if !privileged_or_skip("bench_latency_only_measures_vnet_and_the_floor_at_one_rate") {
+        return;
+    }
+    let dir = TempDir::new("bench-lat");
+    let prefix = format!("tl{}", std::process::id() % 1000);
+    let a = short_run(
+        &dir,
+        &prefix,
+        &[
+            "--mode",
+            "nat",
+            "--dut",
+            "vnet",
+            "--latency-only",
+            "--rate",
+            "5000",
+        ],
+    );
+    bench::run(a).expect("bench runs");
+    let folder = dir.join("nat-guest-to-inet-64");
+    let s = bench::results::load_summaries(&folder).expect("summary written");
+    let (_, s) = &s[0];
+    assert!(s.settings.latency_only && s.complete);
+    assert!(s.harness_ceiling.is_none(), "no search, no ceiling");
+    let v = s.dut("vnet").expect("vnet measured");
+    assert!(v.error.is_none(), "{:?}", v.error);
+    assert!(v.pdr.is_none() && v.trials.is_empty(), "no search was run");
+    assert!(v.info.napi.starts_with("napi=auto"), "{}", v.info.napi);
+    for (who, l) in [("vnet", v.latency.first()), ("floor", s.floor_at(0))] {
+        let l = l.unwrap_or_else(|| panic!("{who}: no latency at the fixed rate"));
+        assert_eq!(l.load_pct, 0);
+        assert!(
+            (l.rate.offered_pps - 5000.0).abs() < 1000.0,
+            "{who} offered {} frames/s, not 5000",
+            l.rate.offered_pps
+        );
+        assert!(l.count > 0 && l.p50_ns > 0, "{who}: no frames measured");
+        assert!(l.rate.loss < 0.01, "{who} lost {:.2}%", l.rate.loss * 100.0);
+    }
+    for file in [
+        "vnet.hlog",
+        "floor.hlog",
+        "vnet-fixed.hgrm",
+        "floor-fixed.hgrm",
+    ] {
+        assert!(folder.join(file).exists(), "{file} written");
+    }
 }
 
 /// Both NAT directions at once, vnet and the kernel's routing + nftables NAT: a PDR above

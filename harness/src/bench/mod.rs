@@ -1041,10 +1041,11 @@ pub fn print_summary(s: &Summary) {
         print_search(s);
     }
     for d in &s.duts {
-        println!(
-            "{:<8} {}: {} {}",
-            d.dut, d.info.backend, d.info.busy_poll, d.info.napi
-        );
+        let busy = match d.info.busy_poll.as_str() {
+            "" | "-" => String::new(),
+            b => format!("busy_poll={b} "),
+        };
+        println!("{:<8} {}: {busy}{}", d.dut, d.info.backend, d.info.napi);
     }
     if !s.complete {
         println!("(incomplete: interrupted or a search was cut short)");

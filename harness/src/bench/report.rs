@@ -1,9 +1,11 @@
 //! `vnet-bench report DIR`: every measurement under a results folder (written by one or
 //! more `vnet-bench bench --out DIR`) as one table: per mode, direction and frame size,
-//! each DUT's NDR, PDR, what it still delivers at 2x PDR, latency at 50% of PDR, and
-//! vnet's PDR as a multiple of the peer's. Reads only; `--markdown` for documents.
+//! each DUT's NDR, PDR, what it still delivers at 2x PDR, p50/p99 latency at 10, 50 and
+//! 90 % of the reference PDR, and vnet's PDR as a multiple of the peer's; then a `floor`
+//! row, the harness alone at the same loads, where it was measured. Reads only;
+//! `--markdown` for documents.
 
-use super::results::{self, DutResult, Summary};
+use super::results::{self, DutResult, LatencyPoint, Summary};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -22,9 +24,17 @@ fn mpps(pps: Option<f64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Microseconds: one decimal below 10 us (the floor and low-load figures), none above.
 fn us(ns: Option<u64>) -> String {
-    ns.map(|n| format!("{:.0}", n as f64 / 1e3))
-        .unwrap_or_else(|| "-".into())
+    ns.map(|n| {
+        let u = n as f64 / 1e3;
+        if u < 10.0 {
+            format!("{u:.1}")
+        } else {
+            format!("{u:.0}")
+        }
+    })
+    .unwrap_or_else(|| "-".into())
 }
 
 /// One table row's cells.
@@ -40,7 +50,6 @@ fn row(s: &Summary, d: &DutResult) -> Vec<String> {
         (Some(o), Some(p)) if p > 0.0 => format!("{:.0}%", o / p * 100.0),
         _ => "-".into(),
     };
-    let l = d.latency_at(50);
     let vs = match (s.dut("vnet").and_then(|v| v.pdr), d.pdr) {
         (Some(v), Some(p)) if d.dut != "vnet" && p.pps > 0.0 => format!("{:.2}x", v.pps / p.pps),
         _ => "-".into(),
@@ -53,12 +62,47 @@ fn row(s: &Summary, d: &DutResult) -> Vec<String> {
         mpps(d.ndr.map(|f| f.pps)),
         mpps(pdr),
         format!("{} ({over_pct})", mpps(over)),
-        us(l.map(|l| l.p50_ns)),
-        us(l.map(|l| l.p99_ns)),
-        us(l.map(|l| l.p999_ns)),
+        if s.settings.latency_only {
+            // `--latency-only`: the one fixed-rate point, in the first latency column.
+            match d.latency_at(0) {
+                Some(l) => format!(
+                    "{} at {:.0} kpps",
+                    p50_p99(Some(l)),
+                    l.rate.offered_pps / 1e3
+                ),
+                None => "-".into(),
+            }
+        } else {
+            p50_p99(d.latency_at(10))
+        },
+        p50_p99(d.latency_at(50)),
+        p50_p99(d.latency_at(90)),
         vs,
         mpps(s.harness_ceiling.as_ref().map(|c| c.rate.received_pps)),
     ]
+}
+
+/// `p50/p99` in microseconds, `-` when not measured.
+fn p50_p99(l: Option<&LatencyPoint>) -> String {
+    match l {
+        Some(l) => format!("{}/{}", us(Some(l.p50_ns)), us(Some(l.p99_ns))),
+        None => "-".into(),
+    }
+}
+
+/// The harness floor's row of a measurement, when it was measured.
+fn floor_row(s: &Summary) -> Option<Vec<String>> {
+    if s.harness_floor.is_empty() {
+        return None;
+    }
+    let floor = DutResult {
+        dut: "floor".into(),
+        latency: s.harness_floor.clone(),
+        ..DutResult::default()
+    };
+    let mut r = row(s, &floor);
+    r[6] = "-".into();
+    Some(r)
 }
 
 const HEADER: [&str; 12] = [
@@ -69,9 +113,9 @@ const HEADER: [&str; 12] = [
     "NDR Mpps",
     "PDR Mpps",
     "at 2xPDR Mpps",
-    "p50 us",
-    "p99 us",
-    "p99.9 us",
+    "p50/p99 us at 10%",
+    "at 50%",
+    "at 90%",
     "vnet PDR / dut",
     "ceiling Mpps",
 ];
@@ -97,7 +141,7 @@ pub fn rows(dir: &std::path::Path) -> Result<Vec<Vec<String>>> {
     });
     Ok(all
         .iter()
-        .flat_map(|(_, s)| s.duts.iter().map(move |d| row(s, d)))
+        .flat_map(|(_, s)| s.duts.iter().map(move |d| row(s, d)).chain(floor_row(s)))
         .collect())
 }
 
@@ -144,7 +188,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let rows = rows(&args.dir)?;
     print!("{}", format(&rows, args.markdown));
     if !args.markdown {
-        println!("(latency one-way at 50% of PDR; \"at 2xPDR\": delivered when offered twice the PDR, as a share of PDR)");
+        println!("(latency one-way at 10/50/90% of vnet's PDR, the same offered rates for every DUT and the floor (the harness alone); \"at 2xPDR\": delivered when offered twice the PDR, as a share of PDR)");
     }
     Ok(())
 }
@@ -171,13 +215,21 @@ mod tests {
                 loss: 0.55,
                 mean_frame_bytes: 60.0,
             }),
-            latency: vec![LatencyPoint {
-                load_pct: 50,
-                p50_ns: 150_000,
-                p99_ns: 250_000,
-                p999_ns: 300_000,
-                ..LatencyPoint::default()
-            }],
+            latency: vec![
+                LatencyPoint {
+                    load_pct: 10,
+                    p50_ns: 6_400,
+                    p99_ns: 20_000,
+                    ..LatencyPoint::default()
+                },
+                LatencyPoint {
+                    load_pct: 50,
+                    p50_ns: 150_000,
+                    p99_ns: 250_000,
+                    p999_ns: 300_000,
+                    ..LatencyPoint::default()
+                },
+            ],
             ..DutResult::default()
         }
     }
@@ -193,13 +245,21 @@ mod tests {
                 ..Default::default()
             },
             duts: vec![dut("vnet", 600_000.0), dut("kernel", 400_000.0)],
+            harness_floor: vec![LatencyPoint {
+                load_pct: 50,
+                p50_ns: 3_500,
+                p99_ns: 8_000,
+                ..LatencyPoint::default()
+            }],
             ..Summary::default()
         };
         let v = row(&s, &s.duts[0]);
         assert_eq!(
             v[4..10],
-            ["0.600", "0.600", "0.540 (90%)", "150", "250", "300"]
+            ["0.600", "0.600", "0.540 (90%)", "6.4/20", "150/250", "-"]
         );
+        let f = floor_row(&s).expect("a floor row");
+        assert_eq!(f[3..10], ["floor", "-", "-", "-", "-", "3.5/8.0", "-"]);
         assert_eq!(v[10], "-", "vnet is not compared with itself");
         assert_eq!(row(&s, &s.duts[1])[10], "1.50x");
         let md = format(&[v], true);

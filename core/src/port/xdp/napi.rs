@@ -145,6 +145,18 @@ impl NapiGuard {
         Ok(guard)
     }
 
+    /// A guard over `dir`, a directory holding the knob files (an interface's sysfs
+    /// directory, or any directory standing in for one in tests).
+    ///
+    /// # Errors
+    /// As [`NapiGuard::apply_at`]: the directory or a required knob is missing.
+    pub fn at_dir(dir: &std::path::Path, ifname: &str, settings: NapiSettings) -> io::Result<Self> {
+        let path = dir
+            .to_str()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Self::apply_at(open_dir(path)?, ifname, settings)
+    }
+
     /// Switch the interface to `settings` (the adaptive controller; any thread).
     ///
     /// # Errors
