@@ -14,6 +14,8 @@ need_pkgs=(
   libbpf-dev dpdk-dev librte-net-af-xdp23
   # ci/hlog-interop.sh: a venv for HdrHistogram's Python implementation
   python3-venv
+  # control_socket: setpriv runs `natpf` as nobody
+  util-linux
   # ci/nat-tcp-compare.sh: the user-mode NAT it compares with
   slirp4netns
   # real QEMU guests (live_qemu, --guest qemu): QEMU, and what ci/guest/build.sh packs the

@@ -303,6 +303,9 @@ pub struct RunArgs {
     /// (`vnet-bench natpf`); default /run/vnet-bench/FIRST-VM-IF.sock.
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// NAT modes: let this group use the control socket too (mode 0660 instead of 0600).
+    #[arg(long, value_name = "GROUP")]
+    pub control_group: Option<String>,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
     pub xdp_mode: AttachChoice,

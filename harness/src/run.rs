@@ -142,7 +142,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             let path = args.control.clone().unwrap_or_else(|| {
                 std::path::PathBuf::from(format!("/run/vnet-bench/{}.sock", names[0]))
             });
-            let server = ControlServer::start(&path, spec)?;
+            let group = args.control_group.as_deref().map(group_id).transpose()?;
+            let server = ControlServer::start(&path, spec, group)?;
             println!(
                 "port-forward control: vnet-bench natpf --control {} add|delete|list",
                 server.path().display()
@@ -226,6 +227,27 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The id of group `name` (or a number), from `/etc/group`.
+fn group_id(name: &str) -> Result<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(name))
+                .then(|| f.nth(1).and_then(|g| g.parse().ok()))
+                .flatten()
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--control-group {name}: no such group in /etc/group; pick one from there or give its number"
+            )
+        })
+}
+
 /// The NAPI policy the flags ask for.
 fn napi_policy(args: &RunArgs) -> NapiPolicy {
     let deferral = NapiSettings {
@@ -254,4 +276,17 @@ fn smallest_mtu(names: &[String]) -> Result<u32> {
 
 fn startup_detail(info: &vnet_core::port::PortInfo) -> String {
     format!("{} {}", info.backend, info.detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_groups_resolve_by_name_or_number_and_unknown_ones_are_refused() {
+        assert_eq!(group_id("root").unwrap(), 0);
+        assert_eq!(group_id("4242").unwrap(), 4242);
+        let e = group_id("no-such-group-here").unwrap_err().to_string();
+        assert!(e.contains("no such group in /etc/group"), "{e}");
+    }
 }
