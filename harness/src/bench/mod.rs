@@ -13,6 +13,11 @@
 //! - [`ab`]: `vnet-bench compare --ab OLD NEW` (two builds alternately, pair by pair);
 //! - [`report`]: `vnet-bench report` (a results folder as one table).
 //!
+//! A run: the harness ceiling (generator -> sink, unpaced); then per round each DUT on a
+//! fresh topology (vnet first: its PDR sets every DUT's latency loads, 10/50/90 %), then
+//! the harness floor (generator -> sink alone) at those loads. `--latency-only`: no
+//! ceiling, no search; each DUT and the floor at one fixed rate.
+//!
 //! Invariants: everything runs in namespaces made for the run (prefix `vbNNN`), removed
 //! on exit, on error and on Ctrl-C; interface settings changed for a peer are restored;
 //! speed is measured, never asserted.
