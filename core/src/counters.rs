@@ -38,11 +38,20 @@ pub enum DropReason {
     Unhandled,
     /// TTL reached zero on a routed path.
     TtlExceeded,
+    /// A guest sent from an address that is not its own to claim (outside its subnet, a
+    /// service address of the dataplane, or an ARP reply for an address another guest or
+    /// the dataplane holds).
+    Spoofed,
+    /// Over a per-port rate limit (broadcasts, ARP requests to the gateway).
+    RateLimited,
+    /// Over a per-guest share of a shared table (NAT sessions, DHCP leases): one guest
+    /// cannot starve the others.
+    GuestLimit,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 15;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -57,6 +66,9 @@ impl DropReason {
         DropReason::Fragment,
         DropReason::Unhandled,
         DropReason::TtlExceeded,
+        DropReason::Spoofed,
+        DropReason::RateLimited,
+        DropReason::GuestLimit,
     ];
 
     /// Stable snake_case name (used in printed counters and JSON).
@@ -74,6 +86,9 @@ impl DropReason {
             DropReason::Fragment => "fragment",
             DropReason::Unhandled => "unhandled",
             DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::Spoofed => "spoofed",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::GuestLimit => "guest_limit",
         }
     }
 }

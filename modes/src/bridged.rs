@@ -5,6 +5,7 @@
 //! Invariants: frames are never rewritten and never originated; every port of the
 //! layout is a bridge member.
 
+use crate::guard::GuardConfig;
 use crate::layout::PortLayout;
 use crate::segment::{SegmentKind, SegmentSpec, SwitchedMode};
 use crate::switch::SwitchConfig;
@@ -20,6 +21,7 @@ impl SegmentSpec {
             layout,
             members: layout.all(),
             switch,
+            guard: GuardConfig::default(),
             dhcp: None,
         }
     }

@@ -25,7 +25,7 @@
 //! on a port other than the request's ingress (except gratuitous ARP, which floods to the
 //! member ports); the scratch buffer is the only memory the services use per packet.
 
-use crate::dhcp::{DhcpServer, ReplyDest};
+use crate::dhcp::{DhcpServer, LeaseState, ReplyDest};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use vnet_core::counters::DropReason;
@@ -149,6 +149,33 @@ impl Gateway {
         self.addrs[..self.n_addrs]
             .iter()
             .position(|(a, _)| *a == ip)
+    }
+
+    /// Whether an ARP frame from a guest claims an address that is not the sender's: one
+    /// of the services' own, or one the DHCP server holds for a client with another
+    /// hardware address. Other frames, probes, and addresses nobody holds: `false`.
+    pub fn is_spoofed_arp(&self, frame: &[u8]) -> bool {
+        let Some((sha, spa)) = crate::guard::arp_sender(frame) else {
+            return false;
+        };
+        if self.find(spa).is_some() {
+            return true;
+        }
+        let Some((_, server)) = self.dhcp.as_ref() else {
+            return false;
+        };
+        let server = server.lock().unwrap_or_else(|e| e.into_inner());
+        server.leases().lease(spa).is_some_and(|l| {
+            matches!(l.state, LeaseState::Offered | LeaseState::Bound)
+                && l.client
+                    .and_then(|c| c.hardware_addr())
+                    .is_some_and(|holder| holder != sha)
+        })
+    }
+
+    /// Whether `ip` is one of the services' own addresses.
+    pub fn is_service(&self, ip: Ipv4Addr) -> bool {
+        self.find(ip).is_some()
     }
 
     /// Answer `pkt` if it is for a service. `None`: not ours, the frame is untouched.
@@ -283,13 +310,14 @@ impl Gateway {
         // A poisoned lock means another worker panicked mid-request; the table is still
         // consistent enough to keep serving.
         let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
-        let (len, dest) = match server.handle_bytes(now, request, &mut self.scratch[..]) {
-            Ok(Some(reply)) => reply,
-            Ok(None) | Err(_) => {
-                self.stats.dhcp_silent += 1;
-                return Verdict::Tx(PortMask::EMPTY);
-            }
-        };
+        let (len, dest) =
+            match server.handle_bytes_from(pkt.port, now, request, &mut self.scratch[..]) {
+                Ok(Some(reply)) => reply,
+                Ok(None) | Err(_) => {
+                    self.stats.dhcp_silent += 1;
+                    return Verdict::Tx(PortMask::EMPTY);
+                }
+            };
         let (dst_ip, dst_mac) = match dest {
             ReplyDest::Broadcast => (Ipv4Addr::BROADCAST, EthernetAddress::BROADCAST),
             ReplyDest::Unicast { ip, mac } => (ip, EthernetAddress(mac.0)),

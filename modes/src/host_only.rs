@@ -7,6 +7,7 @@
 //! from its own address and MAC (it is a service of the dataplane, not the host).
 
 use crate::dhcp::{DhcpConfigError, DhcpServer, DhcpServerConfig};
+use crate::guard::GuardConfig;
 use crate::layout::PortLayout;
 use crate::segment::{SegmentKind, SegmentSpec, SwitchedMode};
 use crate::switch::SwitchConfig;
@@ -60,6 +61,7 @@ impl SegmentSpec {
             layout,
             members: layout.all(),
             switch: config.switch,
+            guard: GuardConfig::default(),
             dhcp,
         })
     }

@@ -6,6 +6,7 @@
 //! pipeline never rewrites frames and never originates any.
 
 use crate::dhcp::{DhcpConfigError, DhcpServer, DhcpServerConfig};
+use crate::guard::GuardConfig;
 use crate::layout::PortLayout;
 use crate::segment::{SegmentKind, SegmentSpec, SwitchedMode};
 use crate::switch::SwitchConfig;
@@ -63,6 +64,7 @@ impl SegmentSpec {
             layout,
             members: layout.vm_mask(),
             switch: config.switch,
+            guard: GuardConfig::default(),
             dhcp,
         })
     }

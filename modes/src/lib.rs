@@ -8,6 +8,7 @@
 //! - [`dhcp`]: the RFC 2131/2132 DHCP server stage;
 //! - [`layout`]: which port is a VM, the host or the uplink;
 //! - [`gateway`]: the dataplane's own addresses (ARP, ICMP echo, DHCP), answered in place;
+//! - [`guard`]: per VM port rate limits (broadcast, ARP to the services) and ARP claims;
 //! - [`neighbor`]: the own address on a routed link and the next hop's MAC (ARP);
 //! - [`dns_proxy`]: the NAT modes' DNS proxy (forward upstream, or SERVFAIL);
 //! - [`segment`]: the switched pipeline the three L2 modes share;
@@ -24,6 +25,7 @@ pub mod bridged;
 pub mod dhcp;
 pub mod dns_proxy;
 pub mod gateway;
+pub mod guard;
 pub mod host_only;
 pub mod internal;
 pub mod layout;

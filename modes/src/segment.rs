@@ -1,18 +1,24 @@
 //! A switched segment: the pipeline shared by the L2 modes (Internal, Host-only, Bridged).
 //!
-//! Per frame: learn its source in the switch; offer it to the gateway services (if the
-//! mode has any: Host-only's DHCP server, Internal's optional one), which answer frames
-//! for their own addresses in place; everything else is switched.
+//! Per frame: a frame from a VM port passes the guard first (rate limits on broadcast and
+//! on ARP to the services, [`crate::guard`]; an ARP claim of a service address or of an
+//! address the DHCP server leased to another guest is dropped as `spoofed`); then learn
+//! its source in the switch; offer it to the gateway services (if the mode has any:
+//! Host-only's DHCP server, Internal's optional one), which answer frames for their own
+//! addresses in place; everything else is switched.
 //!
-//! Invariants: the services see a frame before the switch forwards it, but the switch
-//! learns from every frame (so replies to a guest go straight to its port); a frame the
-//! services answer never also reaches another port.
+//! Invariants: a frame the guard drops is neither learned nor forwarded; the services see
+//! a frame before the switch forwards it, but the switch learns from every other frame
+//! (so replies to a guest go straight to its port); a frame the services answer never
+//! also reaches another port.
 
 use crate::gateway::{Gateway, SharedDhcp};
+use crate::guard::{GuardConfig, PortGuard};
 use crate::layout::PortLayout;
 use crate::switch::{L2Switch, SwitchConfig};
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use vnet_core::counters::DropReason;
 use vnet_core::frame::{FramePool, Pkt, PortId};
 use vnet_core::pipeline::{Emitter, Pipeline, Verdict};
 use vnet_core::time::Instant;
@@ -44,6 +50,8 @@ pub struct SegmentSpec {
     pub members: vnet_core::pipeline::PortMask,
     /// FDB settings.
     pub switch: SwitchConfig,
+    /// Rate limits of VM ports.
+    pub guard: GuardConfig,
     /// The DHCP service address and the server shared by every worker.
     pub dhcp: Option<(Ipv4Addr, SharedDhcp)>,
 }
@@ -65,6 +73,7 @@ impl SegmentSpec {
             L2Switch::new(self.members, self.switch),
             gateway,
         )
+        .with_guard(self.guard)
     }
 }
 
@@ -75,6 +84,7 @@ pub struct SwitchedMode {
     layout: PortLayout,
     switch: L2Switch,
     gateway: Option<Gateway>,
+    guard: PortGuard,
     next_sweep: Instant,
 }
 
@@ -91,8 +101,20 @@ impl SwitchedMode {
             layout,
             switch,
             gateway,
+            guard: PortGuard::new(GuardConfig::default()),
             next_sweep: Instant::ZERO,
         }
+    }
+
+    /// Replaces the VM ports' rate limits.
+    pub fn with_guard(mut self, config: GuardConfig) -> Self {
+        self.guard = PortGuard::new(config);
+        self
+    }
+
+    /// The guard (read-only).
+    pub fn guard(&self) -> &PortGuard {
+        &self.guard
     }
 
     /// Which mode this is.
@@ -121,6 +143,28 @@ impl SwitchedMode {
     }
 }
 
+impl SwitchedMode {
+    /// The guard's verdict on a frame from VM port `port`: over a rate limit, or an ARP
+    /// claim of an address that is not the sender's.
+    #[inline]
+    fn check_guest(&mut self, now: Instant, frame: &[u8], port: PortId) -> Option<DropReason> {
+        let gw = self.gateway.as_ref();
+        if let Some(reason) = self
+            .guard
+            .police(now, port, frame, |ip| gw.is_some_and(|g| g.is_service(ip)))
+        {
+            return Some(reason);
+        }
+        if frame.len() >= 14
+            && frame[12..14] == [0x08, 0x06]
+            && gw.is_some_and(|g| g.is_spoofed_arp(frame))
+        {
+            return Some(DropReason::Spoofed);
+        }
+        None
+    }
+}
+
 impl Pipeline for SwitchedMode {
     fn process(
         &mut self,
@@ -129,7 +173,14 @@ impl Pipeline for SwitchedMode {
         pkts: &mut [Pkt],
         verdicts: &mut [Verdict],
     ) {
+        let vms = self.layout.vm_mask();
         for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+            if vms.contains(pkt.port) {
+                if let Some(reason) = self.check_guest(now, pool.bytes(pkt), pkt.port) {
+                    *verdict = Verdict::Drop(reason);
+                    continue;
+                }
+            }
             let Some(gw) = self.gateway.as_mut() else {
                 *verdict = self.switch.forward(now, pool.bytes(pkt), pkt.port);
                 continue;

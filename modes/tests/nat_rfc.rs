@@ -1281,6 +1281,29 @@ fn forward_rule_reaches_inside_and_replies_translate() {
         (host, 2222),
         "reply from the address the client used"
     );
+    // A rule bound to one address does not answer on another of the dataplane's
+    // addresses (the host's), nor does a rule bound to the host's on the external one.
+    assert_eq!(
+        in_drop(&mut n, t(1), udp((INET2, 999), (host, 5353), b"q")),
+        NatDrop::NoMapping
+    );
+    n.add_forward(rule(
+        "host-only",
+        ForwardProto::Tcp,
+        Some(host),
+        2323,
+        3,
+        GUEST,
+        23,
+    ))
+    .unwrap();
+    let syn = in_ok(&mut n, t(1), 3, tcp((host, 40001), (host, 2323), SYN, 1, 0));
+    assert_eq!(dst_of(&syn), (GUEST, 23));
+    assert_eq!(
+        in_drop(&mut n, t(1), tcp(c, (EXT, 2323), SYN, 1, 0)),
+        NatDrop::NoMapping
+    );
+    assert!(n.remove_forward("host-only"));
     // A dynamic mapping never takes a forwarded port.
     assert_ne!(udp_port(&mut n, t(1), 0, (GUEST2, 5353), (INET, 53)), 5353);
     // A worker that never saw the connection still translates replies (static mapping).

@@ -27,6 +27,10 @@ pub const DEFAULT_OFFER_HOLD: Duration = Duration::from_secs(60);
 /// Default time a declined address stays unusable.
 pub const DEFAULT_DECLINE_QUARANTINE: Duration = Duration::from_secs(300);
 
+/// The default share of the pool one ingress port may hold: a VM or container needs one
+/// lease per interface; a few more cover nested guests or a restart with a new client id.
+pub const DEFAULT_LEASES_PER_PORT: usize = 8;
+
 /// Everything a [`super::DhcpServer`] serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpServerConfig {
@@ -51,6 +55,10 @@ pub struct DhcpServerConfig {
     /// Most leases offered or bound at once; `None`: the pool size, capped at
     /// [`MAX_LEASES_CAP`].
     pub max_leases: Option<usize>,
+    /// Most leases offered or bound at once to clients asking from one ingress port
+    /// (default [`DEFAULT_LEASES_PER_PORT`]): a guest sending DISCOVERs with random client
+    /// addresses takes this many and no more, the rest of the pool stays for the others.
+    pub max_leases_per_port: usize,
     /// How long a declined address is kept out of the pool.
     pub decline_quarantine: Duration,
     /// Where leases persist across restarts, if anywhere (see [`super::lease_file`]).
@@ -103,6 +111,9 @@ pub enum DhcpConfigError {
         /// The limit.
         max: usize,
     },
+    /// `max_leases_per_port` is zero.
+    #[error("max_leases_per_port must be at least 1")]
+    MaxLeasesPerPort,
     /// `max_leases` is zero or above [`MAX_LEASES_CAP`].
     #[error("max_leases {requested} must be between 1 and {max}")]
     MaxLeases {
@@ -161,6 +172,7 @@ impl DhcpServerConfig {
             lease_time: DEFAULT_LEASE_TIME,
             offer_hold: DEFAULT_OFFER_HOLD,
             max_leases: None,
+            max_leases_per_port: DEFAULT_LEASES_PER_PORT,
             decline_quarantine: DEFAULT_DECLINE_QUARANTINE,
             lease_file: None,
         }
@@ -288,6 +300,9 @@ impl DhcpServerConfig {
                 len,
                 max: MAX_POOL_LEN,
             });
+        }
+        if self.max_leases_per_port == 0 {
+            return Err(DhcpConfigError::MaxLeasesPerPort);
         }
         if let Some(n) = self.max_leases {
             if n == 0 || n > MAX_LEASES_CAP {

@@ -15,6 +15,11 @@
 //!   `free_fresh` exactly for `Free` slots remembering no client;
 //! - `active()` is the number of `Offered` + `Bound` slots and never exceeds
 //!   `max_active()` through [`LeaseTable::hold`] (the caller checks [`LeaseTable::can_hold`]).
+//! - An active slot held through [`LeaseTable::hold_on`] records the ingress port its
+//!   client asked from; `port_active(p)` is the number of active slots of port `p` and
+//!   never exceeds `max_per_port()` through `hold_on` (DHCP starvation from one port
+//!   leaves the pool to the others). Slots held without a port (restored from a lease
+//!   file, or [`LeaseTable::hold`]) count against no port.
 //!
 //! Costs: lookups by address are O(1), by client O(1) expected (open addressing with a
 //! randomly keyed SipHash, load factor at most 1/2), deadline changes O(log n), and
@@ -93,6 +98,19 @@ impl ClientKey {
     /// The identifier's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The Ethernet address the key names, when it names one: a `chaddr` key, or a
+    /// client identifier of hardware type 1 (Ethernet) followed by the address (what
+    /// udhcpc and dhcpcd send by default, RFC 2132 9.14).
+    pub fn hardware_addr(&self) -> Option<[u8; 6]> {
+        let b = self.as_bytes();
+        let mac = match self.kind {
+            ClientKeyKind::Mac => b,
+            ClientKeyKind::ClientId if b.len() == 7 && b[0] == 1 => &b[1..],
+            ClientKeyKind::ClientId => return None,
+        };
+        mac.try_into().ok()
     }
 
     /// Reads the text form written by [`fmt::Display`]: `mac:` or `id:` followed by
@@ -175,7 +193,12 @@ pub struct Lease {
 struct Slot {
     state: LeaseState,
     client: Option<ClientKey>,
+    /// The ingress port of an active slot held through `hold_on`, else [`NO_PORT`].
+    port: u16,
 }
+
+/// No ingress port recorded.
+const NO_PORT: u16 = u16::MAX;
 
 const EMPTY: u32 = u32::MAX;
 
@@ -384,6 +407,9 @@ pub struct LeaseTable {
     free_fresh: Vec<u64>,
     active: usize,
     max_active: usize,
+    /// Per ingress port: its active slots.
+    port_active: Box<[u32]>,
+    max_per_port: usize,
 }
 
 fn set_bit(bits: &mut [u64], i: usize, value: bool) {
@@ -432,6 +458,7 @@ impl LeaseTable {
                 Slot {
                     state: LeaseState::Free,
                     client: None,
+                    port: NO_PORT,
                 };
                 pool_len
             ],
@@ -441,7 +468,39 @@ impl LeaseTable {
             free_fresh: all_set(pool_len),
             active: 0,
             max_active,
+            port_active: vec![0; vnet_core::frame::MAX_PORTS].into_boxed_slice(),
+            max_per_port: usize::MAX,
         }
+    }
+
+    /// At most `max` active slots per ingress port through [`LeaseTable::hold_on`].
+    pub fn with_max_per_port(mut self, max: usize) -> Self {
+        self.max_per_port = max;
+        self
+    }
+
+    /// The most active slots one ingress port may hold.
+    pub fn max_per_port(&self) -> usize {
+        self.max_per_port
+    }
+
+    /// Active slots held from ingress port `port`.
+    pub fn port_active(&self, port: u16) -> usize {
+        self.port_active
+            .get(usize::from(port))
+            .map_or(0, |&n| n as usize)
+    }
+
+    /// Whether `addr` may become active for a client asking from `port` without
+    /// exceeding that port's share (an address it already holds from `port` always may).
+    pub fn port_can_hold(&self, addr: Ipv4Addr, port: u16) -> bool {
+        let Some(s) = self.slot_of(addr) else {
+            return false;
+        };
+        let slot = &self.slots[s];
+        let holds =
+            matches!(slot.state, LeaseState::Offered | LeaseState::Bound) && slot.port == port;
+        holds || self.port_active(port) < self.max_per_port
     }
 
     /// Number of addresses in the pool.
@@ -568,6 +627,7 @@ impl LeaseTable {
             LeaseState::Offered | LeaseState::Bound
         ) {
             self.active -= 1;
+            self.set_port(slot, NO_PORT);
         }
         self.slots[slot].state = LeaseState::Free;
         self.sync_free_bits(slot);
@@ -585,12 +645,26 @@ impl LeaseTable {
         state: LeaseState,
         until: Instant,
     ) -> bool {
+        self.hold_on(NO_PORT, addr, client, state, until)
+    }
+
+    /// [`LeaseTable::hold`] for a client asking from ingress port `port`, which must also
+    /// pass [`LeaseTable::port_can_hold`]; the slot then counts against `port`.
+    pub fn hold_on(
+        &mut self,
+        port: u16,
+        addr: Ipv4Addr,
+        client: &ClientKey,
+        state: LeaseState,
+        until: Instant,
+    ) -> bool {
         let Some(slot) = self.slot_of(addr) else {
             return false;
         };
         if !matches!(state, LeaseState::Offered | LeaseState::Bound)
             || !self.is_available_for(addr, client)
             || !self.can_hold(addr)
+            || (port != NO_PORT && !self.port_can_hold(addr, port))
         {
             return false;
         }
@@ -599,9 +673,31 @@ impl LeaseTable {
             self.active += 1;
         }
         self.slots[slot].state = state;
+        if port != NO_PORT {
+            self.set_port(slot, port);
+        }
         self.sync_free_bits(slot);
         self.deadlines.set(slot, until);
         true
+    }
+
+    /// Moves active `slot`'s count from its recorded port to `port`.
+    fn set_port(&mut self, slot: usize, port: u16) {
+        let old = self.slots[slot].port;
+        if old == port {
+            return;
+        }
+        if let Some(n) = self.port_active.get_mut(usize::from(old)) {
+            *n -= 1;
+        }
+        if let Some(n) = self.port_active.get_mut(usize::from(port)) {
+            *n += 1;
+        }
+        self.slots[slot].port = if usize::from(port) < self.port_active.len() {
+            port
+        } else {
+            NO_PORT
+        };
     }
 
     /// Makes `addr` `Free`, keeping the client it remembers (DHCPRELEASE, RFC 2131
@@ -690,6 +786,7 @@ impl LeaseTable {
     pub(crate) fn check_invariants(&self) {
         let mut active = 0;
         let mut remembered = 0;
+        let mut per_port = vec![0u32; self.port_active.len()];
         for (i, s) in self.slots.iter().enumerate() {
             let bit = |bits: &[u64]| bits[i / 64] & (1 << (i % 64)) != 0;
             assert_eq!(bit(&self.free_any), s.state == LeaseState::Free, "slot {i}");
@@ -710,6 +807,10 @@ impl LeaseTable {
                 }
                 LeaseState::Free => assert!(self.deadlines.deadline(i).is_none()),
             }
+            if s.port != NO_PORT {
+                assert!(matches!(s.state, LeaseState::Offered | LeaseState::Bound));
+                per_port[usize::from(s.port)] += 1;
+            }
             if let Some(c) = &s.client {
                 remembered += 1;
                 assert_eq!(self.index.get(c, &self.slots), Some(i), "index of {c}");
@@ -719,6 +820,10 @@ impl LeaseTable {
         assert_eq!(entries, remembered, "index holds stale entries");
         assert_eq!(active, self.active);
         assert!(self.active <= self.max_active);
+        assert_eq!(&per_port[..], &self.port_active[..], "per-port counts");
+        for (&n, p) in per_port.iter().zip(0..) {
+            assert!(n as usize <= self.max_per_port, "port {p} over its share");
+        }
         for (i, &s) in self.deadlines.heap.iter().enumerate() {
             assert_eq!(self.deadlines.pos[s as usize] as usize, i);
             if i > 0 {
@@ -764,6 +869,11 @@ mod tests {
         ] {
             assert_eq!(ClientKey::parse(bad), None, "{bad}");
         }
+        assert_eq!(mac(7).hardware_addr(), Some([2, 0, 0, 0, 0, 7]));
+        let id = ClientKey::from_client_id(&[1, 2, 0, 0, 0, 0, 7]).unwrap();
+        assert_eq!(id.hardware_addr(), Some([2, 0, 0, 0, 0, 7]));
+        let duid = ClientKey::from_client_id(&[0xff, 2, 0, 0, 0, 0, 7]).unwrap();
+        assert_eq!(duid.hardware_addr(), None);
         // A MAC and a client id with the same bytes are different clients.
         assert_ne!(
             mac(1),
@@ -809,7 +919,8 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Hold(u8, u8, bool, u16),
+        /// Address, client, bound, duration, ingress port (3: none).
+        Hold(u8, u8, bool, u16, u8),
         Free(u8),
         Forget(u8),
         Remember(u8, u8),
@@ -821,8 +932,8 @@ mod tests {
         let a = 0u8..20; // some addresses outside the 16-slot pool
         let c = 0u8..12;
         prop_oneof![
-            (a.clone(), c.clone(), any::<bool>(), any::<u16>())
-                .prop_map(|(a, c, b, t)| Op::Hold(a, c, b, t)),
+            (a.clone(), c.clone(), any::<bool>(), any::<u16>(), 0u8..4)
+                .prop_map(|(a, c, b, t, p)| Op::Hold(a, c, b, t, p)),
             a.clone().prop_map(Op::Free),
             a.clone().prop_map(Op::Forget),
             (a.clone(), c).prop_map(|(a, c)| Op::Remember(a, c)),
@@ -834,15 +945,18 @@ mod tests {
     proptest! {
         #[test]
         fn invariants_hold_after_any_operations(ops in proptest::collection::vec(arb_op(), 0..200)) {
-            let mut t = LeaseTable::new(ip(0), 16, 10);
+            let mut t = LeaseTable::new(ip(0), 16, 10).with_max_per_port(3);
             let mut now = 0u64;
             for op in ops {
                 match op {
-                    Op::Hold(a, c, bound, dt) => {
+                    Op::Hold(a, c, bound, dt, port) => {
                         let state = if bound { LeaseState::Bound } else { LeaseState::Offered };
-                        let ok = t.is_available_for(ip(a), &mac(c)) && t.can_hold(ip(a));
+                        let port = if port == 3 { NO_PORT } else { u16::from(port) };
+                        let ok = t.is_available_for(ip(a), &mac(c))
+                            && t.can_hold(ip(a))
+                            && (port == NO_PORT || t.port_can_hold(ip(a), port));
                         let until = Instant::from_secs(now + u64::from(dt));
-                        prop_assert_eq!(t.hold(ip(a), &mac(c), state, until), ok);
+                        prop_assert_eq!(t.hold_on(port, ip(a), &mac(c), state, until), ok);
                         if ok {
                             prop_assert_eq!(t.lease_of(&mac(c)).unwrap().addr, ip(a));
                         }

@@ -97,6 +97,9 @@ pub struct DhcpCounters {
     pub reply_too_large: u64,
     /// Bound leases that ran out (counted by expiry, not per message).
     pub expired: u64,
+    /// Silence (or a DHCPNAK to a REQUEST): the ingress port already holds its share of
+    /// the pool (`max_leases_per_port`).
+    pub port_limit: u64,
 }
 
 /// The DHCP server of one subnet. See the module docs for its invariants.
@@ -110,7 +113,12 @@ pub struct DhcpServer {
     leases: LeaseTable,
     counters: DhcpCounters,
     dirty: bool,
+    /// The ingress port of the message being handled (`u16::MAX`: none given).
+    port: u16,
 }
+
+/// No ingress port given (the lease counts against no port's share).
+const NO_PORT: u16 = u16::MAX;
 
 fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -149,9 +157,11 @@ impl DhcpServer {
                 config.pool_start,
                 config.pool_len(),
                 config.effective_max_leases(),
-            ),
+            )
+            .with_max_per_port(config.max_leases_per_port),
             counters: DhcpCounters::default(),
             dirty: false,
+            port: NO_PORT,
             config,
         };
         if let Some(path) = server.config.lease_file.clone() {
@@ -325,6 +335,21 @@ impl DhcpServer {
         payload: &[u8],
         out: &mut [u8],
     ) -> Result<Option<(usize, ReplyDest)>, WireError> {
+        self.handle_bytes_from(NO_PORT, now, payload, out)
+    }
+
+    /// [`DhcpServer::handle_bytes`] for a message that came in on ingress port `port`:
+    /// leases it makes count against that port's share (`max_leases_per_port`).
+    ///
+    /// # Errors
+    /// As [`DhcpServer::handle_bytes`].
+    pub fn handle_bytes_from(
+        &mut self,
+        port: u16,
+        now: Instant,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<Option<(usize, ReplyDest)>, WireError> {
         let request = match DhcpRepr::parse_bytes(payload) {
             Ok(r) => r,
             Err(e) => {
@@ -332,7 +357,7 @@ impl DhcpServer {
                 return Err(e);
             }
         };
-        let Some(reply) = self.handle(now, &request) else {
+        let Some(reply) = self.handle_from(port, now, &request) else {
             return Ok(None);
         };
         match reply.repr.emit(out) {
@@ -362,6 +387,24 @@ impl DhcpServer {
     ///   `yiaddr`, `siaddr` zero; the broadcast bit set when relayed (RFC 2131 4.3.2);
     /// - never 50, 55 or 57.
     pub fn handle(&mut self, now: Instant, request: &DhcpRepr) -> Option<DhcpReply> {
+        self.handle_from(NO_PORT, now, request)
+    }
+
+    /// [`DhcpServer::handle`] for a message that came in on ingress port `port` (see
+    /// [`DhcpServer::handle_bytes_from`]).
+    pub fn handle_from(
+        &mut self,
+        port: u16,
+        now: Instant,
+        request: &DhcpRepr,
+    ) -> Option<DhcpReply> {
+        self.port = port;
+        let reply = self.handle_inner(now, request);
+        self.port = NO_PORT;
+        reply
+    }
+
+    fn handle_inner(&mut self, now: Instant, request: &DhcpRepr) -> Option<DhcpReply> {
         self.poll(now);
         if request.giaddr != Ipv4Addr::UNSPECIFIED && !self.config.in_subnet(request.giaddr) {
             // We serve one subnet: a relay from another one would get addresses that do
@@ -400,9 +443,14 @@ impl DhcpServer {
             self.counters.exhausted += 1;
             return None;
         };
+        if !self.port_can_hold(addr) {
+            self.counters.port_limit += 1;
+            return None;
+        }
         // A bound client that lost its state keeps its lease; otherwise hold the offer.
         if existing.map(|l| l.state) != Some(LeaseState::Bound) {
-            let held = self.leases.hold(
+            let held = self.leases.hold_on(
+                self.port,
                 addr,
                 &key,
                 LeaseState::Offered,
@@ -521,13 +569,26 @@ impl DhcpServer {
         if !self.leases.is_available_for(addr, key) || !self.leases.can_hold(addr) {
             return None;
         }
+        if !self.port_can_hold(addr) {
+            self.counters.port_limit += 1;
+            return None;
+        }
         let until = now + Duration::from_secs(u64::from(self.lease_secs));
-        if !self.leases.hold(addr, key, LeaseState::Bound, until) {
+        if !self
+            .leases
+            .hold_on(self.port, addr, key, LeaseState::Bound, until)
+        {
             return None;
         }
         self.dirty = true;
         self.counters.acks += 1;
         Some(self.lease_reply(req, DhcpMessageType::Ack, addr))
+    }
+
+    /// Whether the port of the message being handled may hold `addr` (always, when the
+    /// message came with no port).
+    fn port_can_hold(&self, addr: Ipv4Addr) -> bool {
+        self.port == NO_PORT || self.leases.port_can_hold(addr, self.port)
     }
 
     /// RFC 2131 4.3.3: the address is in use elsewhere; quarantine it.

@@ -6,7 +6,8 @@
 //!
 //! - `1 <= port_range.0 <= port_range.1` (port 0 is never handed out);
 //! - `worker < workers`, and worker `worker` owns at least one port of the range;
-//! - `1 <= max_sessions <=` [`MAX_SESSIONS_CAP`];
+//! - `1 <= max_sessions <=` [`MAX_SESSIONS_CAP`], `max_sessions_per_guest >= 1` (a share
+//!   above `max_sessions` is the whole table);
 //! - every timeout is non-zero and, when `strict` (the default), at least its RFC minimum
 //!   (RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508 REQ-2).
 //!
@@ -23,6 +24,10 @@ use std::time::Duration;
 
 /// The largest `max_sessions` accepted (4 Mi sessions: a few hundred MiB of tables).
 pub const MAX_SESSIONS_CAP: usize = 1 << 22;
+
+/// The default share of one guest: a quarter of the default table (four guests flooding
+/// at once fill it; a single one leaves three quarters to the others).
+pub const DEFAULT_SESSIONS_PER_GUEST: usize = 16384;
 
 /// RFC 4787 REQ-5: a UDP mapping timer MUST NOT expire in less than two minutes.
 pub const RFC_MIN_UDP: Duration = Duration::from_secs(120);
@@ -105,6 +110,12 @@ pub struct NaptConfig {
     /// Most sessions held at once by this worker (default 65 536); every table is sized
     /// from it at construction.
     pub max_sessions: usize,
+    /// Most sessions one guest (inside address of one realm) holds at once in this worker
+    /// (default [`DEFAULT_SESSIONS_PER_GUEST`]): a guest flooding new flows gets
+    /// [`NatDrop::GuestLimit`](super::NatDrop::GuestLimit) past its share while the others
+    /// keep opening connections. VirtualBox gives each VM an engine of its own; this is
+    /// the shared table's equivalent.
+    pub max_sessions_per_guest: usize,
     /// Idle timeouts.
     pub timeouts: NatTimeouts,
     /// Refuse timeouts below the RFC minimums (default `true`; tests and benches may lower
@@ -125,6 +136,7 @@ impl NaptConfig {
             workers: 1,
             filtering: Filtering::default(),
             max_sessions: 65536,
+            max_sessions_per_guest: DEFAULT_SESSIONS_PER_GUEST,
             timeouts: NatTimeouts::default(),
             strict: true,
             hash_seed: 0x6e61_7074_5f76_6e65,
@@ -160,6 +172,9 @@ impl NaptConfig {
         }
         if self.max_sessions == 0 || self.max_sessions > MAX_SESSIONS_CAP {
             return Err(NaptConfigError::BadMaxSessions(self.max_sessions));
+        }
+        if self.max_sessions_per_guest == 0 {
+            return Err(NaptConfigError::ZeroSessionsPerGuest);
         }
         let t = &self.timeouts;
         let checks = [
@@ -316,6 +331,9 @@ pub enum NaptConfigError {
     /// `max_sessions` is 0 or above [`MAX_SESSIONS_CAP`].
     #[error("max_sessions = {0} is not within 1..={MAX_SESSIONS_CAP}")]
     BadMaxSessions(usize),
+    /// `max_sessions_per_guest` is 0.
+    #[error("max_sessions_per_guest must be at least 1")]
+    ZeroSessionsPerGuest,
     /// A timeout is zero.
     #[error("{field} must not be zero")]
     ZeroTimeout {

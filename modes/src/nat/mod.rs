@@ -113,7 +113,9 @@ use std::net::Ipv4Addr;
 use vnet_core::counters::DropReason;
 use vnet_core::time::Instant;
 
-pub use config::{owner_of_port, Filtering, NaptConfig, NaptConfigError, NatTimeouts};
+pub use config::{
+    owner_of_port, Filtering, NaptConfig, NaptConfigError, NatTimeouts, DEFAULT_SESSIONS_PER_GUEST,
+};
 pub use forward::{ForwardError, ForwardParseError, ForwardProto, ForwardRule, MAX_FORWARDS};
 pub use icmp_error::{write_admin_prohibited, write_icmp_error, IcmpErrorRefused};
 pub use napt::Napt;
@@ -166,6 +168,9 @@ pub enum NatDrop {
     IcmpErrorNoMapping,
     /// The mapping exists but the filter refused the remote endpoint (RFC 4787 REQ-8).
     Filtered,
+    /// The inside endpoint's guest already holds its share of the sessions
+    /// ([`NaptConfig::max_sessions_per_guest`]): one guest cannot starve the others.
+    GuestLimit,
 }
 
 impl NatDrop {
@@ -177,6 +182,7 @@ impl NatDrop {
             NatDrop::Fragment => DropReason::Fragment,
             NatDrop::Malformed | NatDrop::BadChecksum => DropReason::Malformed,
             NatDrop::NoMapping | NatDrop::IcmpErrorNoMapping => DropReason::NoRoute,
+            NatDrop::GuestLimit => DropReason::GuestLimit,
         }
     }
 
@@ -192,6 +198,7 @@ impl NatDrop {
             NatDrop::NoMapping => "no_mapping",
             NatDrop::IcmpErrorNoMapping => "icmp_error_no_mapping",
             NatDrop::Filtered => "filtered",
+            NatDrop::GuestLimit => "guest_limit",
         }
     }
 }
@@ -278,6 +285,10 @@ pub struct NaptCounters {
     pub icmp_error_no_mapping: u64,
     /// Drops: [`NatDrop::Filtered`].
     pub filtered: u64,
+    /// Drops: [`NatDrop::GuestLimit`].
+    pub guest_limit: u64,
+    /// Forwarded packets translated without a session because their guest held its share.
+    pub forward_untracked_guest: u64,
 }
 
 impl NaptCounters {
@@ -293,6 +304,7 @@ impl NaptCounters {
             NatDrop::NoMapping => &mut self.no_mapping,
             NatDrop::IcmpErrorNoMapping => &mut self.icmp_error_no_mapping,
             NatDrop::Filtered => &mut self.filtered,
+            NatDrop::GuestLimit => &mut self.guest_limit,
         };
         *c += 1;
     }

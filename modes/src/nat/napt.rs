@@ -14,7 +14,10 @@
 //! - `addrs`: per `(dynamic mapping, remote ip)` the number of sessions and the latest
 //!   deadline among them, indexed by `by_addr` (address-dependent filtering in O(1); kept
 //!   only under that filtering);
-//! - `wheel`: the timing wheel over session indices.
+//! - `wheel`: the timing wheel over session indices;
+//! - `guests`: per guest (inside address of a realm) holding sessions, their number,
+//!   indexed by `by_guest`, and per session its guest in `session_guest` (the per-guest
+//!   share, [`NaptConfig::max_sessions_per_guest`](super::NaptConfig)).
 //!
 //! Batches can be warmed first (`napt/warm.rs`: [`Napt::warm_outbound`],
 //! [`Napt::warm_inbound`]): staged prefetches that overlap the batch's cache misses.
@@ -33,6 +36,9 @@
 //!   later after a TCP close shortened one), an address entry's likewise for its sessions;
 //! - `session_count <= max_sessions`; the slabs' free lists were allocated full, so
 //!   pushing back never allocates;
+//! - a guest's entry counts exactly its live sessions (those of its dynamic mappings and
+//!   of the forwarding rules to it) and never exceeds the per-guest share; it is freed
+//!   with its last session;
 //! - every live session is linked in the wheel, except while [`Napt::poll`] holds it.
 
 mod flows;
@@ -153,6 +159,14 @@ fn session_key(mapping: u32, remote_ip: u32, remote_port: u16) -> Key {
 }
 
 #[inline]
+fn guest_key(realm: u16, inside_ip: u32) -> Key {
+    Key {
+        k0: u64::from(inside_ip) << 32 | u64::from(realm),
+        k1: 0,
+    }
+}
+
+#[inline]
 fn addr_key(mapping: u32, remote_ip: u32) -> Key {
     Key {
         k0: u64::from(remote_ip) << 32 | u64::from(mapping),
@@ -269,6 +283,13 @@ pub struct Napt {
     session_count: usize,
     addrs: Box<[AddrEntry]>,
     free_addrs: Vec<u32>,
+    /// Per guest entry: its live sessions.
+    guests: Box<[u32]>,
+    free_guests: Vec<u32>,
+    /// `(realm, inside ip)` -> guest entry.
+    by_guest: FixedMap<u32>,
+    /// Per session: its guest entry.
+    session_guest: Box<[u32]>,
     inside: FixedMap<u32>,
     by_session: FixedMap<u32>,
     by_addr: FixedMap<u32>,
@@ -307,6 +328,10 @@ impl Napt {
             session_count: 0,
             addrs: vec![AddrEntry::default(); max].into_boxed_slice(),
             free_addrs: (0..max as u32).rev().collect(),
+            guests: vec![0; max].into_boxed_slice(),
+            free_guests: (0..max as u32).rev().collect(),
+            by_guest: FixedMap::with_limit(max, seed.rotate_left(35)),
+            session_guest: vec![NIL; max].into_boxed_slice(),
             inside: FixedMap::with_limit(max_mappings, seed),
             by_session: FixedMap::with_limit(max, seed.rotate_left(21)),
             by_addr: FixedMap::with_limit(max, seed.rotate_left(42)),
@@ -340,6 +365,21 @@ impl Napt {
     /// Sessions held (expired ones not yet reclaimed included).
     pub fn session_count(&self) -> usize {
         self.session_count
+    }
+
+    /// Sessions the guest `inside_ip` of `realm` holds in this worker.
+    pub fn guest_sessions(&self, realm: u16, inside_ip: Ipv4Addr) -> u32 {
+        self.by_guest
+            .get(guest_key(realm, u32::from(inside_ip)))
+            .map_or(0, |g| self.guests[g as usize])
+    }
+
+    /// Whether the guest `inside_ip` of `realm` holds its whole share of sessions.
+    #[inline]
+    fn guest_full(&self, realm: u16, inside_ip: u32) -> bool {
+        self.by_guest
+            .get(guest_key(realm, inside_ip))
+            .is_some_and(|g| self.guests[g as usize] as usize >= self.cfg.max_sessions_per_guest)
     }
 
     /// The worker owning external port (identifier) `port`; see
@@ -462,6 +502,9 @@ impl Napt {
                 if self.session_count >= self.cfg.max_sessions {
                     return Err(NatDrop::TableFull);
                 }
+                if self.guest_full(realm, src) {
+                    return Err(NatDrop::GuestLimit);
+                }
                 let port = self
                     .ports
                     .allocate(proto, sport)
@@ -490,6 +533,13 @@ impl Napt {
                         return Ok((ext_ip, mp.ext_port));
                     }
                     return Err(NatDrop::TableFull);
+                }
+                if self.guest_full(realm, src) {
+                    if mp.is_static {
+                        self.counters.forward_untracked_guest += 1;
+                        return Ok((ext_ip, mp.ext_port));
+                    }
+                    return Err(NatDrop::GuestLimit);
                 }
                 let tcp = TcpTrack::new(Dir::Out, flags);
                 self.new_session(now, m, dst, dport, ext_ip, tcp);
@@ -720,11 +770,13 @@ impl Napt {
                 self.refresh(s, now);
             }
             None => {
-                if self.session_count < self.cfg.max_sessions {
+                if self.session_count >= self.cfg.max_sessions {
+                    self.counters.forward_untracked += 1;
+                } else if self.guest_full(mp.realm, mp.inside_ip) {
+                    self.counters.forward_untracked_guest += 1;
+                } else {
                     let tcp = TcpTrack::new(Dir::In, flags);
                     self.new_session(now, m, src, sport, dst, tcp);
-                } else {
-                    self.counters.forward_untracked += 1;
                 }
             }
         }
@@ -1149,6 +1201,21 @@ impl Napt {
         if addr != NIL {
             self.addrs[addr as usize].count += 1;
         }
+        let gkey = guest_key(mp.realm, mp.inside_ip);
+        let g = match self.by_guest.get(gkey) {
+            Some(g) => g,
+            None => {
+                let g = self
+                    .free_guests
+                    .pop()
+                    .expect("one entry per session at most");
+                self.guests[g as usize] = 0;
+                self.by_guest.insert(gkey, g);
+                g
+            }
+        };
+        self.guests[g as usize] += 1;
+        self.session_guest[s as usize] = g;
         let head = mp.sessions;
         mp.sessions = s;
         mp.session_count += 1;
@@ -1230,6 +1297,14 @@ impl Napt {
                 self.by_addr.remove(addr_key(sess.mapping, sess.remote_ip));
                 self.free_addrs.push(sess.addr);
             }
+        }
+        let g = self.session_guest[s as usize];
+        self.session_guest[s as usize] = NIL;
+        self.guests[g as usize] -= 1;
+        if self.guests[g as usize] == 0 {
+            let mp = &self.mappings[sess.mapping as usize];
+            self.by_guest.remove(guest_key(mp.realm, mp.inside_ip));
+            self.free_guests.push(g);
         }
         if sess.prev != NIL {
             self.sessions[sess.prev as usize].next = sess.next;

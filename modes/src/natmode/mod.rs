@@ -18,6 +18,12 @@
 //! the guest as coming from 10.0.2.2 (VirtualBox's host loopback mapping); the host reaches
 //! a guest only through port-forward rules, which apply on both links.
 //!
+//! Guests are guarded ([`crate::guard`]): broadcast and ARP to the services are rate
+//! limited per VM port; an ARP claim of a service address (or, in NAT Network, of an
+//! address leased to another guest) is dropped as `spoofed`, as is a routed packet from an
+//! address outside 10.0.2.0/24 or of a service (it is never translated); the NAPT gives
+//! each guest a share of the sessions (`napt.max_sessions_per_guest`).
+//!
 //! Invariants: a guest frame never leaves on another VM port in NAT (realms are isolated);
 //! nothing goes out of the uplink untranslated; every drop names a reason; MACs learned by
 //! one worker are visible to all ([`shared::MacSlots`]).
@@ -30,6 +36,7 @@ pub use pipeline::NatMode;
 
 use crate::dhcp::{DhcpConfigError, DhcpServer, DhcpServerConfig};
 use crate::gateway::SharedDhcp;
+use crate::guard::GuardConfig;
 use crate::layout::PortLayout;
 use crate::nat::{ForwardRule, NaptConfig, NaptConfigError};
 use crate::switch::SwitchConfig;
@@ -90,6 +97,8 @@ pub struct NatModeConfig {
     pub switch: SwitchConfig,
     /// DHCP server settings (one server per VM in NAT, one in NAT Network).
     pub dhcp: DhcpServerConfig,
+    /// Rate limits of VM ports.
+    pub guard: GuardConfig,
 }
 
 impl NatModeConfig {
@@ -105,6 +114,7 @@ impl NatModeConfig {
             forwards: Vec::new(),
             napt: NaptConfig::new(external_ip),
             switch: SwitchConfig::default(),
+            guard: GuardConfig::default(),
             dhcp: match flavor {
                 NatFlavor::PerVm => DhcpServerConfig::nat(),
                 NatFlavor::Network => DhcpServerConfig::nat_network(),

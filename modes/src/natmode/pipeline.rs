@@ -5,6 +5,7 @@ use super::shared::MacSlots;
 use super::{GuestAddrs, NatFlavor, NatModeError, NatSpec};
 use crate::dns_proxy::{DnsOutbound, DnsProxy};
 use crate::gateway::{service_mac, Gateway};
+use crate::guard::PortGuard;
 use crate::layout::{PortLayout, PortRole};
 use crate::nat::{
     write_admin_prohibited, ForwardRule, Inbound, Napt, NaptConfig, NatDrop, Outbound,
@@ -60,6 +61,7 @@ pub struct NatMode {
     /// Whether this worker serves the uplink / host port (and so resolves their next hop).
     owns_uplink: bool,
     owns_host: bool,
+    guard: PortGuard,
     scratch: Box<[u8; 128]>,
 }
 
@@ -147,6 +149,7 @@ impl NatMode {
             control: spec.receivers[worker].clone(),
             owns_uplink: owner(uplink_port),
             owns_host: layout.host().is_some_and(owner),
+            guard: PortGuard::new(c.guard),
             addrs,
             scratch: Box::new([0; 128]),
         })
@@ -160,6 +163,11 @@ impl NatMode {
     /// The NAPT of the host link, if any.
     pub fn host_napt(&self) -> Option<&Napt> {
         self.host_napt.as_ref()
+    }
+
+    /// The guard of the VM ports (read-only).
+    pub fn guard(&self) -> &PortGuard {
+        &self.guard
     }
 
     /// The DNS proxy (read-only).
@@ -219,6 +227,17 @@ impl NatMode {
         let src_mac =
             EthernetAddress([bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11]]);
         let ethertype = u16::from_be_bytes([bytes[12], bytes[13]]);
+        let services = &self.addrs.services;
+        if let Some(reason) = self
+            .guard
+            .police(now, pkt.port, bytes, |ip| services.contains(&ip))
+        {
+            return Verdict::Drop(reason);
+        }
+        if ethertype == 0x0806 && self.gateways[gw_index].is_spoofed_arp(bytes) {
+            // Claims the gateway's, the DNS proxy's or another guest's address.
+            return Verdict::Drop(DropReason::Spoofed);
+        }
         if ethertype == 0x0800 && bytes.len() >= ETH + 20 && src_mac.is_unicast() {
             let src_ip = [
                 bytes[ETH + 12],
@@ -226,7 +245,9 @@ impl NatMode {
                 bytes[ETH + 14],
                 bytes[ETH + 15],
             ];
-            self.learn_guest(realm, src_ip, src_mac);
+            if self.may_claim(Ipv4Addr::from(src_ip)) {
+                self.learn_guest(realm, src_ip, src_mac);
+            }
         } else if ethertype == 0x0806 && bytes.len() >= ETH + 28 && src_mac.is_unicast() {
             // ARP sender (probes and announcements after DHCP included).
             let spa = [
@@ -312,6 +333,9 @@ impl NatMode {
         // Everything below reads the IPv4 header: it must be there and consistent.
         if vnet_core::wire::Ipv4Packet::new_checked(&pool.bytes(pkt)[ETH..]).is_err() {
             return Verdict::Drop(DropReason::Malformed);
+        }
+        if !self.may_route_from(&pool.bytes(pkt)[ETH..]) {
+            return Verdict::Drop(DropReason::Spoofed);
         }
         // DNS proxy.
         let ip = &mut pool.frame_mut(pkt.frame)[ETH..pkt.len as usize];
@@ -537,6 +561,25 @@ impl NatMode {
         frame[..6].copy_from_slice(&mac.0);
         frame[6..12].copy_from_slice(&self.router_mac.0);
         Verdict::Tx(PortMask::one(port))
+    }
+
+    /// Whether a guest may use `ip` as its own address: one of the guest network that is
+    /// neither the network's, its broadcast's nor a service's.
+    fn may_claim(&self, ip: Ipv4Addr) -> bool {
+        let last = ip.octets()[3];
+        in_guest_net(ip) && last != 0 && last != 255 && !self.addrs.services.contains(&ip)
+    }
+
+    /// Whether a routed packet's source is the guest's to use (see [`Self::may_claim`]);
+    /// 0.0.0.0 only to reach the DHCP server (UDP to port 67). Anything else is spoofed and
+    /// never translated.
+    fn may_route_from(&self, ip: &[u8]) -> bool {
+        let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+        if src.is_unspecified() {
+            let hl = usize::from(ip[0] & 0x0f) * 4;
+            return ip[9] == 17 && ip.len() >= hl + 4 && ip[hl + 2..hl + 4] == [0, 67];
+        }
+        self.may_claim(src)
     }
 
     fn learn_guest(&mut self, realm: u16, src_ip: [u8; 4], mac: EthernetAddress) {
