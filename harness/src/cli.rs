@@ -283,6 +283,24 @@ pub struct RunArgs {
     /// NAT modes: most sessions per worker; new ones beyond are refused (ICMP 3/13).
     #[arg(long, default_value_t = 65536)]
     pub nat_max_sessions: usize,
+    /// NAT modes: most sessions one guest holds per worker (its fair share); new ones
+    /// beyond are dropped as guest_limit while other guests keep opening theirs.
+    #[arg(long, default_value_t = vnet_modes::nat::DEFAULT_SESSIONS_PER_GUEST, value_name = "N")]
+    pub nat_sessions_per_guest: usize,
+    /// DHCP: most leases the clients behind one port may hold (DHCP starvation bound).
+    #[arg(long, default_value_t = vnet_modes::dhcp::DEFAULT_LEASES_PER_PORT, value_name = "N")]
+    pub dhcp_leases_per_port: usize,
+    /// Broadcast and multicast frames one VM port may send per second (0: unlimited);
+    /// the rest are dropped as rate_limited.
+    #[arg(long, default_value_t = 1000, value_name = "PPS")]
+    pub broadcast_rate: u32,
+    /// ARP requests for the dataplane's own addresses one VM port may send per second
+    /// (0: unlimited).
+    #[arg(long, default_value_t = 100, value_name = "PPS")]
+    pub arp_rate: u32,
+    /// Frames a VM port may send at once above those two rates after a quiet spell.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub rate_burst: u32,
     /// NAT modes: UDP mapping idle timeout, seconds (RFC 4787: at least 120).
     #[arg(long, default_value_t = 300)]
     pub nat_udp_timeout: u64,

@@ -16,6 +16,7 @@ use vnet_modes::layout::PortLayout;
 use vnet_modes::nat::{Filtering, ForwardRule};
 use vnet_modes::natmode::{HostLink, NatFlavor, NatModeConfig, NatSpec};
 use vnet_modes::segment::SegmentSpec;
+use vnet_modes::guard::GuardConfig;
 use vnet_modes::switch::SwitchConfig;
 
 /// How each worker builds its pipeline.
@@ -131,6 +132,9 @@ fn nat_plan(
         FilteringChoice::AddressPortDependent => Filtering::AddressPortDependent,
     };
     config.napt.max_sessions = args.nat_max_sessions;
+    config.napt.max_sessions_per_guest = args.nat_sessions_per_guest;
+    config.dhcp.max_leases_per_port = args.dhcp_leases_per_port;
+    config.guard = guard_config(args);
     config.napt.timeouts.udp = Duration::from_secs(args.nat_udp_timeout);
     config.napt.timeouts.tcp_established = Duration::from_secs(args.nat_tcp_timeout);
     config.napt.timeouts.tcp_transitory = Duration::from_secs(args.nat_tcp_transitory_timeout);
@@ -232,10 +236,20 @@ fn dhcp_config(args: &RunArgs, subnet: (Ipv4Addr, u8)) -> Result<DhcpServerConfi
     let mut config = DhcpServerConfig::new(server, mask(len), first, last);
     config.lease_time = Duration::from_secs(args.lease_time);
     config.lease_file = args.lease_file.clone();
+    config.max_leases_per_port = args.dhcp_leases_per_port;
     config
         .validate()
         .map_err(|e| anyhow!("the DHCP settings do not fit together: {e}"))?;
     Ok(config)
+}
+
+/// The VM ports' rate limits from the flags.
+fn guard_config(args: &RunArgs) -> GuardConfig {
+    GuardConfig {
+        group_pps: args.broadcast_rate,
+        arp_pps: args.arp_rate,
+        burst: args.rate_burst,
+    }
 }
 
 /// Check the flags against the mode and lay out the ports.
@@ -274,7 +288,7 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
                     .map(|d| format!("DHCP {} pool {}-{}", d.server_ip, d.pool_start, d.pool_end))
                     .unwrap_or_else(|| "no DHCP".into())
             );
-            let spec = SegmentSpec::internal(
+            let mut spec = SegmentSpec::internal(
                 InternalConfig {
                     network: args.network.clone(),
                     vms,
@@ -283,6 +297,7 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
                 },
                 Instant::now(),
             )?;
+            spec.guard = guard_config(args);
             Ok(ModePlan {
                 ports,
                 roles,
@@ -313,8 +328,9 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
             );
             ports.push(host);
             roles.push("host".into());
-            let spec =
+            let mut spec =
                 SegmentSpec::host_only(HostOnlyConfig { vms, switch, dhcp }, Instant::now())?;
+            spec.guard = guard_config(args);
             Ok(ModePlan {
                 ports,
                 roles,
@@ -340,7 +356,10 @@ pub fn plan(args: &RunArgs) -> Result<ModePlan> {
             Ok(ModePlan {
                 ports,
                 roles,
-                recipe: Recipe::Segment(SegmentSpec::bridged(layout, switch)),
+                recipe: Recipe::Segment(SegmentSpec {
+                    guard: guard_config(args),
+                    ..SegmentSpec::bridged(layout, switch)
+                }),
                 summary: "mode bridged".into(),
             })
         }

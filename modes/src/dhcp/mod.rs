@@ -23,8 +23,8 @@ pub mod leases;
 pub mod server;
 
 pub use config::{
-    DhcpConfigError, DhcpServerConfig, DEFAULT_DECLINE_QUARANTINE, DEFAULT_LEASE_TIME,
-    DEFAULT_OFFER_HOLD, MAX_LEASES_CAP, MAX_POOL_LEN,
+    DhcpConfigError, DhcpServerConfig, DEFAULT_DECLINE_QUARANTINE, DEFAULT_LEASES_PER_PORT,
+    DEFAULT_LEASE_TIME, DEFAULT_OFFER_HOLD, MAX_LEASES_CAP, MAX_POOL_LEN,
 };
 pub use lease_file::LeaseFileError;
 pub use leases::{ClientKey, Lease, LeaseState, LeaseTable};
