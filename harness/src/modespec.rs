@@ -10,13 +10,13 @@ use vnet_core::time::Instant;
 use vnet_modes::any::AnyMode;
 use vnet_modes::dhcp::DhcpServerConfig;
 use vnet_modes::gateway::SharedDhcp;
+use vnet_modes::guard::GuardConfig;
 use vnet_modes::host_only::HostOnlyConfig;
 use vnet_modes::internal::InternalConfig;
 use vnet_modes::layout::PortLayout;
 use vnet_modes::nat::{Filtering, ForwardRule};
 use vnet_modes::natmode::{HostLink, NatFlavor, NatModeConfig, NatSpec};
 use vnet_modes::segment::SegmentSpec;
-use vnet_modes::guard::GuardConfig;
 use vnet_modes::switch::SwitchConfig;
 
 /// How each worker builds its pipeline.
