@@ -305,7 +305,13 @@ fn session_flood(flavor: NatFlavor) {
         pool.free(p.frame);
     }
     // (The next hop's entry aged too: it answers the new ARP request.)
-    run(&mut m, &mut pool, later, &arp(2, [0xff; 6], GW_MAC, GW, EXT), 2);
+    run(
+        &mut m,
+        &mut pool,
+        later,
+        &arp(2, [0xff; 6], GW_MAC, GW, EXT),
+        2,
+    );
     assert_eq!(m.napt().guest_sessions(realm_a, ip_a), 0);
     let f = udp((mac_a, router), (ip_a, 5555), (INET, 53), b"q");
     assert_eq!(
