@@ -305,7 +305,7 @@ pub fn replay_frames(
 }
 
 /// The mode's default layout for replay and a pipeline over it.
-fn replay_pipeline(mode: ModeName) -> Result<(PortLayout, AnyMode)> {
+pub fn replay_pipeline(mode: ModeName) -> Result<(PortLayout, AnyMode)> {
     let now = Instant::ZERO;
     Ok(match mode {
         ModeName::Internal => {
