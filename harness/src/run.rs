@@ -209,9 +209,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
         let c = server.counters();
         println!(
-            "dhcp {ip}: discovers={} requests={} offers={} acks={} naks={} declines={} releases={} informs={} exhausted={} malformed={} active_leases={}",
+            "dhcp {ip}: discovers={} requests={} offers={} acks={} naks={} declines={} releases={} informs={} exhausted={} port_limit={} malformed={} active_leases={}",
             c.discovers_received, c.requests_received, c.offers, c.acks, c.naks, c.declines,
-            c.releases, c.informs, c.exhausted, c.malformed, server.leases().active()
+            c.releases, c.informs, c.exhausted, c.port_limit, c.malformed, server.leases().active()
         );
         // A no-op without --lease-file.
         if let Err(e) = server.save(
