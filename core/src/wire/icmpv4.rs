@@ -285,7 +285,8 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     ///
     /// `Truncated { layer: Icmpv4, .. }` if the data is shorter than the inner IPv4 header
     /// plus 8 bytes (`required`/`len` count from the start of the ICMP message);
-    /// `Malformed(Icmpv4, BadVersion | BadHeaderLen)` if the quote is not IPv4.
+    /// `Malformed(Icmpv4, BadVersion | BadHeaderLen)` if the quote is not IPv4;
+    /// `Malformed(Icmpv4, BadTotalLen)` if its total length is below its header plus 8.
     pub fn inner_ipv4(&self) -> Result<Ipv4Packet<&[u8]>, WireError> {
         let data = self.data();
         let len = self.buffer.as_ref().len();
@@ -307,6 +308,11 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
                 ICMPV4_HEADER_LEN + required,
                 len,
             ));
+        }
+        // `payload()` ends at the quoted total length: one below the header plus 8 bytes
+        // (no real packet is that short) would leave fewer than the 8 promised.
+        if usize::from(inner.total_len()) < required {
+            return Err(WireError::Malformed(Layer::Icmpv4, Malformed::BadTotalLen));
         }
         Ok(inner)
     }
@@ -681,6 +687,33 @@ mod tests {
                 .unwrap_err(),
             WireError::Malformed(Layer::Icmpv4, Malformed::BadHeaderLen)
         );
+    }
+
+    #[test]
+    fn inner_total_len_below_header_plus_quote_is_refused() {
+        // Found by fuzzing (fuzz/regressions/wire_ipv4_icmpv4): a quote whose total length
+        // says the packet ended inside its transport header left `payload()` shorter than
+        // the 8 bytes `inner_ipv4` promises.
+        for total in [0u16, 20, 27] {
+            let mut b = PORT_UNREACHABLE;
+            b[10..12].copy_from_slice(&total.to_be_bytes());
+            Icmpv4Packet::new_unchecked(&mut b[..]).fill_checksum();
+            let p = Icmpv4Packet::new_checked(&b[..]).unwrap();
+            assert_eq!(
+                p.inner_ipv4().unwrap_err(),
+                WireError::Malformed(Layer::Icmpv4, Malformed::BadTotalLen),
+                "total length {total}"
+            );
+        }
+        // The shortest real quote (header + 8) and a longer original still pass.
+        for total in [28u16, 36, 1500] {
+            let mut b = PORT_UNREACHABLE;
+            b[10..12].copy_from_slice(&total.to_be_bytes());
+            let p = Icmpv4Packet::new_checked(&b[..]).unwrap();
+            let inner = p.inner_ipv4().unwrap();
+            assert_eq!(inner.total_len(), total);
+            assert_eq!(inner.payload().len(), 8);
+        }
     }
 
     #[test]
