@@ -10,7 +10,10 @@
 //!   rx/tx rings and its own fill/completion ring pair.
 //! - `sockopt`, `netlink`, `napi`: busy-poll socket options and the bind-mode query,
 //!   the XDP attachment as rtnetlink reports it, and the interface NAPI knobs
-//!   ([`NapiGuard`]) applied while the ports live and restored after.
+//!   ([`NapiGuard`]) applied while the ports live and restored after; `napi_state`: the
+//!   knobs' originals on disk, so that a killed run's next start restores them.
+//! - `link`: whether a port's interface is there and up ([`LinkProbe`]), and whether
+//!   someone else's XDP program is on it ([`attached_program`]), for the control thread.
 //! - [`XdpError`]: every setup failure as one sentence telling the user what to do.
 //!
 //! Kernel requirements: AF_XDP needs Linux 4.18, one UMEM shared across interfaces 5.10,
@@ -68,8 +71,10 @@
 //! ```
 
 mod error;
+mod link;
 mod napi;
 mod napi_policy;
+mod napi_state;
 mod netlink;
 mod quiet;
 mod socket;
@@ -77,8 +82,10 @@ mod sockopt;
 mod umem;
 
 pub use error::XdpError;
+pub use link::{attached_program, LinkProbe, LinkStatus};
 pub use napi::{NapiGuard, NapiSettings, DEFAULT_DEFER_HARD_IRQS, DEFAULT_GRO_FLUSH_TIMEOUT_NS};
 pub use napi_policy::{AutoNapi, AutoState, NapiPolicy};
+pub use napi_state::DEFAULT_STATE_DIR;
 pub use socket::XdpPort;
 
 use crate::frame::{FramePool, PortId};
@@ -197,6 +204,10 @@ pub struct XdpConfig {
     /// Largest IP packet a segment of a super-frame may be; 0: the smallest MTU of the
     /// worker's interfaces.
     pub segment_mtu: u32,
+    /// Where each interface's NAPI originals are recorded before they are changed
+    /// (`DIR/netns-INODE/IF.state`, see [`NapiGuard`]); `None`: nowhere, and a killed
+    /// process leaves its settings behind.
+    pub napi_state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for XdpConfig {
@@ -216,6 +227,7 @@ impl Default for XdpConfig {
             queue_id: 0,
             multi_buffer: true,
             segment_mtu: 0,
+            napi_state_dir: Some(DEFAULT_STATE_DIR.into()),
         }
     }
 }
@@ -462,6 +474,25 @@ pub fn interface_mtu(ifname: &str) -> Result<u32, XdpError> {
     Ok(link.mtu.unwrap_or(1500))
 }
 
+/// Put back the NAPI settings a killed run left on `ifname`, from its state file under
+/// `state_dir` (see [`NapiGuard`]), and remove the file. Returns what was restored
+/// (`knob=value ...`), `None` when there was no file for this interface.
+///
+/// # Errors
+/// A sentence when the interface does not exist, its sysfs cannot be reached or a knob
+/// cannot be written (the file is kept then).
+pub fn restore_napi_leftover(
+    ifname: &str,
+    state_dir: &std::path::Path,
+) -> Result<Option<String>, String> {
+    let index = ifindex_of(ifname).map_err(|e| e.to_string())?;
+    let mac = RtNetlink::open()
+        .and_then(|mut nl| nl.link(index))
+        .ok()
+        .and_then(|l| l.mac);
+    NapiGuard::restore_leftover(ifname, index, mac, state_dir)
+}
+
 /// Whether a failed open may succeed without `XDP_USE_SG`.
 fn may_retry_without_sg(e: &XdpError) -> bool {
     matches!(
@@ -610,7 +641,13 @@ fn open_with(
             None => "busy_poll=off".to_string(),
         };
         let (napi, napi_text) = if let Some(policy) = &cfg.napi {
-            match NapiGuard::apply(ifname, ifindex, link.and_then(|l| l.mac), policy.initial()) {
+            match NapiGuard::apply(
+                ifname,
+                ifindex,
+                link.and_then(|l| l.mac),
+                policy.initial(),
+                cfg.napi_state_dir.as_deref(),
+            ) {
                 Ok(g) => (Some(Arc::new(g)), policy.summary()),
                 Err(w) => {
                     warnings.push(format!("NAPI settings not applied: {w}"));

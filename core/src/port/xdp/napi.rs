@@ -20,13 +20,24 @@
 //! the interface. All later reads and writes go through that fd, so restoring works from
 //! any thread.
 //!
-//! Invariant: only values this guard changed are restored, newest first.
+//! Crashes: with a state directory ([`super::XdpConfig::napi_state_dir`]) the guard
+//! records each knob's original value in the interface's state file (`napi_state`)
+//! before it changes that knob for the first time, and removes the file once it has put
+//! the originals back. A guard that finds a file for its interface (a run that was
+//! killed) takes the recorded values as the originals, whatever the interface shows
+//! now; [`NapiGuard::restore_leftover`] puts them back without tuning anything.
+//!
+//! Invariant: only values this guard changed (or a killed run recorded) are restored,
+//! newest first, and they are the values found before the first change.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::Mutex;
+
+use super::napi_state::StateFile;
 
 /// The NAPI deferral written to each bound interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +106,8 @@ struct GuardState {
     current: NapiSettings,
     /// Knobs this guard changed, with the value found before, in write order.
     saved: Vec<(&'static str, String)>,
+    /// Where `saved` is kept on disk, if anywhere.
+    file: Option<StateFile>,
 }
 
 impl NapiGuard {
@@ -106,25 +119,48 @@ impl NapiGuard {
     /// writable sysfs for this namespace, not root...).
     /// `mac` is the interface's address as rtnetlink reports it in that namespace, used
     /// to make sure the sysfs entry is the same device.
+    /// `state_dir`: where the interface's state file goes (none: no file).
     pub(crate) fn apply(
         ifname: &str,
         ifindex: u32,
         mac: Option<[u8; 6]>,
         settings: NapiSettings,
+        state_dir: Option<&Path>,
     ) -> Result<Self, String> {
-        let dir = match open_dir_at_sys(ifname) {
-            Ok(dir) if same_device(&dir, ifindex, mac) => dir,
-            _ => {
-                let dir = private_sysfs_dir(ifname)
-                    .map_err(|e| format!("no sysfs view of {ifname} in this namespace ({e})"))?;
-                if !same_device(&dir, ifindex, mac) {
-                    return Err(format!("sysfs shows another {ifname} than the bound one"));
-                }
-                dir
-            }
-        };
-        Self::apply_at(dir, ifname, settings)
+        let dir = sysfs_dir(ifname, ifindex, mac)?;
+        let file = state_dir
+            .map(|d| StateFile::for_interface(d, ifname, ifindex))
+            .transpose()
+            .map_err(|e| format!("no state file for {ifname} ({e})"))?;
+        Self::apply_with(dir, ifname, settings, file)
             .map_err(|e| format!("could not write NAPI settings ({e})"))
+    }
+
+    /// Put back the originals a killed run recorded in `ifname`'s state file under
+    /// `state_dir`, and remove the file. Returns what was restored (`knob=value ...`),
+    /// `None` when there was nothing to restore.
+    ///
+    /// # Errors
+    /// A sentence when the interface's sysfs cannot be reached or a knob not written
+    /// (the file is kept for the next try).
+    pub(crate) fn restore_leftover(
+        ifname: &str,
+        ifindex: u32,
+        mac: Option<[u8; 6]>,
+        state_dir: &Path,
+    ) -> Result<Option<String>, String> {
+        let file = StateFile::for_interface(state_dir, ifname, ifindex)
+            .map_err(|e| format!("no state file for {ifname} ({e})"))?;
+        if !file.path().exists() {
+            return Ok(None);
+        }
+        let dir = sysfs_dir(ifname, ifindex, mac)?;
+        restore_recorded(&dir, &file).map_err(|e| {
+            format!(
+                "could not restore {ifname}'s NAPI settings from {} ({e})",
+                file.path().display()
+            )
+        })
     }
 
     /// Apply the settings through `dir`, an open directory holding the knob files
@@ -133,12 +169,29 @@ impl NapiGuard {
     /// # Errors
     /// The first read or write that failed; knobs changed before it are restored.
     pub(crate) fn apply_at(dir: OwnedFd, ifname: &str, settings: NapiSettings) -> io::Result<Self> {
+        Self::apply_with(dir, ifname, settings, None)
+    }
+
+    /// [`NapiGuard::apply_at`] keeping the originals in `file` (see the module docs).
+    ///
+    /// # Errors
+    /// As [`NapiGuard::apply_at`], and when the state file cannot be written (then
+    /// nothing is changed).
+    pub(crate) fn apply_with(
+        dir: OwnedFd,
+        ifname: &str,
+        settings: NapiSettings,
+        file: Option<StateFile>,
+    ) -> io::Result<Self> {
+        // A file for this very interface: a killed run's originals, the true ones.
+        let saved = file.as_ref().and_then(StateFile::load).unwrap_or_default();
         let guard = Self {
             ifname: ifname.to_string(),
             dir,
             state: Mutex::new(GuardState {
                 current: settings,
-                saved: Vec::new(),
+                saved,
+                file,
             }),
         };
         guard.write(settings, true)?;
@@ -176,32 +229,42 @@ impl NapiGuard {
 
     /// Write `settings` (with `threaded` off when `first`), remembering the value each
     /// knob had before this guard first changed it.
+    ///
+    /// With a state file, a knob's original is on disk before the knob is first written.
     fn write(&self, settings: NapiSettings, first: bool) -> io::Result<()> {
         let mut st = self.lock();
+        let st = &mut *st;
         let knobs = settings.knobs();
         let knobs = if first { &knobs[..] } else { &knobs[..2] };
+        let fail = |st: &mut GuardState, e: io::Error| {
+            if first {
+                let _ = restore(&self.dir, &mut st.saved);
+                if let Some(f) = &st.file {
+                    f.remove();
+                }
+            }
+            Err(e)
+        };
         for (name, value, optional) in knobs {
             let old = match read_knob(&self.dir, name) {
                 Ok(old) => old,
                 Err(e) if *optional && e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    if first {
-                        restore(&self.dir, &mut st.saved);
-                    }
-                    return Err(e);
-                }
+                Err(e) => return fail(st, e),
             };
             if old == *value {
                 continue;
             }
-            if let Err(e) = write_knob(&self.dir, name, value) {
-                if first {
-                    restore(&self.dir, &mut st.saved);
-                }
-                return Err(e);
-            }
             if !st.saved.iter().any(|(n, _)| n == name) {
                 st.saved.push((name, old));
+                if let Some(f) = &st.file {
+                    if let Err(e) = f.store(&st.saved) {
+                        st.saved.pop();
+                        return fail(st, e);
+                    }
+                }
+            }
+            if let Err(e) = write_knob(&self.dir, name, value) {
+                return fail(st, e);
             }
         }
         st.current = settings;
@@ -219,19 +282,72 @@ impl NapiGuard {
     }
 }
 
-/// Put back every saved knob, newest first, and forget them.
-fn restore(dir: &OwnedFd, saved: &mut Vec<(&'static str, String)>) {
+/// Put back every saved knob, newest first, and forget them. An interface that is gone
+/// has nothing left to restore, which counts as done.
+///
+/// # Errors
+/// The first write that failed otherwise (the others are still tried).
+fn restore(dir: &OwnedFd, saved: &mut Vec<(&'static str, String)>) -> io::Result<()> {
+    let mut result = Ok(());
     for (name, old) in saved.drain(..).rev() {
-        // Nothing useful to do on failure here; the interface keeps the tuned value,
-        // which is harmless.
-        let _ = write_knob(dir, name, &old);
+        match write_knob(dir, name, &old) {
+            Err(e) if !is_gone(&e) && result.is_ok() => result = Err(e),
+            _ => {}
+        }
     }
+    result
+}
+
+/// Put back what `file` records through `dir` and remove the file; what was restored
+/// (`knob=value ...`), `None` without a (valid) file.
+///
+/// # Errors
+/// The first write that failed; the file is kept then.
+fn restore_recorded(dir: &OwnedFd, file: &StateFile) -> io::Result<Option<String>> {
+    let Some(mut saved) = file.load() else {
+        return Ok(None);
+    };
+    let text = saved
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    restore(dir, &mut saved)?;
+    file.remove();
+    Ok(Some(text))
+}
+
+/// Whether a sysfs error means the interface no longer exists.
+fn is_gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV))
 }
 
 impl Drop for NapiGuard {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        restore(&self.dir, &mut st.saved);
+        // On failure the interface keeps the tuned value, which is harmless, and the
+        // state file stays for the next run to restore.
+        if restore(&self.dir, &mut st.saved).is_ok() {
+            if let Some(f) = &st.file {
+                f.remove();
+            }
+        }
+    }
+}
+
+/// The sysfs directory of `ifname` as the calling thread's namespace has it, checked to
+/// be the device rtnetlink knows as `ifindex`/`mac` (see the module docs).
+fn sysfs_dir(ifname: &str, ifindex: u32, mac: Option<[u8; 6]>) -> Result<OwnedFd, String> {
+    match open_dir_at_sys(ifname) {
+        Ok(dir) if same_device(&dir, ifindex, mac) => Ok(dir),
+        _ => {
+            let dir = private_sysfs_dir(ifname)
+                .map_err(|e| format!("no sysfs view of {ifname} in this namespace ({e})"))?;
+            if !same_device(&dir, ifindex, mac) {
+                return Err(format!("sysfs shows another {ifname} than the bound one"));
+            }
+            Ok(dir)
+        }
     }
 }
 
@@ -469,6 +585,84 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         // The knob written before the failure was put back.
         assert_eq!(d.read("napi_defer_hard_irqs"), "0");
+    }
+
+    fn deferral() -> NapiSettings {
+        NapiSettings {
+            defer_hard_irqs: 2,
+            gro_flush_timeout_ns: 200_000,
+        }
+    }
+
+    #[test]
+    fn originals_are_on_disk_before_the_first_change_and_gone_after_a_clean_stop() {
+        let d = TempDir::new("state");
+        d.write("napi_defer_hard_irqs", "0\n");
+        d.write("gro_flush_timeout", "12345\n");
+        let path = d.path().join("st").join("vm1.state");
+        let file = StateFile::at(path.clone(), 9);
+        let g = NapiGuard::apply_with(d.fd(), "vm1", deferral(), Some(file.clone())).unwrap();
+        assert_eq!(d.read("gro_flush_timeout"), "200000");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("napi_defer_hard_irqs 0\n") && text.contains("gro_flush_timeout 12345\n"),
+            "{text}"
+        );
+        // A later switch changes recorded knobs only: the originals stay.
+        g.set(NapiSettings {
+            defer_hard_irqs: 0,
+            gro_flush_timeout_ns: 0,
+        })
+        .unwrap();
+        assert_eq!(file.load().unwrap().len(), 2);
+        drop(g);
+        assert_eq!(d.read("gro_flush_timeout"), "12345");
+        assert_eq!(d.read("napi_defer_hard_irqs"), "0");
+        assert!(!path.exists(), "the state file outlived a clean stop");
+    }
+
+    #[test]
+    fn a_killed_run_s_originals_win_over_what_it_left() {
+        let d = TempDir::new("killed");
+        d.write("napi_defer_hard_irqs", "0\n");
+        d.write("gro_flush_timeout", "12345\n");
+        let path = d.path().join("st").join("vm1.state");
+        let file = StateFile::at(path.clone(), 9);
+        let killed = NapiGuard::apply_with(d.fd(), "vm1", deferral(), Some(file.clone())).unwrap();
+        // SIGKILL: no drop.
+        std::mem::forget(killed);
+        assert_eq!(d.read("gro_flush_timeout"), "200000");
+        assert!(path.exists());
+
+        // The next run, with settings equal to what the killed one left.
+        let g = NapiGuard::apply_with(d.fd(), "vm1", deferral(), Some(file.clone())).unwrap();
+        assert!(path.exists());
+        drop(g);
+        assert_eq!(d.read("gro_flush_timeout"), "12345");
+        assert_eq!(d.read("napi_defer_hard_irqs"), "0");
+        assert!(!path.exists());
+
+        // Or a start without tuning: the originals are put back first.
+        let killed = NapiGuard::apply_with(d.fd(), "vm1", deferral(), Some(file.clone())).unwrap();
+        std::mem::forget(killed);
+        let restored = restore_recorded(&d.fd(), &file).unwrap().unwrap();
+        assert_eq!(restored, "napi_defer_hard_irqs=0 gro_flush_timeout=12345");
+        assert_eq!(d.read("gro_flush_timeout"), "12345");
+        assert!(!path.exists());
+        assert_eq!(restore_recorded(&d.fd(), &file).unwrap(), None);
+    }
+
+    #[test]
+    fn nothing_is_changed_when_the_originals_cannot_be_recorded() {
+        let d = TempDir::new("unwritable");
+        d.write("napi_defer_hard_irqs", "0\n");
+        d.write("gro_flush_timeout", "12345\n");
+        // The state "directory" is a file: the record cannot be written.
+        d.write("blocker", "");
+        let file = StateFile::at(d.path().join("blocker").join("vm1.state"), 9);
+        assert!(NapiGuard::apply_with(d.fd(), "vm1", deferral(), Some(file)).is_err());
+        assert_eq!(d.read("gro_flush_timeout"), "12345\n", "untouched");
+        assert_eq!(d.read("napi_defer_hard_irqs"), "0\n", "untouched");
     }
 
     #[test]

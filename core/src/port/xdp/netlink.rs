@@ -1,8 +1,10 @@
-//! A minimal rtnetlink client: which XDP programs an interface has, and its MAC address.
+//! A minimal rtnetlink client: which XDP programs an interface has, its MAC address, MTU
+//! and whether it is up.
 //!
 //! Used at setup, to report the attach mode the kernel actually shows (libxdp may reuse
 //! a program someone else attached) and to tell a stale sysfs view from the right one
-//! (see `napi`). A netlink socket belongs to the network namespace it was created in,
+//! (see `napi`); by `link`, to find a program someone else attached before touching an
+//! interface and to watch a running port's interface. A netlink socket belongs to the network namespace it was created in,
 //! here the calling thread's.
 //!
 //! Detaching is left to libxdp, which counts the sockets using its program and detaches
@@ -62,6 +64,8 @@ pub struct LinkState {
     pub xdp: XdpAttachment,
     /// The interface's MTU.
     pub mtu: Option<u32>,
+    /// `ifi_flags` (`IFF_UP`, `IFF_RUNNING`...).
+    pub flags: u32,
 }
 
 /// A NETLINK_ROUTE socket of the namespace it was opened in.
@@ -256,6 +260,8 @@ fn parse_link(body: &[u8]) -> LinkState {
     let Some(attr_bytes) = body.get(IFINFOMSG_LEN..) else {
         return state;
     };
+    // struct ifinfomsg: family, pad, type (2), index (4), flags (4), change (4).
+    state.flags = u32_at(body, 8);
     let id = |p: &[u8]| if p.len() >= 4 { u32_at(p, 0) } else { 0 };
     for (ty, payload) in attrs(attr_bytes) {
         match ty {
@@ -311,7 +317,11 @@ mod tests {
                 hw: 0
             }
         );
-        let s = parse_link(&newlink_body(&[0; 6], &[(IFLA_XDP_SKB_PROG_ID, 9)]));
+        assert_eq!(s.flags, 0);
+        let mut body = newlink_body(&[0; 6], &[(IFLA_XDP_SKB_PROG_ID, 9)]);
+        body[8..12].copy_from_slice(&0x41u32.to_ne_bytes());
+        let s = parse_link(&body);
+        assert_eq!(s.flags, 0x41);
         assert_eq!(s.xdp.skb, 9);
         assert!(!s.xdp.is_none());
         assert!(parse_link(&newlink_body(&[0; 6], &[])).xdp.is_none());
