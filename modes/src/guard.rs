@@ -281,6 +281,12 @@ mod tests {
             Some(([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 2, 2)))
         );
         assert_eq!(arp_sender(&arp(1, [0; 4], [10, 0, 2, 15])), None);
+        // Only Ethernet/IPv4 ARP: each header field that differs makes it something else.
+        for (at, value) in [(12, 0x86), (15, 6), (17, 0xdd), (18, 8), (19, 16)] {
+            let mut other = reply.clone();
+            other[at] = value;
+            assert_eq!(arp_sender(&other), None, "byte {at} = {value:#x}");
+        }
         assert_eq!(arp_sender(&reply[..40]), None);
         assert_eq!(arp_request_target(&reply), None);
     }
