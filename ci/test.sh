@@ -17,6 +17,9 @@ fi
 echo "== tests"
 # One test at a time: the live tests run busy-polling dataplanes on a 2-core machine.
 cargo test --workspace --locked -- --test-threads=1
+echo "== fuzz (bounded)"
+# Every cargo-fuzz target of fuzz/ for 10 s, after replaying the inputs of fixed bugs.
+bash ci/fuzz.sh 10
 echo "== conformance gate (mem and live backends)"
 bash ci/conformance.sh
 echo "== latency logs read by HdrHistogram's own implementation (hdrh)"
