@@ -1,9 +1,11 @@
 //! Counters: per port, per direction, per drop reason; one writer, any number of readers.
 //!
 //! Each worker owns one [`WorkerCounters`] block and is the only thread that writes it
-//! (relaxed loads and stores, no read-modify-write atomics, no locks). Readers sum the
-//! blocks of every worker with [`CounterSet::snapshot`]. A reader may see a block a few
-//! packets old; it never sees a torn value.
+//! (relaxed loads and stores, no read-modify-write atomics, no locks), except the link
+//! events of a port ([`PortCounters::count_link_event`]), which only the control thread
+//! writes (in worker 0's block): every field still has exactly one writer. Readers sum
+//! the blocks of every worker with [`CounterSet::snapshot`]. A reader may see a block a
+//! few packets old; it never sees a torn value.
 
 use crate::frame::MAX_PORTS;
 use crate::offload::{OffloadStats, Unsegmented};
@@ -47,11 +49,13 @@ pub enum DropReason {
     /// Over a per-guest share of a shared table (NAT sessions, DHCP leases): one guest
     /// cannot starve the others.
     GuestLimit,
+    /// The output port's interface was down or gone.
+    PortDown,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -69,6 +73,7 @@ impl DropReason {
         DropReason::Spoofed,
         DropReason::RateLimited,
         DropReason::GuestLimit,
+        DropReason::PortDown,
     ];
 
     /// Stable snake_case name (used in printed counters and JSON).
@@ -89,6 +94,7 @@ impl DropReason {
             DropReason::Spoofed => "spoofed",
             DropReason::RateLimited => "rate_limited",
             DropReason::GuestLimit => "guest_limit",
+            DropReason::PortDown => "port_down",
         }
     }
 }
@@ -111,6 +117,38 @@ pub struct PortCounters {
     backend_superframes: AtomicU64,
     backend_segments: AtomicU64,
     backend_unsegmented: [AtomicU64; Unsegmented::COUNT],
+    /// Link events, indexed as [`LinkEvent::ALL`] (control thread only).
+    link_events: [AtomicU64; LinkEvent::COUNT],
+}
+
+/// What happened to a port's interface while the dataplane ran (counted per port by the
+/// link watcher of `vnet-bench run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LinkEvent {
+    /// The interface went down (set down, or lost its carrier).
+    Down = 0,
+    /// The interface disappeared (deleted, or its namespace removed).
+    Lost,
+    /// An interface of the port's name appeared again and the port was bound to it.
+    Rebound,
+}
+
+impl LinkEvent {
+    /// Number of events.
+    pub const COUNT: usize = 3;
+    /// Every event, in counter order.
+    pub const ALL: [LinkEvent; Self::COUNT] =
+        [LinkEvent::Down, LinkEvent::Lost, LinkEvent::Rebound];
+
+    /// Stable snake_case name (used in printed counters).
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkEvent::Down => "link_down",
+            LinkEvent::Lost => "link_lost",
+            LinkEvent::Rebound => "rebound",
+        }
+    }
 }
 
 #[inline]
@@ -150,6 +188,11 @@ impl PortCounters {
     #[inline]
     pub fn add_csum_completed(&self, n: u64) {
         bump(&self.csum_completed, n);
+    }
+
+    /// Count a link event of this port (the control thread only, never a worker).
+    pub fn count_link_event(&self, event: LinkEvent) {
+        bump(&self.link_events[event as usize], 1);
     }
 
     /// Record the backend's own counters (kernel ring drops...), as last read by the
@@ -220,6 +263,8 @@ pub struct PortTotals {
     pub csum_completed: u64,
     /// Receive-side segmentation of TSO super-frames, as the backend last reported it.
     pub offload: OffloadStats,
+    /// Link events, indexed as [`LinkEvent::ALL`].
+    pub link_events: [u64; LinkEvent::COUNT],
 }
 
 impl PortTotals {
@@ -230,6 +275,10 @@ impl PortTotals {
     /// Drops for one reason.
     pub fn drops_for(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
+    }
+    /// How often `event` happened.
+    pub fn link_events_of(&self, event: LinkEvent) -> u64 {
+        self.link_events[event as usize]
     }
 }
 
@@ -281,6 +330,9 @@ impl CounterSet {
                 for (t, c) in t.offload.unsegmented.iter_mut().zip(&c.backend_unsegmented) {
                     *t += c.load(Ordering::Relaxed);
                 }
+                for (t, c) in t.link_events.iter_mut().zip(&c.link_events) {
+                    *t += c.load(Ordering::Relaxed);
+                }
             }
         }
         out
@@ -298,11 +350,14 @@ mod tests {
         set.worker(1).port(1).add_rx(3, 192);
         set.worker(1).port(2).add_drop(DropReason::TxFull);
         set.worker(0).port(2).add_drops(DropReason::TxFull, 4);
+        set.worker(0).port(2).count_link_event(LinkEvent::Lost);
         let s = set.snapshot();
         assert_eq!(s[1].rx_packets, 5);
         assert_eq!(s[1].rx_bytes, 320);
         assert_eq!(s[2].drops_for(DropReason::TxFull), 5);
         assert_eq!(s[2].dropped(), 5);
+        assert_eq!(s[2].link_events_of(LinkEvent::Lost), 1);
+        assert_eq!(s[2].link_events_of(LinkEvent::Down), 0);
         assert_eq!(s[0], PortTotals::default());
     }
 

@@ -5,7 +5,8 @@
 //! - [`worker`]: one worker's loop ([`Worker::run_once`] is one iteration);
 //! - [`handoff`]: bounded, preallocated rings that carry frames between workers when a
 //!   verdict names a port another worker serves;
-//! - [`launch`]: threads, core pinning and the stop flag.
+//! - [`launch`]: threads, core pinning and the stop flag;
+//! - [`links`]: which ports' interfaces are down (control thread -> workers).
 //!
 //! Invariants of the hot path (checked by the no-allocation test in vnet-modes): after
 //! setup a worker allocates nothing, takes no lock and reads the clock once per loop;
@@ -13,8 +14,10 @@
 
 pub mod handoff;
 pub mod launch;
+pub mod links;
 pub mod worker;
 
 pub use handoff::{HandoffMesh, HandoffRx, HandoffTx};
-pub use launch::{spawn_workers, WorkerHandle};
+pub use launch::{spawn_worker, spawn_workers, WorkerHandle};
+pub use links::PortLinks;
 pub use worker::{Worker, WorkerConfig};

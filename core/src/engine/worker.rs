@@ -8,12 +8,22 @@
 //! transmit the staged bursts; service every port (completions, fill ring, kicks); every
 //! `timer_every` loops, or when the pipeline's deadline has passed, run its timers.
 //!
+//! Ports marked down in the worker's [`PortLinks`] ([`Worker::set_links`]) are skipped:
+//! nothing is received from them, their rings are not serviced, and frames for them are
+//! dropped as `port_down`. Between two runs (the thread joined) the caller may swap the
+//! whole port set and its frame pool ([`Worker::take_ports`], [`Worker::install_ports`]),
+//! keeping the pipeline and its state: how `vnet-bench run` rebinds a port whose
+//! interface came back.
+//!
 //! Invariants: every received frame is, by the end of the iteration, transmitted, freed
 //! (and counted as a drop with a reason if it was not a clean discard), handed off as a
-//! copy, or owned by the pipeline (`Consumed`). No allocation after [`Worker::new`].
+//! copy, or owned by the pipeline (`Consumed`). No allocation after [`Worker::new`]
+//! (and [`Worker::install_ports`]). Between iterations no frame is in flight, so the
+//! pool can be swapped there.
 
 use crate::counters::{DropReason, WorkerCounters};
 use crate::engine::handoff::{HandoffRx, HandoffTx};
+use crate::engine::links::PortLinks;
 use crate::frame::{FramePool, Pkt, PortId, MAX_PORTS};
 use crate::offload;
 use crate::pipeline::{Emitter, Pipeline, PortMask, Verdict};
@@ -56,6 +66,11 @@ pub struct Worker<M: Pipeline> {
     emitter: Emitter,
     config: WorkerConfig,
     loops: u64,
+    /// Down ports, shared with the control thread.
+    links: Option<Arc<PortLinks>>,
+    /// The links mask last seen, and the local slots it marks down (bit per slot).
+    links_seen: u64,
+    down_slots: u64,
 }
 
 impl<M: Pipeline> std::fmt::Debug for Worker<M> {
@@ -115,7 +130,77 @@ impl<M: Pipeline> Worker<M> {
             emitter: Emitter::new(),
             config,
             loops: 0,
+            links: None,
+            links_seen: 0,
+            down_slots: 0,
         }
+    }
+
+    /// Skip the ports `links` marks down (see the module docs).
+    pub fn set_links(&mut self, links: Arc<PortLinks>) {
+        self.links = Some(links);
+        self.links_seen = 0;
+        self.down_slots = 0;
+    }
+
+    /// Take the worker's ports (in slot order) and frame pool away, to close them; the
+    /// worker keeps its pipeline, counters and hand-off rings, and must not run again
+    /// before [`Worker::install_ports`] gives it a new set.
+    pub fn take_ports(&mut self) -> (Vec<Box<dyn Port>>, FramePool) {
+        self.flush_ports();
+        // Between iterations every burst is empty; nothing refers to the old pool.
+        self.rx.clear();
+        self.tx.iter_mut().for_each(Burst::clear);
+        self.emitter.clear();
+        let pool = std::mem::replace(&mut self.pool, FramePool::with_heap(0, 64, 0));
+        (std::mem::take(&mut self.ports), pool)
+    }
+
+    /// Give the worker a new port set with its frame pool: the same dataplane port ids
+    /// it served before, in any order.
+    ///
+    /// # Panics
+    /// If the ids are not the ones the worker serves.
+    pub fn install_ports(&mut self, ports: Vec<(PortId, Box<dyn Port>)>, pool: FramePool) {
+        let mut old = self.port_ids.clone();
+        let mut new: Vec<PortId> = ports.iter().map(|(id, _)| *id).collect();
+        old.sort_unstable();
+        new.sort_unstable();
+        assert_eq!(old, new, "a worker's new ports must be the ones it served");
+        self.slot_of = [None; MAX_PORTS];
+        self.port_ids.clear();
+        self.ports.clear();
+        for (slot, (id, port)) in ports.into_iter().enumerate() {
+            self.slot_of[id as usize] = Some(slot as u8);
+            self.port_ids.push(id);
+            self.ports.push(port);
+        }
+        self.pool = pool;
+        self.links_seen = 0;
+        self.down_slots = 0;
+    }
+
+    /// Refresh `down_slots` from the shared links (one load when nothing changed).
+    #[inline]
+    fn read_links(&mut self) {
+        let Some(links) = &self.links else {
+            return;
+        };
+        let mask = links.mask();
+        if mask != self.links_seen {
+            self.links_seen = mask;
+            self.down_slots = self
+                .port_ids
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| mask & (1u64 << **id) != 0)
+                .fold(0, |acc, (slot, _)| acc | 1u64 << slot);
+        }
+    }
+
+    #[inline]
+    fn slot_down(&self, slot: usize) -> bool {
+        self.down_slots & (1u64 << slot) != 0
     }
 
     /// The worker's index.
@@ -156,7 +241,11 @@ impl<M: Pipeline> Worker<M> {
     /// One iteration of the loop at time `now`; returns packets received.
     pub fn run_once(&mut self, now: Instant) -> usize {
         let mut received = 0;
+        self.read_links();
         for slot in 0..self.ports.len() {
+            if self.slot_down(slot) {
+                continue;
+            }
             self.rx.clear();
             let n = self.ports[slot].rx_burst(&mut self.pool, &mut self.rx);
             if n == 0 {
@@ -181,8 +270,10 @@ impl<M: Pipeline> Worker<M> {
         }
         self.take_handoffs(now);
         self.flush_tx();
-        for port in &mut self.ports {
-            port.service(&mut self.pool);
+        for (slot, port) in self.ports.iter_mut().enumerate() {
+            if self.down_slots & (1u64 << slot) == 0 {
+                port.service(&mut self.pool);
+            }
         }
         self.loops += 1;
         let due = self.pipeline.poll_at().is_some_and(|t| t <= now);
@@ -398,8 +489,19 @@ impl<M: Pipeline> Worker<M> {
 
     fn flush_port(&mut self, slot: usize) {
         let id = self.port_ids[slot];
+        let down = self.slot_down(slot);
         let burst = &mut self.tx[slot];
         let pkts = burst.as_slice();
+        if down {
+            self.counters
+                .port(id as usize)
+                .add_drops(DropReason::PortDown, pkts.len() as u64);
+            for p in pkts {
+                self.pool.free(p.frame);
+            }
+            burst.clear();
+            return;
+        }
         let sent = self.ports[slot].tx_burst(&mut self.pool, pkts);
         let bytes: u64 = pkts[..sent].iter().map(|p| p.len as u64).sum();
         let c = self.counters.port(id as usize);
@@ -513,6 +615,104 @@ mod tests {
         assert_eq!(&got[0][..40], &f[..40]);
         assert_eq!(got[1], wrong);
         assert_eq!(counters.snapshot()[0].csum_completed, 1);
+    }
+
+    fn zero_to_one_worker(
+        p0: impl Port + 'static,
+        p1: impl Port + 'static,
+        counters: &CounterSet,
+    ) -> Worker<ZeroToOne> {
+        let mut mesh = HandoffMesh::new(1, 16);
+        let h = (mesh.tx.pop().unwrap(), mesh.rx.pop().unwrap());
+        Worker::new(
+            0,
+            vec![
+                (0, Box::new(p0) as Box<dyn Port>),
+                (1, Box::new(p1) as Box<dyn Port>),
+            ],
+            &[0, 0],
+            FramePool::with_heap(64, 2048, 0),
+            ZeroToOne,
+            counters.worker(0),
+            h,
+            WorkerConfig::default(),
+        )
+    }
+
+    #[test]
+    fn a_down_port_is_neither_read_nor_written_and_its_frames_are_counted() {
+        let (p0, peer0) = mem_pair("p0", 0, 64);
+        let (p1, peer1) = mem_pair("p1", 1, 64);
+        let counters = CounterSet::new(1, 2);
+        let mut w = zero_to_one_worker(p0, p1, &counters);
+        let links = Arc::new(PortLinks::new());
+        w.set_links(links.clone());
+        links.set_down(1, true);
+        peer0.send(&[1; 60]);
+        peer0.send(&[2; 60]);
+        w.run_once(Instant::ZERO);
+        assert!(peer1.drain().is_empty(), "sent to a down port");
+        let t = counters.snapshot();
+        assert_eq!(t[1].drops_for(DropReason::PortDown), 2);
+        assert_eq!(t[1].tx_packets, 0);
+        assert_eq!(
+            w.pool().free_count(),
+            64,
+            "frames for a down port are freed"
+        );
+
+        // A down port's own frames stay where they are until it is up again.
+        links.set_down(1, false);
+        links.set_down(0, true);
+        peer0.send(&[3; 60]);
+        w.run_once(Instant::ZERO);
+        assert!(peer1.drain().is_empty());
+        links.set_down(0, false);
+        w.run_once(Instant::ZERO);
+        assert_eq!(peer1.drain(), vec![vec![3; 60]]);
+    }
+
+    #[test]
+    fn a_new_port_set_replaces_the_old_one_and_the_pipeline_stays() {
+        let (p0, _peer0) = mem_pair("p0", 0, 64);
+        let (p1, _peer1) = mem_pair("p1", 1, 64);
+        let counters = CounterSet::new(1, 2);
+        let mut w = zero_to_one_worker(p0, p1, &counters);
+        w.run_once(Instant::ZERO);
+        let (old, pool) = w.take_ports();
+        assert_eq!(old.len(), 2);
+        assert_eq!(pool.free_count(), 64);
+        drop(old);
+        let (q0, peer0) = mem_pair("q0", 0, 64);
+        let (q1, peer1) = mem_pair("q1", 1, 64);
+        // Any order of the same ids.
+        w.install_ports(
+            vec![
+                (1, Box::new(q1) as Box<dyn Port>),
+                (0, Box::new(q0) as Box<dyn Port>),
+            ],
+            FramePool::with_heap(32, 2048, 0),
+        );
+        peer0.send(&[5; 60]);
+        w.run_once(Instant::ZERO);
+        assert_eq!(peer1.drain(), vec![vec![5; 60]]);
+        assert_eq!(w.pool().free_count(), 32);
+        assert_eq!(w.loops(), 2, "the same worker, loops go on");
+    }
+
+    #[test]
+    #[should_panic(expected = "must be the ones it served")]
+    fn a_port_set_with_other_ids_is_refused() {
+        let (p0, _a) = mem_pair("p0", 0, 64);
+        let (p1, _b) = mem_pair("p1", 1, 64);
+        let counters = CounterSet::new(1, 3);
+        let mut w = zero_to_one_worker(p0, p1, &counters);
+        let _ = w.take_ports();
+        let (q2, _c) = mem_pair("q2", 2, 64);
+        w.install_ports(
+            vec![(2, Box::new(q2) as Box<dyn Port>)],
+            FramePool::with_heap(8, 2048, 0),
+        );
     }
 
     #[test]
