@@ -5,6 +5,9 @@
 //! - [`cli`]: the command-line contract (DESIGN.md);
 //! - [`preflight`]: privilege, kernel and interface checks, each failing with one sentence;
 //! - [`modespec`]: from `run`'s flags to a mode (ports, roles, pipeline recipe);
+//! - [`configcheck`]: settings that do not fit together (interfaces given twice,
+//!   overlapping networks, forward rules that cannot match), refused before anything
+//!   starts;
 //! - [`control`]: the NAT modes' control socket (port-forward rules at run time);
 //! - [`corpus`]: the committed pcap corpus (`pcap gen`) and `replay` of captures;
 //! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`);
@@ -22,6 +25,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod configcheck;
 pub mod conformance;
 pub mod control;
 pub mod corpus;

@@ -174,7 +174,9 @@ fn nat_plan(
         config.forwards.len(),
         config.napt.filtering
     );
-    let spec = NatSpec::new(config, workers, Instant::now())?;
+    crate::configcheck::nat_addresses(&config, prefix)?;
+    let spec =
+        NatSpec::new(config, workers, Instant::now()).map_err(crate::configcheck::nat_error)?;
     Ok(ModePlan {
         ports,
         roles,
@@ -187,19 +189,30 @@ fn parse_cidr_flag(flag: &str, text: &str) -> Result<(Ipv4Addr, u8)> {
     parse_cidr(text).map_err(|e| anyhow!("{}", e.to_string().replace("--subnet", flag)))
 }
 
-/// Parse `A.B.C.D/N`.
+/// Parse `A.B.C.D/N`, a host's address in its network (not the network's own address
+/// nor its broadcast).
 pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8)> {
+    const FIX: &str = "give a host address and prefix length such as 192.168.56.1/24";
     let (addr, len) = text
         .split_once('/')
-        .ok_or_else(|| anyhow!("--subnet {text:?} is not ADDRESS/PREFIX (e.g. 192.168.56.1/24)"))?;
+        .ok_or_else(|| anyhow!("--subnet {text:?} is not ADDRESS/PREFIX; {FIX}"))?;
     let addr: Ipv4Addr = addr
         .parse()
-        .map_err(|_| anyhow!("--subnet {text:?}: {addr:?} is not an IPv4 address"))?;
+        .map_err(|_| anyhow!("--subnet {text:?}: {addr:?} is not an IPv4 address; {FIX}"))?;
     let len: u8 = len
         .parse()
         .ok()
         .filter(|l| (8..=30).contains(l))
-        .ok_or_else(|| anyhow!("--subnet {text:?}: the prefix length must be 8 to 30"))?;
+        .ok_or_else(|| anyhow!("--subnet {text:?}: the prefix length must be 8 to 30; {FIX}"))?;
+    let host = u32::from(addr) & !u32::from(mask(len));
+    if host == 0 || host == !u32::from(mask(len)) {
+        let what = if host == 0 {
+            "network's own"
+        } else {
+            "broadcast"
+        };
+        bail!("--subnet {text:?}: {addr} is the {what} address of its network, which no host can have; {FIX}");
+    }
     Ok((addr, len))
 }
 
@@ -239,7 +252,7 @@ fn dhcp_config(args: &RunArgs, subnet: (Ipv4Addr, u8)) -> Result<DhcpServerConfi
     config.max_leases_per_port = args.dhcp_leases_per_port;
     config
         .validate()
-        .map_err(|e| anyhow!("the DHCP settings do not fit together: {e}"))?;
+        .map_err(|e| anyhow!("the DHCP settings do not fit together: {e}; change --subnet, --dhcp-server or --dhcp-range so that the server and the pool are inside the subnet and apart"))?;
     Ok(config)
 }
 
@@ -254,6 +267,7 @@ fn guard_config(args: &RunArgs) -> GuardConfig {
 
 /// Check the flags against the mode and lay out the ports.
 pub fn plan(args: &RunArgs) -> Result<ModePlan> {
+    crate::configcheck::distinct_interfaces(args)?;
     let switch = SwitchConfig {
         fdb_max: args.fdb_max,
         aging: Duration::from_secs(args.fdb_aging),

@@ -56,6 +56,22 @@ pub fn require_interfaces<'a>(names: impl IntoIterator<Item = &'a str>) -> Resul
     Ok(())
 }
 
+/// Fail when an XDP program is already attached to one of the interfaces: another
+/// `vnet-bench run`, or any other XDP or AF_XDP program, holds it. Asked through
+/// rtnetlink, before anything is bound, so that the other program is left alone.
+pub fn require_no_xdp<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    for name in names {
+        let attached =
+            vnet_core::port::xdp::attached_program(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some((id, mode)) = attached {
+            bail!(
+                "interface {name} already has an XDP program attached ({mode} mode, program id {id}), so another vnet-bench run or another XDP program uses it; stop that program (or detach it with `ip link set dev {name} xdp off`) and retry"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +94,6 @@ mod tests {
     #[test]
     fn loopback_exists() {
         require_interfaces(["lo"]).unwrap();
+        require_no_xdp(["lo"]).unwrap();
     }
 }
