@@ -7,4 +7,6 @@
 use libfuzzer_sys::fuzz_target;
 use vnet_modes::natmode::NatFlavor;
 
-fuzz_target!(|data: &[u8]| vnet_fuzz::nat::run(NatFlavor::Network, data));
+fuzz_target!(|data: &[u8]| {
+    vnet_fuzz::nat::run(NatFlavor::Network, data);
+});

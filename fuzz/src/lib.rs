@@ -10,8 +10,8 @@
 //! ```
 //!
 //! `ctrl`: bits 0-2 the ingress port (modulo the number of ports), bit 3 ends the batch
-//! after this frame, bit 4 fixes the frame up (the mode's own MAC as destination where
-//! the target names one, IPv4 total length, header and TCP/UDP/ICMP checksums), bits
+//! after this frame, bit 4 fixes the frame up (the mode's own MAC and, on a NAT link, IPv4
+//! address as destination, IPv4 total length, header and TCP/UDP/ICMP checksums), bits
 //! 5-6 advance the clock before the frame (0, 10 ms, 2 s, 1000 s), bit 7 runs the
 //! mode's timers (`poll`) after the batch. A record cut short by the end of the input
 //! takes the bytes that are left. `ci/fuzz-seed.py` writes pcap frames in this format.
@@ -84,10 +84,11 @@ pub fn records(mut data: &[u8]) -> impl Iterator<Item = Record<'_>> {
 }
 
 /// Makes a frame consistent enough to reach past the parsers' checks: `dst_mac` as
-/// destination (if given), and for untagged IPv4, the total length (the rest of the
-/// frame), the header checksum and, for a first fragment's TCP, UDP (length too) or ICMP,
-/// the transport checksum. Leaves whatever it cannot make sense of as it is.
-pub fn fix_up(frame: &mut [u8], dst_mac: Option<[u8; 6]>) {
+/// destination (if given), and for untagged IPv4, `dst_ip` as destination (if given), the
+/// total length (the rest of the frame), the header checksum and, for a first fragment's
+/// TCP, UDP (length too) or ICMP, the transport checksum. Leaves whatever it cannot make
+/// sense of as it is.
+pub fn fix_up(frame: &mut [u8], dst_mac: Option<[u8; 6]>, dst_ip: Option<Ipv4Addr>) {
     if let (Some(mac), true) = (dst_mac, frame.len() >= 6) {
         frame[..6].copy_from_slice(&mac);
     }
@@ -106,6 +107,9 @@ pub fn fix_up(frame: &mut [u8], dst_mac: Option<[u8; 6]>) {
         return;
     }
     ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    if let Some(dst) = dst_ip {
+        ip[16..20].copy_from_slice(&dst.octets());
+    }
     ip[10..12].copy_from_slice(&[0, 0]);
     let c = checksum::data(&ip[..ihl]);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
@@ -153,6 +157,12 @@ pub trait Oracle {
     /// Destination MAC a fixed-up frame from `ingress` gets (the mode's own, where it has
     /// one); `None` keeps the frame's.
     fn fix_dst_mac(&self, _ingress: PortId) -> Option<[u8; 6]> {
+        None
+    }
+
+    /// Destination IPv4 address a fixed-up frame from `ingress` gets (the mode's own on a
+    /// link, where anything else is not for it); `None` keeps the frame's.
+    fn fix_dst_ip(&self, _ingress: PortId) -> Option<Ipv4Addr> {
         None
     }
 
@@ -227,6 +237,11 @@ impl<'o, M: Pipeline, O: Oracle> Driver<'o, M, O> {
         &self.mode
     }
 
+    /// The engine-style counters so far, per port.
+    pub fn totals(&self) -> Vec<vnet_core::counters::PortTotals> {
+        self.counters.snapshot()
+    }
+
     /// The clock.
     pub fn now(&self) -> Instant {
         self.now
@@ -258,7 +273,11 @@ impl<'o, M: Pipeline, O: Oracle> Driver<'o, M, O> {
             let buf = &mut frame[..r.bytes.len()];
             buf.copy_from_slice(r.bytes);
             if r.fix {
-                fix_up(buf, self.oracle.fix_dst_mac(port));
+                fix_up(
+                    buf,
+                    self.oracle.fix_dst_mac(port),
+                    self.oracle.fix_dst_ip(port),
+                );
             }
             self.push(port, buf);
             if r.poll {

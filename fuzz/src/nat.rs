@@ -4,6 +4,7 @@
 use crate::{l3_source, Driver, Oracle};
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use vnet_core::counters::PortTotals;
 use vnet_core::frame::PortId;
 use vnet_core::pipeline::PortMask;
 use vnet_core::time::Instant;
@@ -88,6 +89,14 @@ impl Oracle for NatOracle {
         })
     }
 
+    fn fix_dst_ip(&self, ingress: PortId) -> Option<Ipv4Addr> {
+        match self.layout.role(ingress)? {
+            PortRole::Vm(_) => None,
+            PortRole::Uplink => Some(EXT),
+            PortRole::Host => self.host_ip,
+        }
+    }
+
     fn check_tx(&self, ingress: PortId, before: &[u8], after: &[u8], mask: PortMask) {
         self.check_links("a frame", after, mask);
         match self.layout.role(ingress) {
@@ -136,10 +145,11 @@ fn arp_reply(sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
 /// a host port, bit 3 port-forward rules (TCP 2222 and UDP 5353), bit 4 the next hops
 /// resolved before the input (their ARP replies), bit 5 small tables (16 sessions, 8 per
 /// guest, 32 external ports, short timeouts), bit 6 endpoint-independent filtering, bit
-/// 7 a tight guard (burst 4, 10 frames/s) and an upstream DNS resolver.
-pub fn run(flavor: NatFlavor, data: &[u8]) {
+/// 7 a tight guard (burst 4, 10 frames/s) and an upstream DNS resolver. Returns the
+/// counters per port (for the seeds' tests).
+pub fn run(flavor: NatFlavor, data: &[u8]) -> Vec<PortTotals> {
     let Some((&cfg, records)) = data.split_first() else {
-        return;
+        return Vec::new();
     };
     let vms = usize::from(cfg & 3) + 1;
     let host = cfg & 4 != 0;
@@ -210,4 +220,36 @@ pub fn run(flavor: NatFlavor, data: &[u8]) {
         d.poll();
     }
     d.feed(records);
+    d.totals()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(target: &str, name: &str) -> Vec<u8> {
+        let path = format!("{}/corpus/{target}/seed-{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (run ci/fuzz-seed.py)"))
+    }
+
+    #[test]
+    fn the_seeds_reach_the_uplink_through_the_napt() {
+        for (flavor, target, cfg) in [
+            (NatFlavor::PerVm, "mode_nat", "1d"),
+            (NatFlavor::PerVm, "mode_nat", "10"),
+            (NatFlavor::Network, "mode_nat_network", "11"),
+        ] {
+            let totals = run(flavor, &seed(target, &format!("all-cfg{cfg}")));
+            let uplink = totals.len() - 1;
+            let guests = totals[0].tx_packets;
+            assert!(
+                guests > 0,
+                "{target} cfg {cfg}: no DHCP or ARP answer: {totals:?}"
+            );
+            assert!(
+                totals[uplink].tx_packets > 3,
+                "{target} cfg {cfg}: nothing translated to the uplink: {totals:?}"
+            );
+        }
+    }
 }
