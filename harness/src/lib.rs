@@ -10,7 +10,10 @@
 //!   starts;
 //! - [`control`]: the NAT modes' control socket (port-forward rules at run time);
 //! - [`corpus`]: the committed pcap corpus (`pcap gen`) and `replay` of captures;
-//! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`);
+//! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`), with
+//!   [`portset`] (a worker's ports, opened together), [`workers`] (threads, paused to
+//!   rebind), [`links`] and [`linkctl`] (interfaces that go down, vanish, come back),
+//!   [`shutdown`] (signals, ending within two seconds);
 //! - [`napictl`]: `run --napi auto`, switching the ports' NAPI deferral with their load;
 //! - [`topo`]: the harness's own namespaces joined by veth pairs, removed on drop;
 //! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
@@ -32,11 +35,16 @@ pub mod corpus;
 pub mod guest;
 pub mod interrupt;
 pub mod jobvm;
+pub mod linkctl;
+pub mod links;
 pub mod mainjob;
 pub mod modespec;
 pub mod napictl;
+pub mod portset;
 pub mod preflight;
 pub mod run;
 pub mod scenario;
+pub mod shutdown;
 pub mod stats;
 pub mod topo;
+pub mod workers;

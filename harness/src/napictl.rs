@@ -5,7 +5,11 @@
 //!
 //! Invariants: only ports whose NAPI settings were applied are switched; a write that
 //! fails is reported once and that port is left alone from then on; the guards restore
-//! the interfaces' own values when the ports close, whatever was switched.
+//! the interfaces' own values when the ports close, whatever was switched. When a
+//! worker's ports are opened again (a port's interface came back), the controller lets
+//! go of their guards first ([`NapiController::release`]), so that the old guards
+//! restore the originals before the new ones read them, and takes the new ones
+//! ([`NapiController::adopt`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +19,9 @@ use vnet_core::port::xdp::{AutoNapi, AutoState, NapiGuard, NapiPolicy};
 #[derive(Debug)]
 struct Entry {
     port: usize,
-    guard: Arc<NapiGuard>,
+    /// `None` between [`NapiController::release`] and [`NapiController::adopt`], or
+    /// while the port's interface is gone.
+    guard: Option<Arc<NapiGuard>>,
     state: AutoState,
     last_rx: u64,
     broken: bool,
@@ -36,23 +42,42 @@ impl NapiController {
         let Some(NapiPolicy::Auto(auto)) = policy else {
             return None;
         };
-        if guards.is_empty() {
-            return None;
-        }
-        Some(Self {
+        let mut ctl = Self {
             auto,
-            ports: guards
-                .into_iter()
-                .map(|(port, guard)| Entry {
+            ports: Vec::new(),
+            last: Instant::now(),
+        };
+        ctl.adopt(guards);
+        Some(ctl)
+    }
+
+    /// Let go of the guards of `ports` (their ports are about to close).
+    pub fn release(&mut self, ports: &[usize]) {
+        for e in self.ports.iter_mut().filter(|e| ports.contains(&e.port)) {
+            e.guard = None;
+        }
+    }
+
+    /// Switch the ports of `guards` through them from now on: new guards start with
+    /// the policy's low settings, so their ports start over from the low state.
+    pub fn adopt(&mut self, guards: Vec<(usize, Arc<NapiGuard>)>) {
+        for (port, guard) in guards {
+            match self.ports.iter_mut().find(|e| e.port == port) {
+                Some(e) => {
+                    e.guard = Some(guard);
+                    e.state.high = false;
+                    e.broken = false;
+                }
+                None => self.ports.push(Entry {
                     port,
-                    guard,
+                    guard: Some(guard),
                     state: AutoState::default(),
                     last_rx: 0,
                     broken: false,
-                })
-                .collect(),
-            last: Instant::now(),
-        })
+                }),
+            }
+        }
+        self.ports.sort_by_key(|e| e.port);
     }
 
     /// One window: read the rates from `totals` (indexed by port), switch what must
@@ -68,11 +93,11 @@ impl NapiController {
             let rx = totals.get(e.port).map(|t| t.rx_packets).unwrap_or(0);
             let pps = rx.saturating_sub(e.last_rx) as f64 / dt;
             e.last_rx = rx;
-            if e.broken {
+            let Some(guard) = e.guard.as_ref().filter(|_| !e.broken) else {
                 continue;
-            }
+            };
             if let Some(s) = self.auto.step(&mut e.state, pps) {
-                if let Err(err) = e.guard.set(s) {
+                if let Err(err) = guard.set(s) {
                     e.broken = true;
                     out.push(format!(
                         "warning: port {} {}: could not switch its NAPI settings to {} ({err}); they stay as they are",
@@ -101,7 +126,10 @@ impl NapiController {
                     } else {
                         "no deferral"
                     },
-                    e.guard.current().summary()
+                    e.guard
+                        .as_ref()
+                        .map(|g| g.current().summary())
+                        .unwrap_or_else(|| "interface gone".into())
                 )
             })
             .collect()
@@ -162,6 +190,36 @@ mod tests {
             "{}",
             report[0]
         );
+        drop(ctl);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn released_guards_are_let_go_and_adopted_ones_start_low() {
+        let dir = std::env::temp_dir().join(format!("vnet-napictl-adopt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for k in ["napi_defer_hard_irqs", "gro_flush_timeout"] {
+            std::fs::write(dir.join(k), "0\n").unwrap();
+        }
+        let policy = NapiPolicy::default();
+        let guard = || Arc::new(NapiGuard::at_dir(&dir, "vm0", policy.initial()).unwrap());
+        let first = guard();
+        let weak = Arc::downgrade(&first);
+        let mut ctl = NapiController::new(Some(policy), vec![(0, first)]).expect("auto");
+        ctl.release(&[0]);
+        assert!(weak.upgrade().is_none(), "the released guard was kept");
+        let names = vec!["vm0".to_string()];
+        let mut totals = vec![PortTotals::default(); 1];
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        totals[0].rx_packets += 100_000;
+        assert!(ctl.tick(&totals, &names).is_empty());
+        assert!(ctl.report(&names)[0].contains("interface gone"));
+        ctl.adopt(vec![(0, guard())]);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        totals[0].rx_packets += 100_000;
+        assert!(ctl.tick(&totals, &names).is_empty());
+        let read = std::fs::read_to_string(dir.join("gro_flush_timeout")).unwrap();
+        assert_eq!(read.trim(), "200000", "the adopted guard is switched");
         drop(ctl);
         let _ = std::fs::remove_dir_all(&dir);
     }

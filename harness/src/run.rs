@@ -2,27 +2,38 @@
 //!
 //! Ports are numbered in command-line order (VMs first, then host, then uplink) and
 //! spread round-robin over the workers (one per `--cores` entry); each worker binds its
-//! ports with one shared UMEM. The stop flag is set by SIGINT/SIGTERM; workers then
-//! leave their loops, the ports are dropped (XDP programs detached, sockets closed,
-//! interface settings restored) and the final counters are printed.
+//! ports with one shared UMEM ([`crate::portset`]). Before anything is bound, every
+//! setting is checked ([`modespec`], [`crate::configcheck`], [`preflight`]: the
+//! interfaces exist, are named once and carry no XDP program yet) and the NAPI settings
+//! a killed run left on an interface are put back from its state file.
+//!
+//! While it runs, the control thread (this one) wakes every 50 ms: adaptive NAPI,
+//! lease file, periodic counters, and the link watcher ([`crate::linkctl`]), which
+//! handles interfaces that go down, disappear or come back.
+//!
+//! The stop flag is set by SIGINT/SIGTERM ([`crate::shutdown`]: within two seconds,
+//! whatever happens to the interfaces); workers then leave their loops, the ports are
+//! dropped (XDP programs detached, sockets closed, interface settings restored, state
+//! files removed) and the final counters are printed.
 
 use crate::cli::{AttachChoice, NapiChoice, RunArgs};
 use crate::control::ControlServer;
+use crate::linkctl::LinkControl;
 use crate::napictl::NapiController;
+use crate::portset::PortSets;
 use crate::stats::{print_counters, OffloadAdvisor};
-use crate::{modespec, preflight};
+use crate::workers::Workers;
+use crate::{modespec, preflight, shutdown};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 use vnet_core::counters::CounterSet;
-use vnet_core::engine::{spawn_workers, HandoffMesh, HandoffRx, HandoffTx, Worker, WorkerConfig};
-use vnet_core::frame::{FramePool, PortId};
-use vnet_core::port::capture::CapturePort;
+use vnet_core::engine::{HandoffMesh, HandoffRx, HandoffTx, PortLinks, Worker, WorkerConfig};
+use vnet_core::frame::PortId;
 use vnet_core::port::xdp::{
-    open_worker_ports, AttachMode, AutoNapi, NapiGuard, NapiPolicy, NapiSettings, XdpConfig,
+    restore_napi_leftover, AttachMode, AutoNapi, NapiPolicy, NapiSettings, XdpConfig,
 };
-use vnet_core::port::Port;
 
 /// Register SIGINT and SIGTERM to set the returned flag.
 pub fn stop_flag() -> Result<Arc<AtomicBool>> {
@@ -47,6 +58,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             vnet_core::frame::MAX_PORTS
         );
     }
+    preflight::require_no_xdp(names.iter().map(String::as_str))?;
+    let stop = shutdown::install()?;
 
     let workers = args.cores.len().max(1);
     let cores = args.cores.clone();
@@ -75,51 +88,79 @@ pub fn run(args: RunArgs) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create capture directory {}", dir.display()))?;
     }
+    // A run killed before it could restore its interfaces left their originals on disk.
+    if let Some(dir) = &xdp.napi_state_dir {
+        for name in &names {
+            match restore_napi_leftover(name, dir) {
+                Ok(Some(knobs)) => {
+                    println!("{name}: restored the NAPI settings a killed run left ({knobs})")
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!("warning: {e}"),
+            }
+        }
+    }
 
-    let mut napi_guards: Vec<(usize, Arc<NapiGuard>)> = Vec::new();
+    let links = Arc::new(PortLinks::new());
+    let mut sets = PortSets::new(
+        names.clone(),
+        plan.roles.clone(),
+        xdp.clone(),
+        args.capture.clone(),
+    );
+    let mut napi_guards = Vec::new();
+    let mut startup: Vec<(PortId, u32, String)> = Vec::new();
     let mut built = Vec::with_capacity(workers);
     let mut rx_ends: Vec<HandoffRx> = mesh.rx.drain(..).collect();
     let mut tx_ends: Vec<HandoffTx> = mesh.tx.drain(..).collect();
     for w in (0..workers).rev() {
-        let mine: Vec<(String, PortId)> = names
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % workers == w)
-            .map(|(i, n)| (n.clone(), i as PortId))
-            .collect();
-        let (pool, xports): (FramePool, _) = open_worker_ports(&mine, &xdp)?;
-        let mut ports: Vec<(PortId, Box<dyn Port>)> = Vec::new();
-        for ((name, id), port) in mine.iter().zip(xports) {
-            if let Some(g) = port.napi() {
-                napi_guards.push((*id as usize, g));
-            }
-            println!(
-                "port {id} {name} ({}): {}",
-                plan.roles[*id as usize],
-                startup_detail(&port.info())
-            );
-            let port: Box<dyn Port> = match &args.capture {
-                Some(dir) => Box::new(CapturePort::new(port, dir, name)?),
-                None => Box::new(port),
-            };
-            ports.push((*id, port));
+        if stop.load(Ordering::Relaxed) {
+            // Stopped while starting: what was opened closes on the way out.
+            println!("vnet-bench run: stopped before it started");
+            return Ok(());
         }
+        let ids: Vec<PortId> = (0..names.len())
+            .filter(|i| i % workers == w)
+            .map(|i| i as PortId)
+            .collect();
+        let opened = sets.open(&ids, &[], false)?;
+        napi_guards.extend(opened.guards);
+        startup.extend(opened.bound);
         let handoff = (
             tx_ends.pop().expect("tx end"),
             rx_ends.pop().expect("rx end"),
         );
-        built.push(Worker::new(
+        let mut worker = Worker::new(
             w,
-            ports,
+            opened.ports,
             &owners,
-            pool,
+            opened.pool,
             plan.build(w, workers)?,
             counters.worker(w),
             handoff,
             WorkerConfig::default(),
-        ));
+        );
+        worker.set_links(links.clone());
+        built.push(worker);
     }
     built.reverse();
+    startup.sort_by_key(|(id, _, _)| *id);
+    for (_, _, line) in &startup {
+        println!("{line}");
+    }
+    let bound: Vec<u32> = startup.iter().map(|(_, ifindex, _)| *ifindex).collect();
+    let (mut linkctl, down) = LinkControl::new(
+        names.clone(),
+        plan.roles.clone(),
+        owners.clone(),
+        sets,
+        &bound,
+        links,
+        counters.clone(),
+    );
+    for line in down {
+        println!("{line}");
+    }
     println!(
         "vnet-bench run: {}, {} ports, {} worker(s) on cores {}; Ctrl-C to stop",
         plan.summary,
@@ -152,14 +193,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         modespec::Recipe::Segment(_) => None,
     };
-    let stop = stop_flag()?;
-    let handles = spawn_workers(built, &cores, stop.clone())?;
+    let mut running = Workers::start(built, &cores)?;
     let interval =
         (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
     let mut last = StdInstant::now();
     let mut last_lease_flush = StdInstant::now();
     let mut advisor = OffloadAdvisor::new(names.len());
     let mut napi_auto = NapiController::new(xdp.napi, napi_guards);
+    let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         let totals = counters.snapshot();
@@ -169,6 +210,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         if let Some(ctl) = &mut napi_auto {
             for line in ctl.tick(&totals, &names) {
                 eprintln!("{line}");
+            }
+        }
+        match linkctl.tick(&mut running, &mut napi_auto) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => {
+                failure = Some(e);
+                break;
             }
         }
         // The lease file is written here, on the control thread, never by a worker.
@@ -182,8 +230,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 }
             }
         }
-        if handles.iter().any(|h| h.thread.is_finished()) {
-            stop.store(true, Ordering::Relaxed);
+        if running.any_finished() {
             break;
         }
         if let Some(iv) = interval {
@@ -193,10 +240,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             }
         }
     }
-    let mut panicked = false;
-    for h in handles {
-        panicked |= h.thread.join().is_err();
-    }
+    let (stopped, panicked) = running.stop();
+    // The ports close here (XDP programs detached, sockets closed); the NAPI settings
+    // are restored when the last holder of their guards (the controller) goes.
+    drop(stopped);
     drop(control);
     println!("vnet-bench run: stopped; final counters:");
     print_counters(&names, &counters.snapshot());
@@ -220,6 +267,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         ) {
             eprintln!("warning: could not write the lease file: {e}");
         }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     if panicked {
         bail!("a worker stopped unexpectedly; see the message above");
@@ -272,10 +322,6 @@ fn smallest_mtu(names: &[String]) -> Result<u32> {
         mtu = mtu.min(vnet_core::port::xdp::interface_mtu(n)?);
     }
     Ok(if mtu == u32::MAX { 1500 } else { mtu })
-}
-
-fn startup_detail(info: &vnet_core::port::PortInfo) -> String {
-    format!("{} {}", info.backend, info.detail)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Printing counters: one line per port, drops broken down by reason.
+//! Printing counters: one line per port, drops broken down by reason, then offloads
+//! finished and the port's link events (`link_down`, `link_lost`, `rebound`).
 
-use vnet_core::counters::{DropReason, PortTotals};
+use vnet_core::counters::{DropReason, LinkEvent, PortTotals};
 use vnet_core::offload::Unsegmented;
 
 /// Format per-port counters as a table (one line per port).
@@ -36,6 +37,12 @@ pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
         for r in Unsegmented::ALL {
             if t.offload.dropped_for(r) > 0 {
                 reasons.push(format!("{}={}", r.name(), t.offload.dropped_for(r)));
+            }
+        }
+        // What happened to the port's interface (events, not packets).
+        for e in LinkEvent::ALL {
+            if t.link_events_of(e) > 0 {
+                reasons.push(format!("{}={}", e.name(), t.link_events_of(e)));
             }
         }
         out.push_str(&format!(
@@ -105,6 +112,14 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("0    a0"));
         assert!(lines[2].contains("tx_full=1"));
+        t[1].drops[DropReason::PortDown as usize] = 3;
+        t[1].link_events[LinkEvent::Lost as usize] = 1;
+        t[1].link_events[LinkEvent::Rebound as usize] = 1;
+        let s = format_counters(&["a0".into(), "b0".into()], &t);
+        assert!(
+            s.contains("tx_full=1 port_down=3 link_lost=1 rebound=1"),
+            "{s}"
+        );
         assert!(!lines[1].contains('='));
     }
 

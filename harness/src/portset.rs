@@ -1,0 +1,196 @@
+//! The ports of one worker, opened together: an AF_XDP socket per interface on one
+//! shared UMEM ([`open_worker_ports`]), wrapped for `--capture`, with a placeholder
+//! ([`AbsentPort`]) for each port whose interface is gone.
+//!
+//! Used at start, and when a port's interface comes back: the run then pauses the
+//! port's worker, closes the worker's whole set (sockets, XDP programs, UMEM) and opens
+//! it again on the interfaces now present. Why the whole set: the dead socket's fill
+//! and transmit rings still hold frames of the shared UMEM that the kernel will never
+//! give back, and only a fresh UMEM returns them all to the pool; re-adding one socket
+//! to the old UMEM would leak up to a port's share of frames at every loss. The cost
+//! is a pause of a few tens of milliseconds on the worker's other ports, only when an
+//! interface returns (a loss costs them nothing), and new capture files for the
+//! worker's ports (`IF.N-rx.pcap`, N counting the reopenings).
+//!
+//! Invariant: the worker's previous set is dropped before this one is opened (an
+//! interface queue takes one AF_XDP socket at a time).
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use vnet_core::frame::{FramePool, PortId};
+use vnet_core::port::capture::CapturePort;
+use vnet_core::port::xdp::{open_worker_ports, NapiGuard, XdpConfig};
+use vnet_core::port::{Burst, Port, PortInfo};
+
+/// A port whose interface is gone: receives nothing, and the worker, which has it
+/// marked down, never sends to it.
+#[derive(Debug)]
+pub struct AbsentPort {
+    name: String,
+}
+
+impl Port for AbsentPort {
+    fn rx_burst(&mut self, _: &mut FramePool, _: &mut Burst) -> usize {
+        0
+    }
+    fn tx_burst(&mut self, _: &mut FramePool, _: &[vnet_core::frame::Pkt]) -> usize {
+        0
+    }
+    fn info(&self) -> PortInfo {
+        PortInfo {
+            name: self.name.clone(),
+            backend: "none",
+            detail: "interface gone".into(),
+            max_frame: 1514,
+        }
+    }
+}
+
+/// A worker's ports, opened.
+pub struct Opened {
+    /// The frame pool over the set's UMEM (a small heap pool when every port is absent).
+    pub pool: FramePool,
+    /// The ports, by dataplane id.
+    pub ports: Vec<(PortId, Box<dyn Port>)>,
+    /// The NAPI guards of the ports that have one (for the adaptive controller).
+    pub guards: Vec<(usize, Arc<NapiGuard>)>,
+    /// Each bound port: its id, the ifindex it is bound to, its startup line.
+    pub bound: Vec<(PortId, u32, String)>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("pool", &self.pool)
+            .field(
+                "ports",
+                &self.ports.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            )
+            .field("bound", &self.bound)
+            .finish()
+    }
+}
+
+/// How to open any worker's ports.
+#[derive(Debug)]
+pub struct PortSets {
+    names: Vec<String>,
+    roles: Vec<String>,
+    xdp: XdpConfig,
+    capture: Option<PathBuf>,
+    reopened: u32,
+}
+
+impl PortSets {
+    /// Ports named `names` (by dataplane id) playing `roles`, opened with `xdp`,
+    /// captured into `capture` when given.
+    pub fn new(
+        names: Vec<String>,
+        roles: Vec<String>,
+        xdp: XdpConfig,
+        capture: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            names,
+            roles,
+            xdp,
+            capture,
+            reopened: 0,
+        }
+    }
+
+    /// The startup line of port `id` with `detail`.
+    pub fn line(&self, id: PortId, detail: &str) -> String {
+        let i = id as usize;
+        format!("port {i} {} ({}): {detail}", self.names[i], self.roles[i])
+    }
+
+    /// Open ports `ids` of one worker, all but those in `absent` on their interfaces.
+    /// `again`: a reopening (captures go to new files).
+    ///
+    /// # Errors
+    /// The sentence of [`open_worker_ports`], or a capture file that cannot be made.
+    pub fn open(&mut self, ids: &[PortId], absent: &[PortId], again: bool) -> Result<Opened> {
+        if again {
+            self.reopened += 1;
+        }
+        let present: Vec<(String, PortId)> = ids
+            .iter()
+            .filter(|id| !absent.contains(id))
+            .map(|&id| (self.names[id as usize].clone(), id))
+            .collect();
+        let (pool, xports) = if present.is_empty() {
+            // Frames for the pipeline's own packets (all dropped as port_down).
+            (FramePool::with_heap(256, 2048, 256), Vec::new())
+        } else {
+            open_worker_ports(&present, &self.xdp)?
+        };
+        let mut opened = Opened {
+            pool,
+            ports: Vec::with_capacity(ids.len()),
+            guards: Vec::new(),
+            bound: Vec::new(),
+        };
+        for port in xports {
+            let id = port.id();
+            if let Some(g) = port.napi() {
+                opened.guards.push((id as usize, g));
+            }
+            let info = port.info();
+            opened.bound.push((
+                id,
+                port.ifindex(),
+                self.line(id, &format!("{} {}", info.backend, info.detail)),
+            ));
+            opened.ports.push((id, self.captured(id, Box::new(port))?));
+        }
+        for &id in ids.iter().filter(|id| absent.contains(id)) {
+            let name = self.names[id as usize].clone();
+            opened.ports.push((id, Box::new(AbsentPort { name })));
+        }
+        Ok(opened)
+    }
+
+    /// `port` with its capture, when `--capture` asks for one.
+    fn captured(&self, id: PortId, port: Box<dyn Port>) -> Result<Box<dyn Port>> {
+        let Some(dir) = &self.capture else {
+            return Ok(port);
+        };
+        let name = &self.names[id as usize];
+        let file = match self.reopened {
+            0 => name.clone(),
+            n => format!("{name}.{n}"),
+        };
+        let port = CapturePort::new(port, dir, &file)
+            .with_context(|| format!("could not capture port {id} {name}"))?;
+        Ok(Box::new(port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_of_absent_ports_opens_without_any_interface() {
+        let mut sets = PortSets::new(
+            vec!["vnxt-gone0".into(), "vnxt-gone1".into()],
+            vec!["vm1".into(), "vm2".into()],
+            XdpConfig::default(),
+            None,
+        );
+        let opened = sets.open(&[0, 1], &[0, 1], true).unwrap();
+        assert_eq!(opened.ports.len(), 2);
+        assert!(opened.bound.is_empty() && opened.guards.is_empty());
+        assert_eq!(opened.ports[1].1.info().detail, "interface gone");
+        assert!(opened.pool.free_count() > 0);
+        assert_eq!(
+            sets.line(1, "xdp attach=native"),
+            "port 1 vnxt-gone1 (vm2): xdp attach=native"
+        );
+        // A present port that does not exist is an error in one sentence.
+        let e = sets.open(&[0], &[], false).unwrap_err().to_string();
+        assert!(e.starts_with("no interface named vnxt-gone0"), "{e}");
+    }
+}
