@@ -212,3 +212,86 @@ impl Pipeline for SwitchedMode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::internal::InternalConfig;
+    use vnet_core::pipeline::PortMask;
+
+    fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+        let mut f = dst.to_vec();
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.resize(60, 0);
+        f
+    }
+
+    fn run(
+        m: &mut SwitchedMode,
+        pool: &mut FramePool,
+        now: Instant,
+        f: &[u8],
+        port: PortId,
+    ) -> Verdict {
+        let mut pkts = [pool.alloc_copy(f, port).unwrap()];
+        let mut v = [Verdict::Consumed];
+        m.process(now, pool, &mut pkts, &mut v);
+        pool.free(pkts[0].frame);
+        v[0]
+    }
+
+    #[test]
+    fn poll_sweeps_aged_entries_once_a_second_and_handoffs_are_learned() {
+        let aging = Duration::from_secs(10);
+        let mut m = SwitchedMode::internal(
+            InternalConfig {
+                switch: SwitchConfig {
+                    aging,
+                    ..SwitchConfig::default()
+                },
+                ..InternalConfig::new(3)
+            },
+            Instant::ZERO,
+        )
+        .unwrap();
+        let mut pool = FramePool::with_heap(4, 2048, 0);
+        let mut out = Emitter::new();
+        let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+        let t0 = Instant::from_secs(100);
+        // A frame another worker received teaches this one where `a` is.
+        m.observe_handoff(t0, &frame([0xff; 6], a), 1);
+        assert_eq!(
+            run(&mut m, &mut pool, t0, &frame(a, b), 2),
+            Verdict::Tx(PortMask::one(1))
+        );
+        // The first poll sweeps at once and schedules the next sweep a second later.
+        m.poll(t0, &mut pool, &mut out);
+        assert_eq!(m.poll_at(), Some(t0 + SWEEP_EVERY));
+        assert_eq!(m.switch().fdb().len(), 2);
+        // Past the aging time, a poll before the next sweep is due reclaims nothing...
+        let late = t0 + aging + Duration::from_millis(1);
+        m.next_sweep = late + Duration::from_millis(1);
+        m.poll(late, &mut pool, &mut out);
+        assert_eq!(m.switch().fdb().len(), 2);
+        // ...the one at the sweep time reclaims both.
+        m.poll(late + Duration::from_millis(1), &mut pool, &mut out);
+        assert_eq!(m.switch().fdb().len(), 0);
+        assert_eq!(
+            m.poll_at(),
+            Some(late + Duration::from_millis(1) + SWEEP_EVERY)
+        );
+        assert!(out.items().is_empty());
+        assert!(m.gateway_mut().is_none());
+        let mut h = SwitchedMode::host_only(
+            crate::host_only::HostOnlyConfig {
+                vms: 1,
+                switch: SwitchConfig::default(),
+                dhcp: Some(crate::dhcp::DhcpServerConfig::host_only()),
+            },
+            Instant::ZERO,
+        )
+        .unwrap();
+        assert!(h.gateway_mut().is_some());
+    }
+}

@@ -274,4 +274,43 @@ mod tests {
         s.forward(Instant::ZERO, &frame(A, MCAST), 0);
         assert!(s.fdb().is_empty());
     }
+
+    #[test]
+    fn a_header_only_frame_is_learned_and_forwarded_a_shorter_one_dropped() {
+        let mut s = sw();
+        let t = Instant::ZERO;
+        assert_eq!(s.members(), PortMask::first(3));
+        let header = &frame(B, A)[..MIN_FRAME];
+        assert_eq!(s.forward(t, header, 0), Verdict::Tx(PortMask(0b110)));
+        assert_eq!(s.fdb().lookup(&A, t), Some(0));
+        assert_eq!(
+            s.forward(t, &header[..MIN_FRAME - 1], 0),
+            Verdict::Drop(DropReason::Malformed)
+        );
+        // Not a member: refused, not learned.
+        assert_eq!(
+            s.forward(t, &frame(A, B), 5),
+            Verdict::Drop(DropReason::Policy)
+        );
+        assert_eq!(s.fdb().lookup(&B, t), None);
+    }
+
+    #[test]
+    fn moves_and_a_full_table_are_counted() {
+        let mut s = L2Switch::new(
+            PortMask::first(3),
+            SwitchConfig {
+                fdb_max: 1,
+                ..SwitchConfig::default()
+            },
+        );
+        let t = Instant::ZERO;
+        s.forward(t, &frame(BCAST, A), 0);
+        s.forward(t, &frame(BCAST, A), 1);
+        s.forward(t, &frame(BCAST, A), 2);
+        assert_eq!(s.stats().moves, 2);
+        s.forward(t, &frame(BCAST, B), 0);
+        s.forward(t, &frame(BCAST, B), 0);
+        assert_eq!(s.stats().learn_full, 2);
+    }
 }
