@@ -1,8 +1,9 @@
 //! Hostile guests, replayed against the modes in memory: each attack is handled, counted
 //! by reason, never leaks to a port the mode forbids, and leaves the other guests served.
 //!
-//! - MAC flood (100k random source MACs): the FDB stays bounded, known hosts keep being
-//!   forwarded to their port (not flooded) while it runs;
+//! - MAC flood (100k random source MACs), in every mode with a switch among guests
+//!   (Internal, Host-only, Bridged, NAT Network): the FDB stays bounded, known hosts keep
+//!   being forwarded to their port (not flooded) while it runs;
 //! - NAT session flood (random ports, UDP and SYN) from one guest: the guest stops at its
 //!   share (`guest_limit`), another guest keeps opening connections (NAT and NAT Network);
 //! - DHCP starvation (DISCOVERs with random client MACs from one port): the port stops at
@@ -10,8 +11,8 @@
 //! - spoofing: routed packets from outside 10.0.2.0/24 or from a service address are not
 //!   translated; ARP claiming the gateway's, the DHCP server's or another guest's leased
 //!   address is dropped (`spoofed`) and never reaches another guest;
-//! - broadcast and ARP-to-gateway floods: bounded by the port's rate (`rate_limited`),
-//!   unicast between other guests untouched.
+//! - broadcast floods (the same four modes) and ARP-to-gateway floods (NAT): bounded by
+//!   the port's rate (`rate_limited`), unicast between other guests untouched.
 
 use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
@@ -22,13 +23,16 @@ use vnet_core::pipeline::{Emitter, Pipeline, PortMask, Verdict};
 use vnet_core::time::Instant;
 use vnet_core::wire::dhcp::{DhcpMessageType, DhcpRepr};
 use vnet_core::wire::EthernetAddress;
+use vnet_modes::any::AnyMode;
 use vnet_modes::dhcp::DhcpServerConfig;
 use vnet_modes::gateway::service_mac;
+use vnet_modes::guard::GuardStats;
 use vnet_modes::host_only::HostOnlyConfig;
 use vnet_modes::internal::InternalConfig;
+use vnet_modes::layout::PortLayout;
 use vnet_modes::natmode::{NatFlavor, NatMode, NatModeConfig, NatSpec};
 use vnet_modes::segment::SwitchedMode;
-use vnet_modes::switch::SwitchConfig;
+use vnet_modes::switch::{Fdb, SwitchConfig};
 
 const EXT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -185,59 +189,105 @@ fn drops_of(verdicts: &[Verdict], reason: DropReason) -> usize {
         .count()
 }
 
+/// The modes with a switch among guests, each with three VM ports (0, 1, 2) and an FDB of
+/// `fdb_max` entries, as one pipeline type.
+fn segment_modes(fdb_max: usize) -> Vec<(&'static str, AnyMode)> {
+    let switch = SwitchConfig {
+        fdb_max,
+        ..SwitchConfig::default()
+    };
+    let now = Instant::ZERO;
+    let internal = SwitchedMode::internal(
+        InternalConfig {
+            switch,
+            ..InternalConfig::new(3)
+        },
+        now,
+    )
+    .unwrap();
+    let host_only = SwitchedMode::host_only(
+        HostOnlyConfig {
+            vms: 3,
+            switch,
+            dhcp: Some(DhcpServerConfig::host_only()),
+        },
+        now,
+    )
+    .unwrap();
+    let bridged = SwitchedMode::bridged(PortLayout::new(3, true, true), switch);
+    let mut c = NatModeConfig::new(NatFlavor::Network, 3, EXT, GW);
+    c.switch = switch;
+    let nat_network = NatSpec::new(c, 1, now).unwrap().build(0, 1, now).unwrap();
+    vec![
+        ("internal", AnyMode::Switched(internal)),
+        ("host-only", AnyMode::Switched(host_only)),
+        ("bridged", AnyMode::Switched(bridged)),
+        ("nat-network", AnyMode::Nat(nat_network)),
+    ]
+}
+
+fn fdb_of(mode: &AnyMode) -> &Fdb {
+    match mode {
+        AnyMode::Switched(m) => m.switch().fdb(),
+        AnyMode::Nat(m) => m.switch().expect("NAT Network has a switch").fdb(),
+    }
+}
+
+fn guard_of(mode: &AnyMode) -> GuardStats {
+    match mode {
+        AnyMode::Switched(m) => m.guard().stats(),
+        AnyMode::Nat(m) => m.guard().stats(),
+    }
+}
+
 #[test]
 fn mac_flood_keeps_the_fdb_bounded_and_known_hosts_forwarded() {
     let fdb_max = 1024;
-    let mut m = SwitchedMode::internal(
-        InternalConfig {
-            switch: SwitchConfig {
-                fdb_max,
-                ..SwitchConfig::default()
-            },
-            ..InternalConfig::new(3)
-        },
-        Instant::ZERO,
-    )
-    .unwrap();
-    let mut pool = FramePool::with_heap(16, 2048, 0);
-    let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
-    let t0 = Instant::from_secs(1);
-    // Two hosts known before the flood.
-    run(&mut m, &mut pool, t0, &eth([0xff; 6], a, 0x0800), 1);
-    run(&mut m, &mut pool, t0, &eth([0xff; 6], b, 0x0800), 2);
-    let mut rng = Rng(0x5eed);
-    let mut flooded = 0;
-    for i in 0..100_000u64 {
-        let now = t0 + Duration::from_micros(i);
-        // Unicast to an unknown address from a random source: flooded, as a switch does,
-        // but never back to the attacker's port.
-        let (v, _) = run(
-            &mut m,
-            &mut pool,
-            now,
-            &eth(rng.mac(), rng.mac(), 0x0800),
-            0,
-        );
-        match v {
-            Verdict::Tx(mask) => {
-                assert!(!mask.contains(0));
-                flooded += 1;
+    for (name, mut m) in segment_modes(fdb_max) {
+        let mut pool = FramePool::with_heap(16, 2048, 0);
+        let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+        let t0 = Instant::from_secs(1);
+        // Two hosts known before the flood.
+        run(&mut m, &mut pool, t0, &eth([0xff; 6], a, 0x0800), 1);
+        run(&mut m, &mut pool, t0, &eth([0xff; 6], b, 0x0800), 2);
+        let mut rng = Rng(0x5eed);
+        let mut flooded = 0;
+        for i in 0..100_000u64 {
+            let now = t0 + Duration::from_micros(i);
+            // Unicast to an unknown address from a random source: flooded, as a switch
+            // does, but never back to the attacker's port.
+            let (v, _) = run(
+                &mut m,
+                &mut pool,
+                now,
+                &eth(rng.mac(), rng.mac(), 0x0800),
+                0,
+            );
+            match v {
+                Verdict::Tx(mask) => {
+                    assert!(!mask.contains(0) && mask.contains(1) && mask.contains(2));
+                    flooded += 1;
+                }
+                other => panic!("{name}: flood frame got {other:?}"),
             }
-            other => panic!("flood frame got {other:?}"),
+            if i % 1000 == 0 {
+                // The known hosts still reach each other directly, not by flooding.
+                let (v, _) = run(&mut m, &mut pool, now, &eth(a, b, 0x0800), 2);
+                assert_eq!(v, Verdict::Tx(PortMask::one(1)), "{name} at frame {i}");
+                let (v, _) = run(&mut m, &mut pool, now, &eth(b, a, 0x0800), 1);
+                assert_eq!(v, Verdict::Tx(PortMask::one(2)), "{name} at frame {i}");
+            }
         }
-        if i % 1000 == 0 {
-            // The known hosts still reach each other directly, not by flooding.
-            let (v, _) = run(&mut m, &mut pool, now, &eth(a, b, 0x0800), 2);
-            assert_eq!(v, Verdict::Tx(PortMask::one(1)), "at frame {i}");
-            let (v, _) = run(&mut m, &mut pool, now, &eth(b, a, 0x0800), 1);
-            assert_eq!(v, Verdict::Tx(PortMask::one(2)), "at frame {i}");
-        }
+        assert_eq!(flooded, 100_000);
+        let fdb = fdb_of(&m);
+        assert!(fdb.len() <= fdb_max, "{name}: {} entries", fdb.len());
+        assert_eq!(fdb.len(), fdb_max, "{name}: filled, not grown");
+        assert_eq!(
+            pool.free_count(),
+            16,
+            "{name}: every frame back in the pool"
+        );
     }
-    assert_eq!(flooded, 100_000);
-    let fdb = m.switch().fdb();
-    assert!(fdb.len() <= fdb_max, "{} entries", fdb.len());
-    assert!(m.switch().stats().learn_full > 90_000);
-    assert_eq!(pool.free_count(), 16, "every frame back in the pool");
 }
 
 /// Guest A floods new UDP flows and SYNs; guest B opens connections throughout.
@@ -536,39 +586,40 @@ fn arp_claim_of_another_guests_lease_is_dropped() {
 
 #[test]
 fn broadcast_flood_is_rate_bounded_and_unicast_untouched() {
-    let mut m = SwitchedMode::internal(InternalConfig::new(3), Instant::ZERO).unwrap();
-    let mut pool = FramePool::with_heap(16, 2048, 0);
-    let (a, b, evil) = (
-        [2, 0, 0, 0, 0, 0xa],
-        [2, 0, 0, 0, 0, 0xb],
-        [2, 0, 0, 0, 0, 0xe],
-    );
-    let t0 = Instant::from_secs(1);
-    run(&mut m, &mut pool, t0, &eth([0xff; 6], a, 0x0800), 1);
-    run(&mut m, &mut pool, t0, &eth([0xff; 6], b, 0x0800), 2);
-    // 100k broadcasts over one second (100 kpps) from port 0, unicast between 1 and 2.
-    let (mut passed, mut limited, mut unicast) = (0u64, 0u64, 0u64);
-    for i in 0..100_000u64 {
-        let now = t0 + Duration::from_micros(10 * i);
-        match run(&mut m, &mut pool, now, &eth([0xff; 6], evil, 0x0800), 0).0 {
-            Verdict::Tx(mask) => {
-                assert_eq!(mask, PortMask(0b110));
-                passed += 1;
+    for (name, mut m) in segment_modes(4096) {
+        let mut pool = FramePool::with_heap(16, 2048, 0);
+        let (a, b, evil) = (
+            [2, 0, 0, 0, 0, 0xa],
+            [2, 0, 0, 0, 0, 0xb],
+            [2, 0, 0, 0, 0, 0xe],
+        );
+        let t0 = Instant::from_secs(1);
+        run(&mut m, &mut pool, t0, &eth([0xff; 6], a, 0x0800), 1);
+        run(&mut m, &mut pool, t0, &eth([0xff; 6], b, 0x0800), 2);
+        // 100k broadcasts over one second (100 kpps) from port 0, unicast between 1 and 2.
+        let (mut passed, mut limited, mut unicast) = (0u64, 0u64, 0u64);
+        for i in 0..100_000u64 {
+            let now = t0 + Duration::from_micros(10 * i);
+            match run(&mut m, &mut pool, now, &eth([0xff; 6], evil, 0x0800), 0).0 {
+                Verdict::Tx(mask) => {
+                    assert!(!mask.contains(0) && mask.contains(1) && mask.contains(2));
+                    passed += 1;
+                }
+                Verdict::Drop(DropReason::RateLimited) => limited += 1,
+                other => panic!("{name}: {other:?}"),
             }
-            Verdict::Drop(DropReason::RateLimited) => limited += 1,
-            other => panic!("{other:?}"),
+            if i % 10 == 0 {
+                let (v, _) = run(&mut m, &mut pool, now, &eth(b, a, 0x0800), 1);
+                assert_eq!(v, Verdict::Tx(PortMask::one(2)), "{name}");
+                unicast += 1;
+            }
         }
-        if i % 10 == 0 {
-            let (v, _) = run(&mut m, &mut pool, now, &eth(b, a, 0x0800), 1);
-            assert_eq!(v, Verdict::Tx(PortMask::one(2)));
-            unicast += 1;
-        }
+        // The default: 1000/s with a burst of 64.
+        assert!((1000..=1070).contains(&passed), "{name}: {passed}");
+        assert_eq!(passed + limited, 100_000);
+        assert_eq!(guard_of(&m).group_limited, limited, "{name}");
+        assert_eq!(unicast, 10_000);
     }
-    // The default: 1000/s with a burst of 64.
-    assert!((1000..=1070).contains(&passed), "{passed}");
-    assert_eq!(passed + limited, 100_000);
-    assert_eq!(m.guard().stats().group_limited, limited);
-    assert_eq!(unicast, 10_000);
 }
 
 #[test]

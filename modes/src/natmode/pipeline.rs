@@ -165,6 +165,11 @@ impl NatMode {
         self.host_napt.as_ref()
     }
 
+    /// NAT Network's segment switch (read-only); `None` in NAT.
+    pub fn switch(&self) -> Option<&L2Switch> {
+        self.switch.as_ref()
+    }
+
     /// The guard of the VM ports (read-only).
     pub fn guard(&self) -> &PortGuard {
         &self.guard
