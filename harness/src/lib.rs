@@ -13,7 +13,8 @@
 //! - [`run`]: the dataplane as a service on existing interfaces (`vnet-bench run`), with
 //!   [`portset`] (a worker's ports, opened together), [`workers`] (threads, paused to
 //!   rebind), [`links`] and [`linkctl`] (interfaces that go down, vanish, come back),
-//!   [`shutdown`] (signals, ending within two seconds);
+//!   [`shutdown`] (signals, ending within two seconds), [`owner`] (which run holds an
+//!   interface, so that a killed run's XDP programs are cleared at the next start);
 //! - [`napictl`]: `run --napi auto`, switching the ports' NAPI deferral with their load;
 //! - [`topo`]: the harness's own namespaces joined by veth pairs, removed on drop;
 //! - [`mainjob`]: the embedded default job (`vnet-bench --mode MODE`), and the
@@ -40,6 +41,7 @@ pub mod links;
 pub mod mainjob;
 pub mod modespec;
 pub mod napictl;
+pub mod owner;
 pub mod portset;
 pub mod preflight;
 pub mod run;

@@ -21,6 +21,7 @@ use crate::napictl::NapiController;
 use crate::portset::{Opened, PortSets};
 use crate::workers::Workers;
 use anyhow::Result;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use vnet_core::counters::{CounterSet, LinkEvent};
@@ -40,12 +41,16 @@ pub struct LinkControl {
     probe: LinkProbe,
     links: Arc<PortLinks>,
     counters: CounterSet,
+    /// Where the run's ownership records go ([`crate::owner`]).
+    state_dir: Option<PathBuf>,
 }
 
 impl LinkControl {
     /// Watch ports `names` (playing `roles`, served by workers `owners`), bound at start
-    /// to `bound` (ifindex per port), reopened through `sets`. Ports whose interface is
-    /// down at start are marked down; the lines saying so are returned.
+    /// to `bound` (ifindex per port), reopened through `sets`, recording which
+    /// interfaces the run holds under `state_dir`. Ports whose interface is down at
+    /// start are marked down; the lines saying so are returned.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         names: Vec<String>,
         roles: Vec<String>,
@@ -54,6 +59,7 @@ impl LinkControl {
         bound: &[u32],
         links: Arc<PortLinks>,
         counters: CounterSet,
+        state_dir: Option<PathBuf>,
     ) -> (Self, Vec<String>) {
         let mut probe = LinkProbe::new();
         let mut lines = Vec::new();
@@ -82,6 +88,7 @@ impl LinkControl {
             probe,
             links,
             counters,
+            state_dir,
         };
         (ctl, lines)
     }
@@ -210,6 +217,10 @@ impl LinkControl {
         for &id in &ids {
             let port = id as usize;
             if let Some(&(_, ifindex, _)) = bound.iter().find(|(b, _, _)| *b == id) {
+                // Every reopened port has a new XDP program: the record follows.
+                if let Some(dir) = &self.state_dir {
+                    lines.extend(crate::owner::record_bound(dir, &self.names[port], ifindex));
+                }
                 // Ports that were bound before keep their state (same interface).
                 if returning(&id) {
                     let running = matches!(

@@ -56,20 +56,45 @@ pub fn require_interfaces<'a>(names: impl IntoIterator<Item = &'a str>) -> Resul
     Ok(())
 }
 
-/// Fail when an XDP program is already attached to one of the interfaces: another
-/// `vnet-bench run`, or any other XDP or AF_XDP program, holds it. Asked through
-/// rtnetlink, before anything is bound, so that the other program is left alone.
-pub fn require_no_xdp<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+/// Fail when an XDP program is already attached to one of the interfaces and another
+/// `vnet-bench run` (alive) or any other program holds it; detach the program a killed
+/// run left (see [`crate::owner`]). Asked through rtnetlink, before anything is bound,
+/// so that the other program is left alone. Returns a line per program detached.
+pub fn free_interfaces<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    state_dir: Option<&std::path::Path>,
+) -> Result<Vec<String>> {
+    use crate::owner::{self, Holder};
+    use vnet_core::port::xdp::{attached_program, detach_program, LinkProbe, LinkStatus};
+    let mut probe = LinkProbe::new();
+    let mut lines = Vec::new();
     for name in names {
-        let attached =
-            vnet_core::port::xdp::attached_program(name).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some((id, mode)) = attached {
-            bail!(
-                "interface {name} already has an XDP program attached ({mode} mode, program id {id}), so another vnet-bench run or another XDP program uses it; stop that program (or detach it with `ip link set dev {name} xdp off`) and retry"
-            );
+        let attached = attached_program(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ifindex = match probe.status(name) {
+            LinkStatus::Present { ifindex, .. } => ifindex,
+            LinkStatus::Gone => 0,
+        };
+        let record = state_dir.and_then(|d| owner::read(d, name));
+        match owner::judge(ifindex, attached, record, owner::alive) {
+            Holder::Free => {}
+            Holder::Run { pid } => bail!(
+                "interface {name} is bound by another vnet-bench run (pid {pid}); stop that run first, or give this one other interfaces"
+            ),
+            Holder::Other { prog, mode } => bail!(
+                "interface {name} already has an XDP program attached ({mode} mode, program id {prog}) that no vnet-bench run owns, so another XDP or AF_XDP program uses it; stop that program (or detach it with `ip link set dev {name} xdp off`) and retry"
+            ),
+            Holder::Leftover { pid, prog } => {
+                detach_program(name, prog).map_err(|e| anyhow::anyhow!("{e}"))?;
+                if let Some(d) = state_dir {
+                    owner::remove(d, name);
+                }
+                lines.push(format!(
+                    "{name}: detached the XDP program (id {prog}) a killed run (pid {pid}) left"
+                ));
+            }
         }
     }
-    Ok(())
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -94,6 +119,6 @@ mod tests {
     #[test]
     fn loopback_exists() {
         require_interfaces(["lo"]).unwrap();
-        require_no_xdp(["lo"]).unwrap();
+        assert!(free_interfaces(["lo"], None).unwrap().is_empty());
     }
 }

@@ -23,7 +23,7 @@ use crate::napictl::NapiController;
 use crate::portset::PortSets;
 use crate::stats::{print_counters, OffloadAdvisor};
 use crate::workers::Workers;
-use crate::{modespec, preflight, shutdown};
+use crate::{modespec, owner, preflight, shutdown};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,7 +58,11 @@ pub fn run(args: RunArgs) -> Result<()> {
             vnet_core::frame::MAX_PORTS
         );
     }
-    preflight::require_no_xdp(names.iter().map(String::as_str))?;
+    let state_dir = XdpConfig::default().napi_state_dir;
+    for line in preflight::free_interfaces(names.iter().map(String::as_str), state_dir.as_deref())?
+    {
+        println!("{line}");
+    }
     let stop = shutdown::install()?;
 
     let workers = args.cores.len().max(1);
@@ -145,8 +149,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     built.reverse();
     startup.sort_by_key(|(id, _, _)| *id);
-    for (_, _, line) in &startup {
+    for (id, ifindex, line) in &startup {
         println!("{line}");
+        if let Some(dir) = &state_dir {
+            if let Some(warning) = owner::record_bound(dir, &names[*id as usize], *ifindex) {
+                eprintln!("{warning}");
+            }
+        }
     }
     let bound: Vec<u32> = startup.iter().map(|(_, ifindex, _)| *ifindex).collect();
     let (mut linkctl, down) = LinkControl::new(
@@ -157,6 +166,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         &bound,
         links,
         counters.clone(),
+        state_dir.clone(),
     );
     for line in down {
         println!("{line}");
@@ -244,6 +254,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     // The ports close here (XDP programs detached, sockets closed); the NAPI settings
     // are restored when the last holder of their guards (the controller) goes.
     drop(stopped);
+    if let Some(dir) = &state_dir {
+        names.iter().for_each(|name| owner::remove(dir, name));
+    }
     drop(control);
     println!("vnet-bench run: stopped; final counters:");
     print_counters(&names, &counters.snapshot());

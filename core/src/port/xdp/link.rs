@@ -5,7 +5,9 @@
 //! port every ~200 ms, from the control thread, never from a worker: one
 //! `if_nametoindex` and one rtnetlink request per port. [`attached_program`] is asked
 //! once per interface before anything is bound, so that an interface another program
-//! (or another run) holds is refused before it is touched. Interfaces are looked up in
+//! (or another run) holds is refused before it is touched; [`detach_program`] removes
+//! the program a killed run left (libxdp detaches its program when the last socket
+//! using it is deleted, which a SIGKILL never does). Interfaces are looked up in
 //! the calling thread's network namespace.
 
 use super::netlink::RtNetlink;
@@ -94,6 +96,33 @@ pub fn attached_program(ifname: &str) -> Result<Option<(u32, AttachMode)>, XdpEr
     })
 }
 
+/// Detach XDP program `prog_id` from `ifname` if it is the one attached there (a
+/// program a killed run left behind; a different program is left alone). Returns
+/// whether it was detached.
+///
+/// # Errors
+/// [`XdpError::NoInterface`] when there is no such interface; the OS error of
+/// rtnetlink otherwise.
+pub fn detach_program(ifname: &str, prog_id: u32) -> Result<bool, XdpError> {
+    const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+    const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+    const XDP_FLAGS_HW_MODE: u32 = 1 << 3;
+    let index = ifindex_of(ifname)?;
+    let os =
+        |e: std::io::Error| XdpError::from_os("detach the XDP program of", ifname, 0, (0, 0), e);
+    let mut nl = RtNetlink::open().map_err(os)?;
+    let xdp = nl.link(index).map_err(os)?.xdp;
+    let flags = match prog_id {
+        0 => return Ok(false),
+        id if xdp.drv == id => XDP_FLAGS_DRV_MODE,
+        id if xdp.skb == id => XDP_FLAGS_SKB_MODE,
+        id if xdp.hw == id => XDP_FLAGS_HW_MODE,
+        _ => return Ok(false),
+    };
+    nl.detach_xdp(index, flags).map_err(os)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +136,7 @@ mod tests {
             LinkStatus::Present { ifindex: 1, .. }
         ));
         assert_eq!(attached_program("lo").unwrap(), None);
+        assert!(!detach_program("lo", 7).unwrap(), "no program 7 on lo");
         assert!(matches!(
             attached_program("vnxt-nosuch9"),
             Err(XdpError::NoInterface { .. })

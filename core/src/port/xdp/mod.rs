@@ -82,10 +82,10 @@ mod sockopt;
 mod umem;
 
 pub use error::XdpError;
-pub use link::{attached_program, LinkProbe, LinkStatus};
+pub use link::{attached_program, detach_program, LinkProbe, LinkStatus};
 pub use napi::{NapiGuard, NapiSettings, DEFAULT_DEFER_HARD_IRQS, DEFAULT_GRO_FLUSH_TIMEOUT_NS};
 pub use napi_policy::{AutoNapi, AutoState, NapiPolicy};
-pub use napi_state::DEFAULT_STATE_DIR;
+pub use napi_state::{netns_state_dir, DEFAULT_STATE_DIR};
 pub use socket::XdpPort;
 
 use crate::frame::{FramePool, PortId};

@@ -51,6 +51,15 @@ fn netns_inode() -> io::Result<u64> {
     Ok(fs::metadata("/proc/thread-self/ns/net")?.ino())
 }
 
+/// `dir/netns-INODE`: where the files about the calling thread's network namespace's
+/// interfaces go (state files, and the run's ownership records).
+///
+/// # Errors
+/// When the namespace cannot be identified.
+pub fn netns_state_dir(dir: &Path) -> io::Result<PathBuf> {
+    Ok(dir.join(format!("netns-{}", netns_inode()?)))
+}
+
 impl StateFile {
     /// The file of `ifname` (index `ifindex`) in the calling thread's namespace.
     ///
@@ -60,11 +69,8 @@ impl StateFile {
         if ifname.is_empty() || ifname.contains('/') || ifname.starts_with('.') {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        let ns = netns_inode()?;
         Ok(Self {
-            path: dir
-                .join(format!("netns-{ns}"))
-                .join(format!("{ifname}.state")),
+            path: netns_state_dir(dir)?.join(format!("{ifname}.state")),
             ifindex,
         })
     }

@@ -4,7 +4,8 @@
 //! Used at setup, to report the attach mode the kernel actually shows (libxdp may reuse
 //! a program someone else attached) and to tell a stale sysfs view from the right one
 //! (see `napi`); by `link`, to find a program someone else attached before touching an
-//! interface and to watch a running port's interface. A netlink socket belongs to the network namespace it was created in,
+//! interface, to detach a program a killed run left, and to watch a running port's
+//! interface. A netlink socket belongs to the network namespace it was created in,
 //! here the calling thread's.
 //!
 //! Detaching is left to libxdp, which counts the sockets using its program and detaches
@@ -21,17 +22,20 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const NLMSG_HDRLEN: usize = 16;
 const IFINFOMSG_LEN: usize = 16;
 const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
 const NLMSG_ERROR: u16 = 2;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_MTU: u16 = 4;
 const IFLA_EXT_MASK: u16 = 29;
 const IFLA_XDP: u16 = 43;
+const IFLA_XDP_FD: u16 = 1;
+const IFLA_XDP_FLAGS: u16 = 3;
 const IFLA_XDP_DRV_PROG_ID: u16 = 5;
 const IFLA_XDP_SKB_PROG_ID: u16 = 6;
 const IFLA_XDP_HW_PROG_ID: u16 = 7;
-#[cfg(test)]
 const NLA_F_NESTED: u16 = 1 << 15;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
@@ -119,17 +123,34 @@ impl RtNetlink {
     /// # Errors
     /// ENODEV when no such interface exists in the socket's namespace; other OS errors.
     pub fn link(&mut self, ifindex: u32) -> io::Result<LinkState> {
-        let payload = self.request(RTM_GETLINK, ifindex, |buf| {
+        let payload = self.request(RTM_GETLINK, 0, ifindex, |buf| {
             push_attr(buf, IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes());
         })?;
         Ok(parse_link(&payload))
     }
 
-    /// Send one request about `ifindex` and wait for its answer: the payload of an
-    /// RTM_NEWLINK reply, or nothing for a positive acknowledgement.
+    /// Detach the XDP program attached to `ifindex` with `xdp_flags` (the mode it was
+    /// attached in: `XDP_FLAGS_DRV_MODE` or `XDP_FLAGS_SKB_MODE`).
+    ///
+    /// # Errors
+    /// The kernel's answer (ENODEV when the interface is gone).
+    pub fn detach_xdp(&mut self, ifindex: u32, xdp_flags: u32) -> io::Result<()> {
+        self.request(RTM_SETLINK, NLM_F_ACK, ifindex, |buf| {
+            let start = begin_nested(buf, IFLA_XDP);
+            push_attr(buf, IFLA_XDP_FD, &(-1i32).to_ne_bytes());
+            push_attr(buf, IFLA_XDP_FLAGS, &xdp_flags.to_ne_bytes());
+            end_nested(buf, start);
+        })
+        .map(|_| ())
+    }
+
+    /// Send one request about `ifindex` (with `flags` besides `NLM_F_REQUEST`) and wait
+    /// for its answer: the payload of an RTM_NEWLINK reply, or nothing for a positive
+    /// acknowledgement.
     fn request(
         &mut self,
         msg_type: u16,
+        flags: u16,
         ifindex: u32,
         attrs: impl FnOnce(&mut Vec<u8>),
     ) -> io::Result<Vec<u8>> {
@@ -138,7 +159,7 @@ impl RtNetlink {
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, patched below
         buf.extend_from_slice(&msg_type.to_ne_bytes());
-        buf.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+        buf.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
         buf.extend_from_slice(&seq.to_ne_bytes());
         buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid
 
@@ -223,7 +244,6 @@ fn push_attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     buf.resize(align4(buf.len()), 0);
 }
 
-#[cfg(test)]
 fn begin_nested(buf: &mut Vec<u8>, ty: u16) -> usize {
     let start = buf.len();
     buf.extend_from_slice(&0u16.to_ne_bytes());
@@ -231,7 +251,6 @@ fn begin_nested(buf: &mut Vec<u8>, ty: u16) -> usize {
     start
 }
 
-#[cfg(test)]
 fn end_nested(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start) as u16;
     buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
