@@ -10,9 +10,13 @@
 //! ```text
 //! vnet-bench-napi-state 1
 //! ifindex 7
+//! netns 4099
 //! gro_flush_timeout 20000
 //! napi_defer_hard_irqs 0
 //! ```
+//!
+//! (`netns`: the namespace's cookie, `SO_NETNS_COOKIE`, unique for the boot: a later
+//! namespace may get the same inode, and its interfaces the same indexes.)
 //!
 //! Invariants:
 //! - The file is written (temp file, fsync, rename, directory fsync) *before* a knob is
@@ -20,7 +24,8 @@
 //!   had before the first change: after a crash at any point the file holds originals,
 //!   never a value a run wrote.
 //! - A file is trusted only for the interface it names (same ifindex in the same
-//!   namespace); one left by an interface that was deleted since is stale and removed.
+//!   namespace, by cookie); one left by an interface or a namespace that was deleted
+//!   since is stale and removed.
 //! - Only the knobs this module knows, with decimal values, are ever read back, so a
 //!   damaged file cannot make the dataplane write anything else to sysfs.
 //! - It is removed once the originals are back (or the interface is gone).
@@ -44,6 +49,7 @@ pub const DEFAULT_STATE_DIR: &str = "/run/vnet-bench";
 pub(crate) struct StateFile {
     path: PathBuf,
     ifindex: u32,
+    netns: u64,
 }
 
 /// Inode of the calling thread's network namespace.
@@ -72,13 +78,18 @@ impl StateFile {
         Ok(Self {
             path: netns_state_dir(dir)?.join(format!("{ifname}.state")),
             ifindex,
+            netns: super::sockopt::netns_cookie(),
         })
     }
 
     /// A file at `path` (tests).
     #[cfg(test)]
     pub fn at(path: PathBuf, ifindex: u32) -> Self {
-        Self { path, ifindex }
+        Self {
+            path,
+            ifindex,
+            netns: 99,
+        }
     }
 
     /// Where the file is.
@@ -91,11 +102,12 @@ impl StateFile {
     /// removed and `None` returned.
     pub fn load(&self) -> Option<Vec<(&'static str, String)>> {
         let text = fs::read_to_string(&self.path).ok()?;
-        let parsed = parse(&text).filter(|(ifindex, _)| *ifindex == self.ifindex);
+        let parsed = parse(&text)
+            .filter(|(ifindex, netns, _)| (*ifindex, *netns) == (self.ifindex, self.netns));
         if parsed.is_none() {
             self.remove();
         }
-        parsed.map(|(_, knobs)| knobs)
+        parsed.map(|(_, _, knobs)| knobs)
     }
 
     /// Record `saved` (knob, original value), replacing the file atomically.
@@ -105,7 +117,7 @@ impl StateFile {
     pub fn store(&self, saved: &[(&'static str, String)]) -> io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
-        let mut text = format!("{HEADER}\nifindex {}\n", self.ifindex);
+        let mut text = format!("{HEADER}\nifindex {}\nnetns {}\n", self.ifindex, self.netns);
         for (knob, value) in saved {
             text.push_str(&format!("{knob} {value}\n"));
         }
@@ -131,14 +143,15 @@ impl StateFile {
     }
 }
 
-/// The ifindex and the knobs of a state file's text; `None` unless it is whole and
-/// names only known knobs with decimal values.
-fn parse(text: &str) -> Option<(u32, Vec<(&'static str, String)>)> {
+/// The ifindex, namespace cookie and knobs of a state file's text; `None` unless it is
+/// whole and names only known knobs with decimal values.
+fn parse(text: &str) -> Option<(u32, u64, Vec<(&'static str, String)>)> {
     let mut lines = text.lines();
     if lines.next()? != HEADER {
         return None;
     }
     let ifindex = lines.next()?.strip_prefix("ifindex ")?.parse().ok()?;
+    let netns = lines.next()?.strip_prefix("netns ")?.parse().ok()?;
     let mut knobs = Vec::new();
     for line in lines {
         let (name, value) = line.split_once(' ')?;
@@ -151,7 +164,7 @@ fn parse(text: &str) -> Option<(u32, Vec<(&'static str, String)>)> {
         }
         knobs.push((name, value.to_string()));
     }
-    Some((ifindex, knobs))
+    Some((ifindex, netns, knobs))
 }
 
 #[cfg(test)]
@@ -180,6 +193,14 @@ mod tests {
         let other = StateFile::at(f.path().to_path_buf(), 8);
         assert_eq!(other.load(), None);
         assert!(!f.path().exists());
+        // The same name and index in a later namespace that got the same inode.
+        f.store(&saved).unwrap();
+        let later = StateFile {
+            netns: 100,
+            ..f.clone()
+        };
+        assert_eq!(later.load(), None);
+        assert!(!f.path().exists());
         f.store(&saved).unwrap();
         f.remove();
         assert!(!f.path().exists() && !dir.join("ns").exists());
@@ -188,18 +209,22 @@ mod tests {
 
     #[test]
     fn damaged_files_are_never_believed() {
-        let ok = format!("{HEADER}\nifindex 3\nthreaded 1\n");
-        assert_eq!(parse(&ok), Some((3, vec![("threaded", "1".to_string())])));
+        let ok = format!("{HEADER}\nifindex 3\nnetns 5\nthreaded 1\n");
+        assert_eq!(
+            parse(&ok),
+            Some((3, 5, vec![("threaded", "1".to_string())]))
+        );
         for bad in [
             "",
             "vnet-bench-napi-state 2\nifindex 3\n",
             &format!("{HEADER}\n"),
             &format!("{HEADER}\nifindex x\n"),
-            &format!("{HEADER}\nifindex 3\nmtu 1500\n"),
-            &format!("{HEADER}\nifindex 3\nthreaded 1; reboot\n"),
-            &format!("{HEADER}\nifindex 3\nthreaded -1\n"),
-            &format!("{HEADER}\nifindex 3\nthreaded \n"),
-            &format!("{HEADER}\nifindex 3\nthreaded 1\nthreaded 0\n"),
+            &format!("{HEADER}\nifindex 3\nthreaded 1\n"),
+            &format!("{HEADER}\nifindex 3\nnetns 5\nmtu 1500\n"),
+            &format!("{HEADER}\nifindex 3\nnetns 5\nthreaded 1; reboot\n"),
+            &format!("{HEADER}\nifindex 3\nnetns 5\nthreaded -1\n"),
+            &format!("{HEADER}\nifindex 3\nnetns 5\nthreaded \n"),
+            &format!("{HEADER}\nifindex 3\nnetns 5\nthreaded 1\nthreaded 0\n"),
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

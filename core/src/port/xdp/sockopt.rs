@@ -73,6 +73,35 @@ pub fn apply_busy_poll(fd: RawFd, bp: &BusyPoll) -> Vec<String> {
 /// `SOL_SOCKET` option: the NAPI id the socket busy-polls (0: none).
 pub const SO_INCOMING_NAPI_ID: i32 = 56;
 
+/// `SOL_SOCKET` option (5.14): the cookie of the socket's network namespace.
+pub const SO_NETNS_COOKIE: i32 = 71;
+
+/// The cookie of the calling thread's network namespace: unique for the whole boot,
+/// where its inode number may be given to a later namespace. 0 before Linux 5.14.
+pub fn netns_cookie() -> u64 {
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return 0;
+    };
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `cookie` and `len` are live for the call and `len` holds `cookie`'s size;
+    // the kernel writes at most that many bytes. The fd is open for the whole call.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        cookie
+    } else {
+        0
+    }
+}
+
 /// The NAPI id busy polling of this socket would drive; 0 when there is none. On Linux
 /// 6.13 and later an AF_XDP socket takes it from its queue at bind time, and veth names
 /// no NAPI for its queues: busy polling then does nothing on veth (older kernels took
@@ -171,6 +200,7 @@ mod tests {
     #[test]
     fn constants_match_the_kernel_uapi() {
         assert_eq!(SO_BUSY_POLL, libc::SO_BUSY_POLL);
+        assert_eq!(SO_NETNS_COOKIE, libc::SO_NETNS_COOKIE);
         assert_eq!(SO_PREFER_BUSY_POLL, libc::SO_PREFER_BUSY_POLL);
         assert_eq!(SO_BUSY_POLL_BUDGET, libc::SO_BUSY_POLL_BUDGET);
         assert_eq!(SOL_XDP, libc::SOL_XDP);
@@ -183,6 +213,12 @@ mod tests {
         );
         assert_eq!((SOL_XDP, XDP_OPTIONS, XDP_OPTIONS_ZEROCOPY), (283, 8, 1));
         assert_eq!(XDP_MAX_TX_SKB_BUDGET, 9);
+    }
+
+    #[test]
+    fn the_namespace_cookie_is_stable() {
+        let c = netns_cookie();
+        assert_eq!(c, netns_cookie());
     }
 
     #[test]
