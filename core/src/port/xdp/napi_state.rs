@@ -100,7 +100,7 @@ impl StateFile {
     /// The originals recorded for this interface, if a file for it exists. A file that
     /// cannot be read back, or was left by another interface of the same name, is
     /// removed and `None` returned.
-    pub fn load(&self) -> Option<Vec<(&'static str, String)>> {
+    pub fn load(&self) -> Option<Knobs> {
         let text = fs::read_to_string(&self.path).ok()?;
         let parsed = parse(&text)
             .filter(|(ifindex, netns, _)| (*ifindex, *netns) == (self.ifindex, self.netns));
@@ -143,9 +143,12 @@ impl StateFile {
     }
 }
 
+/// Knobs and their original values, in the order they were first changed.
+type Knobs = Vec<(&'static str, String)>;
+
 /// The ifindex, namespace cookie and knobs of a state file's text; `None` unless it is
 /// whole and names only known knobs with decimal values.
-fn parse(text: &str) -> Option<(u32, u64, Vec<(&'static str, String)>)> {
+fn parse(text: &str) -> Option<(u32, u64, Knobs)> {
     let mut lines = text.lines();
     if lines.next()? != HEADER {
         return None;
