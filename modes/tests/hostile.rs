@@ -417,6 +417,7 @@ fn dhcp_starvation_from_one_port_leaves_the_pool_to_the_others() {
     assert_eq!(silent, 5000 - 4);
     let server = m.gateway().unwrap().dhcp().unwrap().lock().unwrap();
     assert_eq!(server.counters().port_limit, 5000 - 4);
+    assert_eq!(server.counters().discovers_received, 5000);
     assert_eq!(server.leases().port_active(0), 4);
     drop(server);
     // Another guest gets an address and binds it.
@@ -430,6 +431,9 @@ fn dhcp_starvation_from_one_port_leaves_the_pool_to_the_others() {
     assert_eq!(v, Verdict::Tx(PortMask::one(1)));
     let ack = DhcpRepr::parse_bytes(&ack[42..]).unwrap();
     assert_eq!((ack.message_type, ack.yiaddr), (DhcpMessageType::Ack, addr));
+    let server = m.gateway().unwrap().dhcp().unwrap().lock().unwrap();
+    assert_eq!(server.counters().requests_received, 1);
+    assert_eq!(server.leases().port_active(1), 1);
 }
 
 #[test]

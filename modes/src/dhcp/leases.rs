@@ -917,6 +917,33 @@ mod tests {
         t.check_invariants();
     }
 
+    #[test]
+    fn a_port_at_its_share_keeps_its_own_leases_and_takes_no_other() {
+        let mut t = LeaseTable::new(ip(10), 8, 8).with_max_per_port(2);
+        let until = Instant::from_secs(5);
+        assert!(t.hold_on(0, ip(10), &mac(1), LeaseState::Offered, until));
+        assert!(t.hold_on(0, ip(11), &mac(2), LeaseState::Offered, until));
+        assert!(t.hold_on(1, ip(12), &mac(3), LeaseState::Bound, until));
+        assert_eq!((t.port_active(0), t.port_active(1)), (2, 1));
+        // Port 0 is at its share: a free address, or one port 1 holds, is refused...
+        assert!(!t.port_can_hold(ip(13), 0));
+        assert!(!t.port_can_hold(ip(12), 0));
+        assert!(!t.hold_on(0, ip(13), &mac(4), LeaseState::Offered, until));
+        // ...but its own clients still bind what they were offered.
+        assert!(t.port_can_hold(ip(10), 0));
+        assert!(t.hold_on(0, ip(10), &mac(1), LeaseState::Bound, until));
+        // A client moving to port 1 moves its count with it.
+        assert!(t.hold_on(1, ip(11), &mac(2), LeaseState::Bound, until));
+        assert_eq!((t.port_active(0), t.port_active(1)), (1, 2));
+        assert!(t.port_can_hold(ip(13), 0));
+        // Without a port (a lease file), nothing counts.
+        assert!(t.hold(ip(14), &mac(5), LeaseState::Bound, until));
+        assert_eq!((t.port_active(0), t.port_active(1)), (1, 2));
+        t.expire(until);
+        assert_eq!((t.port_active(0), t.port_active(1)), (0, 0));
+        t.check_invariants();
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         /// Address, client, bound, duration, ingress port (3: none).
