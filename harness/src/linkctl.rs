@@ -142,6 +142,7 @@ impl LinkControl {
             }
         }
         let mut owners: Vec<u8> = back.iter().map(|(p, _)| self.owners[*p]).collect();
+        owners.sort_unstable();
         owners.dedup();
         for w in owners {
             let mine: Vec<(usize, u32)> = back

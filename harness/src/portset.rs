@@ -107,14 +107,20 @@ impl PortSets {
     }
 
     /// Open ports `ids` of one worker, all but those in `absent` on their interfaces.
-    /// `again`: a reopening (captures go to new files).
+    /// `again`: a reopening (captures go to new files, numbered by the reopenings that
+    /// succeeded).
     ///
     /// # Errors
     /// The sentence of [`open_worker_ports`], or a capture file that cannot be made.
     pub fn open(&mut self, ids: &[PortId], absent: &[PortId], again: bool) -> Result<Opened> {
-        if again {
+        let opened = self.open_numbered(ids, absent, again);
+        if again && opened.is_ok() {
             self.reopened += 1;
         }
+        opened
+    }
+
+    fn open_numbered(&self, ids: &[PortId], absent: &[PortId], again: bool) -> Result<Opened> {
         let present: Vec<(String, PortId)> = ids
             .iter()
             .filter(|id| !absent.contains(id))
@@ -143,7 +149,9 @@ impl PortSets {
                 port.ifindex(),
                 self.line(id, &format!("{} {}", info.backend, info.detail)),
             ));
-            opened.ports.push((id, self.captured(id, Box::new(port))?));
+            opened
+                .ports
+                .push((id, self.captured(id, Box::new(port), again)?));
         }
         for &id in ids.iter().filter(|id| absent.contains(id)) {
             let name = self.names[id as usize].clone();
@@ -153,14 +161,14 @@ impl PortSets {
     }
 
     /// `port` with its capture, when `--capture` asks for one.
-    fn captured(&self, id: PortId, port: Box<dyn Port>) -> Result<Box<dyn Port>> {
+    fn captured(&self, id: PortId, port: Box<dyn Port>, again: bool) -> Result<Box<dyn Port>> {
         let Some(dir) = &self.capture else {
             return Ok(port);
         };
         let name = &self.names[id as usize];
-        let file = match self.reopened {
-            0 => name.clone(),
-            n => format!("{name}.{n}"),
+        let file = match (again, self.reopened) {
+            (false, _) => name.clone(),
+            (true, n) => format!("{name}.{}", n + 1),
         };
         let port = CapturePort::new(port, dir, &file)
             .with_context(|| format!("could not capture port {id} {name}"))?;
