@@ -303,6 +303,35 @@ fn rfc2131_4_3_2_selecting_request_acked() {
 }
 
 #[test]
+fn selecting_request_with_the_offer_in_ciaddr_is_acked() {
+    // Some old clients put the offered address in ciaddr instead of option 50.
+    let mut h = Harness::new();
+    let offer = h.send(0, &discover(BROADCAST, MAC_A)).unwrap();
+    assert_eq!(offer.repr.yiaddr, ip(101));
+    let req = bootrequest(
+        BROADCAST,
+        [192, 168, 56, 101],
+        ZERO,
+        MAC_A,
+        &[53, 1, 3, 54, 4, 192, 168, 56, 100],
+    );
+    let ack = h.send(1, &req).unwrap();
+    assert_eq!(ack.repr.message_type, DhcpMessageType::Ack);
+    assert_eq!(ack.repr.yiaddr, ip(101));
+    // Neither option 50 nor ciaddr: NAK.
+    let req = bootrequest(
+        BROADCAST,
+        ZERO,
+        ZERO,
+        MAC_B,
+        &[53, 1, 3, 54, 4, 192, 168, 56, 100],
+    );
+    let nak = h.send(2, &req).unwrap();
+    assert_eq!(nak.repr.message_type, DhcpMessageType::Nak);
+    assert_eq!(h.server.counters().requests_received, 2);
+}
+
+#[test]
 fn rfc2131_4_3_2_selecting_request_for_wrong_address_naked() {
     let mut h = Harness::new();
     h.send(0, &discover(BROADCAST, MAC_A)).unwrap(); // offered .101
