@@ -420,19 +420,36 @@ fn dhcp_starvation_from_one_port_leaves_the_pool_to_the_others() {
     assert_eq!(server.counters().discovers_received, 5000);
     assert_eq!(server.leases().port_active(0), 4);
     drop(server);
+    // A REQUEST for a free address from a new client on that port: NAK, counted.
+    let now = Instant::from_secs(59);
+    let server_ip = Ipv4Addr::new(192, 168, 56, 100);
+    let free = Ipv4Addr::new(192, 168, 56, 200);
+    let (v, nak) = run(
+        &mut m,
+        &mut pool,
+        now,
+        &request(rng.mac(), free, server_ip),
+        0,
+    );
+    assert_eq!(v, Verdict::Tx(PortMask::one(0)));
+    let nak = DhcpRepr::parse_bytes(&nak[42..]).unwrap();
+    assert_eq!(nak.message_type, DhcpMessageType::Nak);
+    let server = m.gateway().unwrap().dhcp().unwrap().lock().unwrap();
+    assert_eq!(server.counters().port_limit, 5000 - 4 + 1);
+    assert_eq!(server.leases().port_active(0), 4);
+    drop(server);
     // Another guest gets an address and binds it.
     let now = Instant::from_secs(60);
     let vm2 = [8, 0, 0x27, 0, 0, 2];
     let (v, offer) = run(&mut m, &mut pool, now, &discover(vm2), 1);
     assert_eq!(v, Verdict::Tx(PortMask::one(1)));
     let addr = yiaddr(&offer);
-    let server_ip = Ipv4Addr::new(192, 168, 56, 100);
     let (v, ack) = run(&mut m, &mut pool, now, &request(vm2, addr, server_ip), 1);
     assert_eq!(v, Verdict::Tx(PortMask::one(1)));
     let ack = DhcpRepr::parse_bytes(&ack[42..]).unwrap();
     assert_eq!((ack.message_type, ack.yiaddr), (DhcpMessageType::Ack, addr));
     let server = m.gateway().unwrap().dhcp().unwrap().lock().unwrap();
-    assert_eq!(server.counters().requests_received, 1);
+    assert_eq!(server.counters().requests_received, 2);
     assert_eq!(server.leases().port_active(1), 1);
 }
 
