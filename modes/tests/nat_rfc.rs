@@ -1336,6 +1336,79 @@ fn forward_rule_reaches_inside_and_replies_translate() {
 }
 
 #[test]
+fn forward_rule_sessions_are_tracked_renewed_and_bounded() {
+    let host = Ipv4Addr::new(192, 168, 56, 1);
+    let c = (INET, 50000);
+    // A rule on every address. A client's session records the address it came to; once
+    // expired (not yet reclaimed) and reused through another address, replies leave from
+    // the new one.
+    let mut n = napt();
+    n.add_forward(rule("ssh", ForwardProto::Tcp, None, 2222, 3, GUEST, 22))
+        .unwrap();
+    in_ok(&mut n, t(0), 3, tcp(c, (EXT, 2222), SYN, 1, 0));
+    assert_eq!(n.counters().new_sessions, 1);
+    // Unanswered, the SYN's session is transitory (240 s); it passes and the same client
+    // comes back to the host's address.
+    in_ok(&mut n, t(300), 3, tcp(c, (host, 2222), SYN, 1, 0));
+    assert_eq!(
+        n.counters().new_sessions,
+        2,
+        "the expired session starts afresh"
+    );
+    let back = out_ok(&mut n, t(300), 3, tcp((GUEST, 22), c, SYN | ACK, 9, 2));
+    assert_eq!(src_of(&back), (host, 2222));
+    // Established both ways (inbound ACK), the session outlives the transitory timeout.
+    in_ok(&mut n, t(301), 3, tcp(c, (host, 2222), ACK, 2, 10));
+    n.poll(t(301 + 600));
+    assert_eq!(n.session_count(), 1, "established: 7440 s");
+    // Inbound UDP to a UDP rule does not touch TCP state (and is tracked).
+    n.add_forward(rule("dns", ForwardProto::Udp, None, 5353, 3, GUEST, 53))
+        .unwrap();
+    in_ok(&mut n, t(1000), 3, udp((INET2, 9), (EXT, 5353), b"q"));
+    assert_eq!(n.session_count(), 2);
+    // The client's FIN (inbound) and the guest's: the TCP session is closing (240 s).
+    in_ok(&mut n, t(1001), 3, tcp(c, (host, 2222), FIN | ACK, 2, 10));
+    out_ok(&mut n, t(1001), 3, tcp((GUEST, 22), c, FIN | ACK, 10, 3));
+    n.poll(t(1001 + 250));
+    assert_eq!(
+        n.session_count(),
+        1,
+        "the closed TCP session went, the UDP one stays"
+    );
+
+    // No room in the table: forwarded, untracked, counted.
+    let mut n = napt_with(|c| c.max_sessions = 1);
+    n.add_forward(rule("ssh", ForwardProto::Tcp, None, 2222, 3, GUEST, 22))
+        .unwrap();
+    in_ok(&mut n, t(0), 3, tcp(c, (EXT, 2222), SYN, 1, 0));
+    in_ok(&mut n, t(0), 3, tcp((INET2, 1), (EXT, 2222), SYN, 1, 0));
+    assert_eq!((n.session_count(), n.counters().forward_untracked), (1, 1));
+    // The guest's share is full: likewise, under its own counter.
+    let mut n = napt_with(|c| c.max_sessions_per_guest = 1);
+    n.add_forward(rule("ssh", ForwardProto::Tcp, None, 2222, 3, GUEST, 22))
+        .unwrap();
+    in_ok(&mut n, t(0), 3, tcp(c, (EXT, 2222), SYN, 1, 0));
+    in_ok(&mut n, t(0), 3, tcp((INET2, 1), (EXT, 2222), SYN, 1, 0));
+    assert_eq!(
+        (n.session_count(), n.counters().forward_untracked_guest),
+        (1, 1)
+    );
+    assert_eq!(n.guest_sessions(3, GUEST), 1);
+    // Outbound from the guest on the rule's port to a new peer: translated, untracked.
+    let out = out_ok(&mut n, t(1), 3, tcp((GUEST, 22), (INET2, 7), SYN, 1, 0));
+    assert_eq!(src_of(&out), (EXT, 2222));
+    assert_eq!(n.counters().forward_untracked_guest, 2);
+    // A dynamic flow of that guest is refused as guest_limit; another guest's is not.
+    let mut p = udp((GUEST, 6000), (INET, 53), b"q");
+    assert_eq!(
+        n.outbound(t(1), 3, &mut p),
+        Outbound::Drop(NatDrop::GuestLimit)
+    );
+    assert_eq!(n.counters().guest_limit, 1);
+    out_ok(&mut n, t(1), 3, udp((GUEST2, 6000), (INET, 53), b"q"));
+}
+
+#[test]
 fn forward_rule_takes_port_from_dynamic_mapping() {
     let mut n = napt();
     assert_eq!(udp_port(&mut n, t(0), 0, (GUEST2, 8080), (INET, 53)), 8080);
@@ -1368,9 +1441,17 @@ fn forward_rule_collision_refused_naming_both() {
         .unwrap_err();
     assert!(matches!(err, ForwardError::Collision { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("'ssh-again'") && msg.contains("'ssh'"),
-        "{msg}"
+    assert_eq!(
+        msg,
+        "forward rule 'ssh-again' collides with rule 'ssh': both take tcp port 2222 on 198.18.0.2"
+    );
+    // Two rules on every address, and two on the same address, collide too.
+    let err = n
+        .add_forward(rule("ssh-all", ForwardProto::Tcp, None, 2222, 0, GUEST, 23))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "forward rule 'ssh-all' collides with rule 'ssh': both take tcp port 2222 on every external address"
     );
     let err = n
         .add_forward(rule("ssh", ForwardProto::Udp, None, 2223, 0, GUEST, 22))
@@ -1395,6 +1476,17 @@ fn forward_rule_collision_refused_naming_both() {
         .add_forward(rule("c", ForwardProto::Tcp, None, 3000, 0, GUEST, 2))
         .unwrap_err();
     assert!(err.to_string().contains("'c'") && err.to_string().contains("'a'"));
+    let err = n
+        .add_forward(rule("d", ForwardProto::Tcp, Some(INET2), 3000, 0, GUEST, 3))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "forward rule 'd' collides with rule 'b': both take tcp port 3000 on 198.18.0.3"
+    );
+    let err = n
+        .add_forward(rule("e", ForwardProto::Udp, None, 2222, 0, GUEST, 3))
+        .unwrap_err();
+    assert!(err.to_string().contains("udp port 2222"), "{err}");
     assert!(matches!(
         n.add_forward(rule("z", ForwardProto::Tcp, None, 0, 0, GUEST, 2)),
         Err(ForwardError::PortZero { .. })
