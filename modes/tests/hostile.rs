@@ -499,6 +499,18 @@ fn nat_guest_spoofing_its_source_is_not_translated() {
             );
         }
         assert_eq!(m.napt().counters().translated_out, 0);
+        // From 0.0.0.0 only DHCP passes (to the server, which stays silent on junk).
+        let f = udp(
+            (mac, [0xff; 6]),
+            (Ipv4Addr::UNSPECIFIED, 68),
+            (Ipv4Addr::BROADCAST, 67),
+            b"x",
+        );
+        assert_ne!(
+            run(&mut m, &mut pool, now, &f, 0).0,
+            Verdict::Drop(DropReason::Spoofed),
+            "{flavor:?}: a short DHCP message from 0.0.0.0"
+        );
         // The guest's own address works.
         let f = udp(
             (mac, router),

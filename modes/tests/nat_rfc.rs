@@ -1409,6 +1409,38 @@ fn forward_rule_sessions_are_tracked_renewed_and_bounded() {
 }
 
 #[test]
+fn filters_close_exactly_at_the_deadline() {
+    // A mapping kept alive by a later session to INET2: the one to INET ends at its own
+    // deadline (300 s), to the instant, under address- and address-port-dependent filters.
+    for filtering in [Filtering::AddressDependent, Filtering::AddressPortDependent] {
+        let mut n = napt_with(|c| c.filtering = filtering);
+        let port = udp_port(&mut n, t(0), 0, (GUEST, 4000), (INET, 53));
+        udp_port(&mut n, t(100), 0, (GUEST, 4000), (INET2, 53));
+        let just_before = Instant::from_nanos(t(300).as_nanos() - 1);
+        in_ok(&mut n, just_before, 0, udp((INET, 53), (EXT, port), b"r"));
+        assert_eq!(
+            in_drop(&mut n, t(300), udp((INET, 53), (EXT, port), b"r")),
+            NatDrop::Filtered,
+            "{filtering:?}"
+        );
+        in_ok(&mut n, t(300), 0, udp((INET2, 53), (EXT, port), b"r"));
+    }
+}
+
+#[test]
+fn a_hairpin_to_a_forwarded_port_is_translated_by_any_worker() {
+    // The rule's port belongs to worker 0; worker 1 holds the rule too and translates
+    // the hairpin itself instead of handing it over.
+    let mut n = napt_with(|c| (c.workers, c.worker) = (2, 1));
+    assert_eq!(n.owner_of_port(1024), 0);
+    n.add_forward(rule("web", ForwardProto::Udp, None, 1024, 3, GUEST, 80))
+        .unwrap();
+    let mut p = udp((GUEST2, 5000), (EXT, 1024), b"hp");
+    assert_eq!(n.outbound(t(0), 4, &mut p), Outbound::Hairpin { realm: 3 });
+    assert_eq!(dst_of(&p), (GUEST, 80));
+}
+
+#[test]
 fn forward_rule_takes_port_from_dynamic_mapping() {
     let mut n = napt();
     assert_eq!(udp_port(&mut n, t(0), 0, (GUEST2, 8080), (INET, 53)), 8080);
