@@ -408,6 +408,53 @@ fn rfc2131_4_3_2_init_reboot_wrong_network_naked() {
 }
 
 #[test]
+fn a_client_moving_to_a_port_at_its_share_cannot_renew_there() {
+    let mut c = config();
+    c.max_leases_per_port = 1;
+    let mut h = Harness::with(c);
+    let mut out = [0u8; 600];
+    let mut from = |h: &mut Harness, port: u16, now: u64, payload: &[u8]| {
+        h.server
+            .handle_bytes_from(port, at(now), payload, &mut out)
+            .unwrap()
+            .map(|(len, _)| DhcpRepr::parse_bytes(&out[..len]).unwrap())
+    };
+    // A on port 0, B on port 1 (each port at its share of one).
+    for (mac, port) in [(MAC_A, 0), (MAC_B, 1)] {
+        let offer = from(&mut h, port, 0, &discover(BROADCAST, mac)).unwrap();
+        let last = offer.yiaddr.octets()[3];
+        let ack = from(&mut h, port, 0, &request_selecting(mac, last)).unwrap();
+        assert_eq!(ack.message_type, DhcpMessageType::Ack);
+    }
+    let a = h
+        .server
+        .leases()
+        .lease_of(&ClientKey::from_mac(MAC_A))
+        .unwrap()
+        .addr;
+    // A shows up behind port 1: neither its renewal nor its INIT-REBOOT fits there.
+    assert!(from(
+        &mut h,
+        1,
+        10,
+        &request_renewing(BROADCAST, a.octets(), MAC_A)
+    )
+    .is_none());
+    assert!(from(&mut h, 1, 11, &request_init_reboot(MAC_A, a.octets())).is_none());
+    let c = h.server.counters();
+    assert_eq!((c.exhausted, c.port_limit), (2, 2));
+    // Back on port 0 it renews.
+    let ack = from(
+        &mut h,
+        0,
+        12,
+        &request_renewing(BROADCAST, a.octets(), MAC_A),
+    )
+    .unwrap();
+    assert_eq!((ack.message_type, ack.yiaddr), (DhcpMessageType::Ack, a));
+}
+
+#[test]
 fn rfc2131_4_3_2_init_reboot_unknown_client_is_silent() {
     let mut h = Harness::new();
     // In our subnet and even free in our pool, but no record: "MUST remain silent".
