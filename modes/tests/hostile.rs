@@ -511,6 +511,22 @@ fn nat_guest_spoofing_its_source_is_not_translated() {
             Verdict::Drop(DropReason::Spoofed),
             "{flavor:?}: a short DHCP message from 0.0.0.0"
         );
+        if flavor == NatFlavor::PerVm {
+            // An IPv4 header saying UDP from 0.0.0.0, and nothing after it: no port to
+            // read, so not DHCP.
+            let mut f = eth(router, mac, 0x0800);
+            f.truncate(14);
+            let mut ip = vec![
+                0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255,
+            ];
+            let c = vnet_core::wire::checksum::data(&ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&ip);
+            assert_eq!(
+                run(&mut m, &mut pool, now, &f, 0).0,
+                Verdict::Drop(DropReason::Spoofed)
+            );
+        }
         // The guest's own address works.
         let f = udp(
             (mac, router),
