@@ -12,7 +12,8 @@ fuzz/corpus/<target>/ in that target's input format:
 - wire_dhcp: each DHCP payload (UDP port 67 or 68);
 - mode_*: a configuration byte, then the frames as records (ctrl, 2-byte length, frame;
   see fuzz/src/lib.rs), one seed per pcap and one with every pcap in turn, for a few
-  configurations; all frames come in on port 0 (a VM).
+  configurations; all frames come in on port 0 (a VM); then every pcap in turn with each
+  frame answered by its peer, and with each frame refused by an ICMP error.
 
 dhcp_server takes structured input (the `arbitrary` crate): it starts from nothing.
 Deterministic: running it again rewrites the same files. Usage: ci/fuzz-seed.py [REPO]
@@ -136,6 +137,12 @@ def main():
                 # The last frame ends the batch and runs the timers.
                 body += record(frames[-1], ctrl=0x08 | 0x80)
                 add(target, f"{stem}-cfg{cfg:02x}", bytes([cfg]) + body)
+            # Every frame answered by whoever it reached, or (UDP, ICMP) refused with an
+            # ICMP error: the peer's side (ports 7 and 6, see fuzz/src/lib.rs).
+            answered = b"".join(record(f, ctrl=0x08) + record(b"", ctrl=0x0F) for f in everything)
+            add(target, f"all-answered-cfg{cfg:02x}", bytes([cfg]) + answered)
+            refused = b"".join(record(f, ctrl=0x08) + record(b"", ctrl=0x0E) for f in everything)
+            add(target, f"all-refused-cfg{cfg:02x}", bytes([cfg]) + refused)
 
     total = 0
     for target, files in sorted(seeds.items()):

@@ -9,7 +9,9 @@
 //! then records    ctrl (1 byte) | len (2 bytes, big endian) | len bytes of frame
 //! ```
 //!
-//! `ctrl`: bits 0-2 the ingress port (modulo the number of ports), bit 3 ends the batch
+//! `ctrl`: bits 0-2 the ingress port (modulo the number of ports; once a frame has left,
+//! 7 instead answers it from where it went, see [`answer`], and 6 sends an ICMP error
+//! about it, see [`icmp_error`]: the peers a fuzzer cannot guess), bit 3 ends the batch
 //! after this frame, bit 4 fixes the frame up (the mode's own MAC and, on a NAT link, IPv4
 //! address as destination, IPv4 total length, header and TCP/UDP/ICMP checksums), bits
 //! 5-6 advance the clock before the frame (0, 10 ms, 2 s, 1000 s), bit 7 runs the
@@ -34,6 +36,11 @@ pub const POOL_FRAMES: u32 = 256;
 pub const FRAME_SIZE: usize = 2048;
 /// Most packets in one batch (the engine's burst).
 pub const BATCH: usize = vnet_core::port::BURST;
+
+/// `ctrl` port selector of a record that answers the last frame that left (see [`answer`]).
+pub const ANSWER: u8 = 7;
+/// `ctrl` port selector of a record that is an ICMP error about it (see [`icmp_error`]).
+pub const ICMP_ERROR: u8 = 6;
 
 /// A verdict no mode writes with one worker: what every slot holds before `process`,
 /// so a slot the mode forgot to fill is caught.
@@ -210,6 +217,8 @@ pub struct Driver<'o, M: Pipeline, O: Oracle> {
     pkts: Vec<Pkt>,
     before: Vec<Vec<u8>>,
     emitter: Emitter,
+    /// The last frame that left (its first port and bytes): what an answer answers.
+    last_out: Option<(PortId, Vec<u8>)>,
 }
 
 impl<'o, M: Pipeline, O: Oracle> Driver<'o, M, O> {
@@ -229,6 +238,7 @@ impl<'o, M: Pipeline, O: Oracle> Driver<'o, M, O> {
             pkts: Vec::with_capacity(BATCH),
             before: Vec::with_capacity(BATCH),
             emitter: Emitter::new(),
+            last_out: None,
         }
     }
 
@@ -269,16 +279,33 @@ impl<'o, M: Pipeline, O: Oracle> Driver<'o, M, O> {
         let mut frame = [0u8; FRAME_SIZE];
         for r in records(data) {
             self.advance(r.advance);
-            let port = PortId::from(r.port_sel) % self.layout.len() as PortId;
-            let buf = &mut frame[..r.bytes.len()];
-            buf.copy_from_slice(r.bytes);
-            if r.fix {
-                fix_up(
-                    buf,
-                    self.oracle.fix_dst_mac(port),
-                    self.oracle.fix_dst_ip(port),
-                );
-            }
+            let made = match (r.port_sel, self.last_out.as_ref()) {
+                (ANSWER, Some((port, last))) => Some((*port, answer(last, r.bytes, &mut frame))),
+                (ICMP_ERROR, Some((port, last))) => {
+                    icmp_error(last, r.bytes, &mut frame).map(|n| (*port, n))
+                }
+                _ => None,
+            };
+            let (port, buf) = match made {
+                Some((port, n)) => {
+                    let buf = &mut frame[..n];
+                    fix_up(buf, None, None);
+                    (port, buf)
+                }
+                None => {
+                    let port = PortId::from(r.port_sel) % self.layout.len() as PortId;
+                    let buf = &mut frame[..r.bytes.len()];
+                    buf.copy_from_slice(r.bytes);
+                    if r.fix {
+                        fix_up(
+                            buf,
+                            self.oracle.fix_dst_mac(port),
+                            self.oracle.fix_dst_ip(port),
+                        );
+                    }
+                    (port, buf)
+                }
+            };
             self.push(port, buf);
             if r.poll {
                 self.poll();
@@ -335,6 +362,7 @@ impl<'o, M: Pipeline, O: Oracle> Driver<'o, M, O> {
                     for out in mask.iter() {
                         worker.port(out as usize).add_tx(1, u64::from(pkt.len));
                     }
+                    remember(&mut self.last_out, mask, self.pool.bytes(&pkt));
                     self.pool.free(pkt.frame);
                 }
                 Verdict::Drop(reason) => {
@@ -373,6 +401,7 @@ impl<'o, M: Pipeline, O: Oracle> Driver<'o, M, O> {
                 "emitted to a port the layout lacks ({mask:?}, ports {all:?})"
             );
             self.oracle.check_emitted(self.pool.bytes(&pkt), mask);
+            remember(&mut self.last_out, mask, self.pool.bytes(&pkt));
             if let Some(k) = self.kept.iter().position(|&f| f == pkt.frame) {
                 self.kept.swap_remove(k);
             }
@@ -513,4 +542,135 @@ pub fn small_dhcp() -> vnet_modes::dhcp::DhcpServerConfig {
     d.offer_hold = Duration::from_secs(5);
     d.decline_quarantine = Duration::from_secs(10);
     d
+}
+
+fn remember(last: &mut Option<(PortId, Vec<u8>)>, mask: PortMask, bytes: &[u8]) {
+    let Some(port) = mask.iter().next() else {
+        return;
+    };
+    let (p, buf) = last.get_or_insert_with(|| (port, Vec::with_capacity(FRAME_SIZE)));
+    *p = port;
+    buf.clear();
+    buf.extend_from_slice(bytes);
+}
+
+/// A peer's answer to `last` (a frame that left the mode), into `out`; returns its length.
+/// MACs, IPv4 addresses and TCP/UDP ports swapped, TTL 64; an ICMP echo request becomes
+/// its reply; TCP acknowledges the segment's sequence number, with `extra[0]` as its flags
+/// (SYN+ACK without); an ARP request becomes the reply of the address asked for. The rest
+/// of `extra` overwrites the start of the payload. Checksums are fixed by the caller.
+pub fn answer(last: &[u8], extra: &[u8], out: &mut [u8]) -> usize {
+    let n = last.len().min(out.len());
+    let out = &mut out[..n];
+    out.copy_from_slice(&last[..n]);
+    if n < 14 {
+        return n;
+    }
+    for i in 0..6 {
+        out.swap(i, i + 6);
+    }
+    let overlay = extra.get(1..).unwrap_or(&[]);
+    match ethertype(out) {
+        Some(0x0800) if n >= 34 => {
+            let ihl = usize::from(out[14] & 0x0f) * 4;
+            for i in 0..4 {
+                out.swap(26 + i, 30 + i);
+            }
+            out[22] = 64;
+            let l4 = 14 + ihl.max(20);
+            let data_at = match out[23] {
+                6 | 17 if n >= l4 + 4 => {
+                    for i in 0..2 {
+                        out.swap(l4 + i, l4 + 2 + i);
+                    }
+                    if out[23] == 6 && n >= l4 + 14 {
+                        let seq = u32::from_be_bytes([
+                            out[l4 + 4],
+                            out[l4 + 5],
+                            out[l4 + 6],
+                            out[l4 + 7],
+                        ]);
+                        let ack = u32::from_be_bytes([
+                            out[l4 + 8],
+                            out[l4 + 9],
+                            out[l4 + 10],
+                            out[l4 + 11],
+                        ]);
+                        out[l4 + 4..l4 + 8].copy_from_slice(&ack.to_be_bytes());
+                        out[l4 + 8..l4 + 12].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+                        out[l4 + 13] = extra.first().copied().unwrap_or(0x12);
+                        l4 + usize::from(out[l4 + 12] >> 4) * 4
+                    } else {
+                        l4 + 8
+                    }
+                }
+                1 if n >= l4 + 8 => {
+                    if out[l4] == 8 {
+                        out[l4] = 0;
+                    }
+                    l4 + 8
+                }
+                _ => n,
+            };
+            if let Some(payload) = out.get_mut(data_at..) {
+                let k = payload.len().min(overlay.len());
+                payload[..k].copy_from_slice(&overlay[..k]);
+            }
+        }
+        Some(0x0806) if n >= 42 => {
+            // Request -> reply from the address asked for, with a MAC of the fuzzer's.
+            let mut mac = [0x0a, 0, 0, 0, 0, 0x01];
+            let k = overlay.len().min(6);
+            mac[..k].copy_from_slice(&overlay[..k]);
+            mac[0] &= 0xfe;
+            let (sha, spa) = (out[22..28].to_vec(), out[28..32].to_vec());
+            let tpa = out[38..42].to_vec();
+            out[20..22].copy_from_slice(&[0, 2]);
+            out[22..28].copy_from_slice(&mac);
+            out[28..32].copy_from_slice(&tpa);
+            out[32..38].copy_from_slice(&sha);
+            out[38..42].copy_from_slice(&spa);
+            out[6..12].copy_from_slice(&mac);
+        }
+        _ => {}
+    }
+    n
+}
+
+/// An ICMP error about `last` (an untagged IPv4 frame that left the mode), as the host it
+/// was sent to (or a router on the way) would send it back: destination unreachable
+/// (`extra[0]` even) or time exceeded, code `extra[1]` (next-hop MTU 1280 for
+/// fragmentation needed), quoting the IPv4 header and 8 bytes. `None` for other frames.
+pub fn icmp_error(last: &[u8], extra: &[u8], out: &mut [u8]) -> Option<usize> {
+    if ethertype(last)? != 0x0800 || last.len() < 34 {
+        return None;
+    }
+    let ip = &last[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let quote = ip.len().min(ihl.max(20) + 8);
+    let n = 14 + 20 + 8 + quote;
+    if n > out.len() {
+        return None;
+    }
+    let out = &mut out[..n];
+    out[..6].copy_from_slice(&last[6..12]);
+    out[6..12].copy_from_slice(&last[..6]);
+    out[12..14].copy_from_slice(&[0x08, 0x00]);
+    let h = &mut out[14..34];
+    h.fill(0);
+    h[0] = 0x45;
+    h[8] = 64;
+    h[9] = 1;
+    h[12..16].copy_from_slice(&ip[16..20]);
+    h[16..20].copy_from_slice(&ip[12..16]);
+    let icmp = &mut out[34..];
+    icmp[..8].fill(0);
+    let time_exceeded = extra.first().is_some_and(|b| b & 1 == 1);
+    icmp[0] = if time_exceeded { 11 } else { 3 };
+    icmp[1] = extra.get(1).map_or(3, |c| c % 16);
+    if !time_exceeded && icmp[1] == 4 {
+        icmp[6..8].copy_from_slice(&1280u16.to_be_bytes());
+    }
+    icmp[8..].copy_from_slice(&ip[..quote]);
+    Some(n)
 }

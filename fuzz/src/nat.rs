@@ -233,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seeds_reach_the_uplink_through_the_napt() {
+    fn the_seeds_reach_the_uplink_through_the_napt_and_the_answers_come_back() {
         for (flavor, target, cfg) in [
             (NatFlavor::PerVm, "mode_nat", "1d"),
             (NatFlavor::PerVm, "mode_nat", "10"),
@@ -250,6 +250,15 @@ mod tests {
                 totals[uplink].tx_packets > 3,
                 "{target} cfg {cfg}: nothing translated to the uplink: {totals:?}"
             );
+            // With the peers answering (or refusing with ICMP errors), what they send is
+            // translated back to the guest.
+            for (what, name) in [("answers", "all-answered"), ("ICMP errors", "all-refused")] {
+                let t = run(flavor, &seed(target, &format!("{name}-cfg{cfg}")));
+                assert!(
+                    t[0].tx_packets >= guests + 5,
+                    "{target} cfg {cfg}: the peers' {what} do not reach the guest: {t:?}"
+                );
+            }
         }
     }
 }
