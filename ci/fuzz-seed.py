@@ -13,7 +13,8 @@ fuzz/corpus/<target>/ in that target's input format:
 - mode_*: a configuration byte, then the frames as records (ctrl, 2-byte length, frame;
   see fuzz/src/lib.rs), one seed per pcap and one with every pcap in turn, for a few
   configurations; all frames come in on port 0 (a VM); then every pcap in turn with each
-  frame answered by its peer, and with each frame refused by an ICMP error.
+  frame answered by its peer, and with each frame refused by an ICMP error; for the NAT
+  targets also many flows into small tables and flows to the host through 10.0.2.2.
 
 dhcp_server takes structured input (the `arbitrary` crate): it starts from nothing.
 Deterministic: running it again rewrites the same files. Usage: ci/fuzz-seed.py [REPO]
@@ -143,6 +144,29 @@ def main():
             add(target, f"all-answered-cfg{cfg:02x}", bytes([cfg]) + answered)
             refused = b"".join(record(f, ctrl=0x08) + record(b"", ctrl=0x0E) for f in everything)
             add(target, f"all-refused-cfg{cfg:02x}", bytes([cfg]) + refused)
+
+    # NAT: many flows from one guest into small tables (configuration bit 5: 16 sessions),
+    # and flows to the host through 10.0.2.2 (bits 2 and 4: a host port, resolved). Each
+    # record has the fix-up bit (checksums are recomputed after the edits).
+    udp = next((f for stem, frames in captures if stem == "udp" for f in frames), None)
+    tcp = next((f for stem, frames in captures if stem == "tcp-handshake" for f in frames), None)
+    for target, vms in (("mode_nat", 0x00), ("mode_nat_network", 0x01)):
+        for proto, frame in (("udp", udp), ("tcp", tcp)):
+            if frame is None or len(frame) < 38:
+                continue
+            flows = b""
+            for i in range(24):
+                # Two guests (ports 0 and 1; 10.0.2.15 and .16): each under its share,
+                # together over the table.
+                f = bytearray(frame)
+                f[29] = 15 + i % 2
+                f[34:36] = struct.pack(">H", 41000 + i)
+                flows += record(bytes(f), ctrl=0x10 | (i % 2) | (0x08 if i % 8 == 7 else 0))
+            add(target, f"many-{proto}-flows", bytes([0x31]) + flows)
+            to_host = bytearray(frame)
+            to_host[30:34] = bytes([10, 0, 2, 2])
+            body = record(bytes(to_host), ctrl=0x18) + record(b"", ctrl=0x0F)
+            add(target, f"{proto}-to-host", bytes([0x14 | vms]) + body * 3)
 
     total = 0
     for target, files in sorted(seeds.items()):

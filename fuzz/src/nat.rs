@@ -143,7 +143,7 @@ fn arp_reply(sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
 
 /// Runs a NAT or NAT Network target's input. Configuration byte: bits 0-1 VMs - 1, bit 2
 /// a host port, bit 3 port-forward rules (TCP 2222 and UDP 5353), bit 4 the next hops
-/// resolved before the input (their ARP replies), bit 5 small tables (16 sessions, 8 per
+/// resolved before the input (their ARP replies), bit 5 small tables (16 sessions, 12 per
 /// guest, 32 external ports, short timeouts), bit 6 endpoint-independent filtering, bit
 /// 7 a tight guard (burst 4, 10 frames/s) and an upstream DNS resolver. Returns the
 /// counters per port (for the seeds' tests).
@@ -178,7 +178,7 @@ pub fn run(flavor: NatFlavor, data: &[u8]) -> Vec<PortTotals> {
     }
     if cfg & 32 != 0 {
         c.napt.max_sessions = 16;
-        c.napt.max_sessions_per_guest = 8;
+        c.napt.max_sessions_per_guest = 12;
         c.napt.port_range = (40000, 40031);
         c.napt.strict = false;
         c.napt.timeouts.udp = Duration::from_secs(3);
