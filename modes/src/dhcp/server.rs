@@ -4,8 +4,8 @@
 //! - sans-IO: [`DhcpServer::handle`] and [`DhcpServer::handle_bytes`] read no clock, do no
 //!   I/O and do not allocate; the lease file is touched only by [`DhcpServer::new`],
 //!   [`DhcpServer::save`] and [`DhcpServer::flush_if_dirty`] (control plane, timers);
-//! - every message gets a verdict: a reply, or silence with exactly one counter
-//!   incremented saying why (see [`DhcpCounters`]);
+//! - every message gets a verdict: a reply, or silence with a counter incremented saying
+//!   why (see [`DhcpCounters`]);
 //! - the lease table is bounded ([`super::MAX_LEASES_CAP`] leases, [`super::MAX_POOL_LEN`]
 //!   addresses) and allocated at construction;
 //! - replies follow RFC 2131 Table 3 (see [`DhcpServer::handle`]) and 4.1 ([`ReplyDest`]).
@@ -54,9 +54,11 @@ pub struct DhcpReply {
 }
 
 /// One counter per outcome. Every message increments exactly one of the outcome
-/// counters `offers`..`malformed`; `discovers_received`/`requests_received` count input,
-/// `reply_too_large` counts a reply that was decided (and counted) but did not fit the
-/// caller's buffer, and `expired` counts leases running out.
+/// counters `offers`..`malformed`, or only `port_limit` when a DISCOVER exceeds its
+/// port's share; a REQUEST refused for its port's share increments `port_limit` beside
+/// its outcome (`naks` or `exhausted`). `discovers_received`/`requests_received` count
+/// input, `reply_too_large` counts a reply that was decided (and counted) but did not fit
+/// the caller's buffer, and `expired` counts leases running out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DhcpCounters {
     /// DHCPDISCOVERs received.
