@@ -589,21 +589,7 @@ mod tests {
         let (p0, peer0) = mem_pair("p0", 0, 64);
         let (p1, peer1) = mem_pair("p1", 1, 64);
         let counters = CounterSet::new(1, 2);
-        let mut mesh = HandoffMesh::new(1, 16);
-        let h = (mesh.tx.pop().unwrap(), mesh.rx.pop().unwrap());
-        let mut w = Worker::new(
-            0,
-            vec![
-                (0, Box::new(p0) as Box<dyn Port>),
-                (1, Box::new(p1) as Box<dyn Port>),
-            ],
-            &[0, 0],
-            FramePool::with_heap(64, 2048, 0),
-            ZeroToOne,
-            counters.worker(0),
-            h,
-            WorkerConfig::default(),
-        );
+        let mut w = zero_to_one_worker(p0, p1, &counters);
         peer0.send(&f);
         let mut wrong = f.clone();
         wrong[40] ^= 0x11; // simply wrong: forwarded as it is
