@@ -7,6 +7,7 @@
 //! the blocks of every worker with [`CounterSet::snapshot`]. A reader may see a block a
 //! few packets old; it never sees a torn value.
 
+use crate::fastpath::{Miss, PortFastStats};
 use crate::frame::MAX_PORTS;
 use crate::offload::{OffloadStats, Unsegmented};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +120,14 @@ pub struct PortCounters {
     backend_unsegmented: [AtomicU64; Unsegmented::COUNT],
     /// Link events, indexed as [`LinkEvent::ALL`] (control thread only).
     link_events: [AtomicU64; LinkEvent::COUNT],
+    /// The fast path's counters of this port, as last read from the kernel (see
+    /// [`PortCounters::set_fast`]).
+    fast_rx: AtomicU64,
+    fast_rx_bytes: AtomicU64,
+    fast_tx: AtomicU64,
+    fast_tx_bytes: AtomicU64,
+    fast_to_core: AtomicU64,
+    fast_misses: [AtomicU64; Miss::COUNT],
 }
 
 /// What happened to a port's interface while the dataplane ran (counted per port by the
@@ -188,6 +197,19 @@ impl PortCounters {
     #[inline]
     pub fn add_csum_completed(&self, n: u64) {
         bump(&self.csum_completed, n);
+    }
+
+    /// Record the fast path's counters of this port as the kernel has them now
+    /// (cumulative values, replaced, not added; the owning worker only).
+    pub fn set_fast(&self, f: &PortFastStats) {
+        self.fast_rx.store(f.rx, Ordering::Relaxed);
+        self.fast_rx_bytes.store(f.rx_bytes, Ordering::Relaxed);
+        self.fast_tx.store(f.tx, Ordering::Relaxed);
+        self.fast_tx_bytes.store(f.tx_bytes, Ordering::Relaxed);
+        self.fast_to_core.store(f.to_core, Ordering::Relaxed);
+        for (c, v) in self.fast_misses.iter().zip(f.misses) {
+            c.store(v, Ordering::Relaxed);
+        }
     }
 
     /// Count a link event of this port (the control thread only, never a worker).
@@ -265,6 +287,9 @@ pub struct PortTotals {
     pub offload: OffloadStats,
     /// Link events, indexed as [`LinkEvent::ALL`].
     pub link_events: [u64; LinkEvent::COUNT],
+    /// The fast path (`--offload xdp`): frames it took and sent on this port, frames it
+    /// handed to the core and why. `rx_packets`/`tx_packets` above include its frames.
+    pub fast: PortFastStats,
 }
 
 impl PortTotals {
@@ -333,7 +358,22 @@ impl CounterSet {
                 for (t, c) in t.link_events.iter_mut().zip(&c.link_events) {
                     *t += c.load(Ordering::Relaxed);
                 }
+                let f = &mut t.fast;
+                f.rx += c.fast_rx.load(Ordering::Relaxed);
+                f.rx_bytes += c.fast_rx_bytes.load(Ordering::Relaxed);
+                f.tx += c.fast_tx.load(Ordering::Relaxed);
+                f.tx_bytes += c.fast_tx_bytes.load(Ordering::Relaxed);
+                f.to_core += c.fast_to_core.load(Ordering::Relaxed);
+                for (t, c) in f.misses.iter_mut().zip(&c.fast_misses) {
+                    *t += c.load(Ordering::Relaxed);
+                }
             }
+        }
+        for t in &mut out {
+            t.rx_packets += t.fast.rx;
+            t.rx_bytes += t.fast.rx_bytes;
+            t.tx_packets += t.fast.tx;
+            t.tx_bytes += t.fast.tx_bytes;
         }
         out
     }

@@ -21,6 +21,7 @@
 
 pub mod counters;
 pub mod engine;
+pub mod fastpath;
 pub mod frame;
 pub mod offload;
 pub mod pipeline;

@@ -15,6 +15,7 @@
 //!   (or transmit it through the emitter) itself.
 
 use crate::counters::DropReason;
+use crate::fastpath::{FastPathQueue, Seen};
 use crate::frame::{FramePool, Pkt, PortId, MAX_PORTS};
 use crate::time::Instant;
 
@@ -192,6 +193,17 @@ pub trait Pipeline: Send {
     /// Timers: expire state, originate frames (into `out`). Called every few loops and
     /// whenever `poll_at` has passed.
     fn poll(&mut self, _now: Instant, _pool: &mut FramePool, _out: &mut Emitter) {}
+
+    /// The mode's fast-path outbox ([`crate::fastpath`]), if it can offer entries. The
+    /// engine enables it when the dataplane has a fast path and drains it after every
+    /// batch and timer run. Default: none (the mode never offers).
+    fn fastpath_queue(&mut self) -> Option<&mut FastPathQueue> {
+        None
+    }
+
+    /// Frames of an offered flow took the fast path (reported once per sync): refresh and
+    /// count as if the mode had seen them. Default: nothing.
+    fn fastpath_seen(&mut self, _seen: &Seen) {}
 }
 
 #[cfg(test)]

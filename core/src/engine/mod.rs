@@ -12,11 +12,13 @@
 //! setup a worker allocates nothing, takes no lock and reads the clock once per loop;
 //! the only syscalls are the ones a port's kernel rings ask for (kicks and wake-ups).
 
+pub mod fastpath;
 pub mod handoff;
 pub mod launch;
 pub mod links;
 pub mod worker;
 
+pub use fastpath::{FastPathLink, FastPathTableStats};
 pub use handoff::{HandoffMesh, HandoffRx, HandoffTx};
 pub use launch::{spawn_worker, spawn_workers, WorkerHandle};
 pub use links::PortLinks;

@@ -22,6 +22,7 @@
 //! pool can be swapped there.
 
 use crate::counters::{DropReason, WorkerCounters};
+use crate::engine::fastpath::{FastPathLink, FastPathTableStats};
 use crate::engine::handoff::{HandoffRx, HandoffTx};
 use crate::engine::links::PortLinks;
 use crate::frame::{FramePool, Pkt, PortId, MAX_PORTS};
@@ -71,6 +72,8 @@ pub struct Worker<M: Pipeline> {
     /// The links mask last seen, and the local slots it marks down (bit per slot).
     links_seen: u64,
     down_slots: u64,
+    /// The fast path (`--offload xdp`): the mode's offers become kernel entries.
+    fastpath: Option<FastPathLink>,
 }
 
 impl<M: Pipeline> std::fmt::Debug for Worker<M> {
@@ -133,6 +136,7 @@ impl<M: Pipeline> Worker<M> {
             links: None,
             links_seen: 0,
             down_slots: 0,
+            fastpath: None,
         }
     }
 
@@ -201,6 +205,27 @@ impl<M: Pipeline> Worker<M> {
     #[inline]
     fn slot_down(&self, slot: usize) -> bool {
         self.down_slots & (1u64 << slot) != 0
+    }
+
+    /// Give the worker a fast path: from now on its mode's offers are installed in the
+    /// kernel, revoked when the mode says, and synced back.
+    pub fn set_fastpath(&mut self, link: FastPathLink) {
+        if let Some(q) = self.pipeline.fastpath_queue() {
+            q.set_enabled(true);
+        }
+        self.fastpath = Some(link);
+    }
+
+    /// The fast-path table's counters (none without a fast path).
+    pub fn fastpath_stats(&self) -> Option<FastPathTableStats> {
+        self.fastpath.as_ref().map(FastPathLink::stats)
+    }
+
+    /// Remove every fast-path entry this worker installed (before the ports go).
+    pub fn clear_fastpath(&mut self) {
+        if let Some(link) = &mut self.fastpath {
+            link.clear();
+        }
     }
 
     /// The worker's index.
@@ -294,6 +319,13 @@ impl<M: Pipeline> Worker<M> {
         let verdicts = &mut self.verdicts[..n];
         self.pipeline
             .process(now, &mut self.pool, self.rx.as_mut_slice(), verdicts);
+        if let Some(link) = &mut self.fastpath {
+            if let Some(q) = self.pipeline.fastpath_queue() {
+                if !q.is_empty() {
+                    link.apply(q, &self.pool, self.rx.as_slice(), &self.verdicts[..n]);
+                }
+            }
+        }
         for i in 0..n {
             let pkt = self.rx.as_slice()[i];
             match self.verdicts[i] {
@@ -332,8 +364,24 @@ impl<M: Pipeline> Worker<M> {
                 .port(self.port_ids[slot] as usize)
                 .set_backend(&port.stats());
         }
+        if let Some(link) = &mut self.fastpath {
+            // Before the timers: what the kernel forwarded refreshes state first.
+            if link.sync_due(now) {
+                let pipeline = &mut self.pipeline;
+                link.sync(now, &self.port_ids, &self.counters, |seen| {
+                    pipeline.fastpath_seen(seen)
+                });
+            }
+        }
         self.emitter.clear();
         self.pipeline.poll(now, &mut self.pool, &mut self.emitter);
+        if let Some(link) = &mut self.fastpath {
+            if let Some(q) = self.pipeline.fastpath_queue() {
+                if !q.is_empty() {
+                    link.apply(q, &self.pool, &[], &[]);
+                }
+            }
+        }
         for i in 0..self.emitter.items().len() {
             let (pkt, mask) = self.emitter.items()[i];
             self.dispatch(pkt, mask);

@@ -71,6 +71,7 @@
 //! ```
 
 mod error;
+mod fastpath;
 mod link;
 mod napi;
 mod napi_policy;
@@ -80,17 +81,21 @@ mod quiet;
 mod socket;
 mod sockopt;
 mod umem;
+mod xdp_features;
 
 pub use error::XdpError;
+pub use fastpath::FastPath;
 pub use link::{attached_program, detach_program, LinkProbe, LinkStatus};
 pub use napi::{NapiGuard, NapiSettings, DEFAULT_DEFER_HARD_IRQS, DEFAULT_GRO_FLUSH_TIMEOUT_NS};
 pub use napi_policy::{AutoNapi, AutoState, NapiPolicy};
 pub use napi_state::{netns_state_dir, DEFAULT_STATE_DIR};
 pub use socket::XdpPort;
+pub use xdp_features::{xdp_features, XdpFeatures};
 
 use crate::frame::{FramePool, PortId};
 use crate::port::{Port, BURST};
 use netlink::RtNetlink;
+use fastpath::Attachment;
 use socket::{Bound, Rings, Sizing};
 use std::ffi::CString;
 use std::fmt;
@@ -208,7 +213,23 @@ pub struct XdpConfig {
     /// (`DIR/netns-INODE/IF.state`, see [`NapiGuard`]); `None`: nowhere, and a killed
     /// process leaves its settings behind.
     pub napi_state_dir: Option<std::path::PathBuf>,
+    /// The fast path (`run --offload xdp`): its program is attached to every port instead
+    /// of libxdp's default one, and each socket is entered in its `fp_xsks` map; `None`:
+    /// libxdp's default program.
+    pub fastpath: Option<SharedFastPath>,
 }
+
+/// A [`FastPath`] shared by every worker's ports (equal when it is the same one).
+#[derive(Debug, Clone)]
+pub struct SharedFastPath(pub Arc<FastPath>);
+
+impl PartialEq for SharedFastPath {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedFastPath {}
 
 impl Default for XdpConfig {
     fn default() -> Self {
@@ -228,6 +249,7 @@ impl Default for XdpConfig {
             multi_buffer: true,
             segment_mtu: 0,
             napi_state_dir: Some(DEFAULT_STATE_DIR.into()),
+            fastpath: None,
         }
     }
 }
@@ -309,11 +331,11 @@ fn queue_size(name: &str, v: u32) -> Result<QueueSize, XdpError> {
 /// Create and bind one socket of `umem` on `ifname`.
 fn bind_socket(
     umem: &Umem,
-    ifname: &str,
+    (ifname, id, ifindex): (&str, PortId, u32),
     cfg: &XdpConfig,
     attach: AttachMode,
     bind: BindMode,
-) -> Result<Result<Rings, io::Error>, XdpError> {
+) -> Result<Result<(Rings, Option<Attachment>), io::Error>, XdpError> {
     let mut flags = BindFlags::empty();
     if cfg.need_wakeup {
         flags |= BindFlags::XDP_USE_NEED_WAKEUP;
@@ -331,10 +353,26 @@ fn bind_socket(
         AttachMode::Native => XdpFlags::XDP_FLAGS_DRV_MODE,
         AttachMode::Generic => XdpFlags::XDP_FLAGS_SKB_MODE,
     };
+    // With the fast path, its program replaces libxdp's: attached first, the socket
+    // entered in its map once bound.
+    let attachment = match &cfg.fastpath {
+        Some(fp) => {
+            match Attachment::attach(&fp.0, id, ifindex, attach != AttachMode::Generic) {
+                Ok(a) => Some(a),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        None => None,
+    };
+    let libxdp_flags = if attachment.is_some() {
+        LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD
+    } else {
+        LibxdpFlags::empty()
+    };
     let config = SocketConfig::builder()
         .rx_queue_size(queue_size("rx_ring", cfg.rx_ring)?)
         .tx_queue_size(queue_size("tx_ring", cfg.tx_ring)?)
-        .libxdp_flags(LibxdpFlags::empty())
+        .libxdp_flags(libxdp_flags)
         .xdp_flags(xdp_flags)
         .bind_flags(flags)
         .build();
@@ -347,7 +385,15 @@ fn bind_socket(
     // pair is new to this UMEM.
     let created = unsafe { Socket::new(config, umem, &iface, cfg.queue_id) };
     Ok(match created {
-        Ok((tx, rx, Some((fill, comp)))) => Ok(Rings { tx, rx, fill, comp }),
+        Ok((tx, rx, Some((fill, comp)))) => {
+            let rings = Rings { tx, rx, fill, comp };
+            match &attachment {
+                Some(a) => a
+                    .enter(rings.rx.fd().as_raw_fd())
+                    .map(|()| (rings, attachment)),
+                None => Ok((rings, None)),
+            }
+        }
         Ok((_, _, None)) => Err(io::Error::other(
             "xsk-rs returned no fill/completion rings for a new interface queue",
         )),
@@ -363,14 +409,14 @@ const BUSY_RETRY: Duration = Duration::from_millis(500);
 /// [`bind_socket`], retrying EBUSY for up to [`BUSY_RETRY`].
 fn bind_socket_retrying(
     umem: &Umem,
-    ifname: &str,
+    port: (&str, PortId, u32),
     cfg: &XdpConfig,
     attach: AttachMode,
     bind: BindMode,
-) -> Result<Result<Rings, io::Error>, XdpError> {
+) -> Result<Result<(Rings, Option<Attachment>), io::Error>, XdpError> {
     let deadline = Instant::now() + BUSY_RETRY;
     loop {
-        match bind_socket(umem, ifname, cfg, attach, bind)? {
+        match bind_socket(umem, port, cfg, attach, bind)? {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -548,7 +594,7 @@ fn open_with(
         };
         let mut result = None;
         for (k, &mode) in modes.iter().enumerate() {
-            match bind_socket_retrying(&umem_handle, ifname, cfg, mode, bind)? {
+            match bind_socket_retrying(&umem_handle, (ifname, *id, ifindex), cfg, mode, bind)? {
                 Ok(rings) => {
                     result = Some(Ok((rings, mode)));
                     break;
@@ -568,7 +614,7 @@ fn open_with(
                 }
             }
         }
-        let (rings, requested) = match result {
+        let ((rings, fastpath), requested) = match result {
             Some(Ok(r)) => r,
             Some(Err((e, mode))) => {
                 return Err(bind_error(
@@ -681,6 +727,7 @@ fn open_with(
                 BindMode::Copy
             },
             napi,
+            fastpath,
             detail,
         });
     }

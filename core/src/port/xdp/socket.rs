@@ -20,6 +20,7 @@
 //! non-blocking `recvfrom` when the rx ring is empty and either busy polling is on or the
 //! fill ring needs a wakeup (skipped when a `sendto` on the socket already polled).
 
+use super::fastpath::{Attachment, FastPath};
 use super::napi::NapiGuard;
 use super::sockopt;
 use super::{AttachMode, BindMode};
@@ -49,6 +50,7 @@ pub(crate) struct Bound {
     pub attach: AttachMode,
     pub bind: BindMode,
     pub napi: Option<Arc<NapiGuard>>,
+    pub fastpath: Option<Attachment>,
     pub detail: String,
 }
 
@@ -91,6 +93,8 @@ pub struct XdpPort {
     segmenter: Segmenter,
     descs: Arc<[FrameDesc]>,
     umem: Umem,
+    /// The fast path's program on this port (detached when the port is dropped).
+    fastpath: Option<Attachment>,
     // Dropping `rings` deletes the socket (and libxdp then detaches its XDP program once
     // no socket of the interface is left); the NAPI settings are restored after that
     // (fields drop in declaration order).
@@ -138,6 +142,7 @@ impl XdpPort {
             segmenter: Segmenter::new(sizing.segment_mtu),
             descs,
             umem,
+            fastpath: b.fastpath,
             rings: b.rings,
             napi: b.napi,
             ifname: b.ifname,
@@ -156,6 +161,11 @@ impl XdpPort {
             self.detail.push_str(" warnings: ");
         }
         self.detail.push_str(warning);
+    }
+
+    /// The fast path attached to this port, if any.
+    pub fn fastpath(&self) -> Option<&Arc<FastPath>> {
+        self.fastpath.as_ref().map(Attachment::fastpath)
     }
 
     /// The interface name.

@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: GPL-2.0
+/* vnet-bench's fast path: the XDP program on every port when `run --offload xdp`.
+ *
+ * It is a cache of the poll-mode core's decisions, never a second implementation: a frame
+ * is switched or translated here only when the core installed an entry for exactly its
+ * flow (fp_l2, fp_nat) and the frame has the plain shape the core would handle without a
+ * second thought; everything else (no entry, broadcast, ARP, TCP SYN/FIN/RST, ICMP,
+ * fragments, options, partial checksums, multi-buffer frames, TTL 1, an egress port that
+ * cannot take redirects) goes to the core through the port's AF_XDP socket, exactly as
+ * the default program does, and is counted by reason.
+ *
+ * Rewrites (NAT entries): MACs, addresses, ports and TTL as the entry says, the IPv4
+ * header and TCP/UDP checksums patched incrementally (RFC 1624 eqn. 3); a UDP checksum of
+ * zero stays zero, a computed zero is sent as 0xffff. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "fastpath.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, FP_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, FP_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_tx SEC(".maps");
+
+/* ingress ifindex -> dataplane port id */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_ifindex SEC(".maps");
+
+/* port id -> FP_PORT_* flags */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FP_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FP_MAX_PORTS * FS_N);
+	__type(key, __u32);
+	__type(value, __u64);
+} fp_stats SEC(".maps");
+
+/* max_entries are set by the loader before load (--offload-entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct fp_l2_key);
+	__type(value, struct fp_l2_val);
+} fp_l2 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct fp_nat_key);
+	__type(value, struct fp_nat_val);
+} fp_nat SEC(".maps");
+
+struct eth {
+	__u8 dst[6];
+	__u8 src[6];
+	__u16 proto;
+};
+
+struct ipv4 {
+	__u8 vihl;
+	__u8 tos;
+	__u16 tot_len;
+	__u16 id;
+	__u16 frag;
+	__u8 ttl;
+	__u8 proto;
+	__u16 check;
+	__u32 saddr;
+	__u32 daddr;
+};
+
+struct ipv6 {
+	__u32 vtcfl;
+	__u16 plen;
+	__u8 nexthdr;
+	__u8 hlim;
+	__u16 saddr[8];
+	__u16 daddr[8];
+};
+
+static __always_inline void count(__u32 port, __u32 what, __u64 n)
+{
+	__u32 k = port * FS_N + what;
+	__u64 *v = bpf_map_lookup_elem(&fp_stats, &k);
+	if (v)
+		*v += n;
+}
+
+static __always_inline int to_core(__u32 port, __u32 reason)
+{
+	count(port, reason, 1);
+	count(port, FS_CORE, 1);
+	return bpf_redirect_map(&fp_xsks, port, XDP_PASS);
+}
+
+static __always_inline __u16 fold(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* RFC 1624 eqn. 3 on raw (wire-order) 16-bit words. */
+static __always_inline __u16 upd16(__u16 hc, __u16 old, __u16 new)
+{
+	return ~fold((__u32)(__u16)~hc + (__u16)~old + new);
+}
+
+static __always_inline __u16 upd32(__u16 hc, __u32 old, __u32 new)
+{
+	__u32 s = (__u32)(__u16)~hc + (__u16)~(old >> 16) + (__u16)~(old & 0xffff) +
+		  (new >> 16) + (new & 0xffff);
+	return ~fold(s);
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+static __always_inline void mac_copy(__u8 *to, const __u8 *from)
+{
+	*(__u32 *)to = *(const __u32 *)from;
+	*(__u16 *)(to + 4) = *(const __u16 *)(from + 4);
+}
+
+/* The wire-order word holding (0, x): the protocol and length words of a pseudo-header. */
+static __always_inline __u16 wire16(__u16 x)
+{
+	return __builtin_bswap16(x);
+}
+
+/* Whether the TCP/UDP checksum `field` is partial: it holds the folded pseudo-header sum
+ * (the same test as the core's offload::csum). `sum_addrs` is the sum of the addresses'
+ * 16-bit words. A UDP checksum of 0 (none) is never partial. */
+static __always_inline int partial(__u16 field, __u32 sum_addrs, __u8 proto, __u32 l4_len)
+{
+	__u32 s = sum_addrs + wire16(proto) + wire16((__u16)l4_len);
+	return field != 0 && field == fold(s);
+}
+
+static __always_inline int redirect(__u32 in, __u32 out, __u64 len)
+{
+	__u32 *flags = bpf_map_lookup_elem(&fp_ports, &out);
+	if (!flags || !(*flags & FP_PORT_REDIRECT))
+		return -1;
+	count(in, FS_FAST_RX, 1);
+	count(in, FS_FAST_RX_BYTES, len);
+	count(out, FS_FAST_TX, 1);
+	count(out, FS_FAST_TX_BYTES, len);
+	return bpf_redirect_map(&fp_tx, out, 0);
+}
+
+/* IPv4 TCP/UDP checksum word offset in the transport header, 0 for others. */
+static __always_inline __u32 l4_csum_at(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? 16 : proto == IPPROTO_UDP ? 6 : 0;
+}
+
+/* A switched frame with an entry: check what the core would have completed. */
+static __always_inline int l2_csum_ok(void *l3, void *end, __u16 proto)
+{
+	if (proto == wire16(ETH_P_IP)) {
+		struct ipv4 *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return 1;
+		if (ip->vihl != 0x45 || (ip->frag & wire16(0x3fff)))
+			return 1; /* options or a fragment: no checksum the core would touch... */
+		__u32 at = l4_csum_at(ip->proto);
+		if (!at)
+			return 1;
+		__u16 *f = (void *)(ip + 1) + at;
+		if ((void *)(f + 1) > end)
+			return 1;
+		__u32 tot = wire16(ip->tot_len);
+		if (tot < 20)
+			return 1;
+		__u32 addrs = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) +
+			      (ip->daddr >> 16);
+		return !partial(*f, addrs, ip->proto, tot - 20);
+	}
+	if (proto == wire16(ETH_P_IPV6)) {
+		struct ipv6 *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return 1;
+		__u32 at = l4_csum_at(ip->nexthdr);
+		if (!at)
+			return 1;
+		__u16 *f = (void *)(ip + 1) + at;
+		if ((void *)(f + 1) > end)
+			return 1;
+		__u32 addrs = 0;
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			addrs += ip->saddr[i] + ip->daddr[i];
+		return !partial(*f, addrs, ip->nexthdr, wire16(ip->plen));
+	}
+	return 1;
+}
+
+SEC("xdp.frags")
+int vnet_fastpath(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *portp = bpf_map_lookup_elem(&fp_ifindex, &ifindex);
+	if (!portp)
+		return XDP_PASS;
+	__u32 port = *portp;
+	if (port >= FP_MAX_PORTS)
+		return XDP_PASS;
+	__u64 len = (__u64)(end - data);
+	if (bpf_xdp_get_buff_len(ctx) != len)
+		return to_core(port, FS_MISS_MULTI_BUF);
+	struct eth *eth = data;
+	if ((void *)(eth + 1) > end)
+		return to_core(port, FS_MISS_SHAPE);
+	if (eth->dst[0] & 1)
+		return to_core(port, FS_MISS_GROUP);
+	__u16 et = eth->proto;
+	if (et != wire16(ETH_P_IP) && et != wire16(ETH_P_IPV6))
+		return to_core(port, FS_MISS_NOT_IP);
+	void *l3 = eth + 1;
+	__u64 now = bpf_ktime_get_ns();
+
+	/* Switched: (ingress, source, destination) as the core's FDB decided. */
+	struct fp_l2_key k2 = { .ingress = port };
+	mac_copy(k2.src, eth->src);
+	mac_copy(k2.dst, eth->dst);
+	struct fp_l2_val *v2 = bpf_map_lookup_elem(&fp_l2, &k2);
+	if (v2) {
+		if (!l2_csum_ok(l3, end, et))
+			return to_core(port, FS_MISS_PARTIAL_CSUM);
+		int act = redirect(port, v2->egress, len);
+		if (act < 0)
+			return to_core(port, FS_MISS_EGRESS);
+		__sync_fetch_and_add(&v2->packets, 1);
+		__sync_fetch_and_add(&v2->bytes, len);
+		v2->last_seen = now;
+		return act;
+	}
+	if (et != wire16(ETH_P_IP))
+		return to_core(port, FS_MISS_NO_ENTRY);
+
+	/* Translated: an established TCP/UDP flow of the core's NAPT. */
+	struct ipv4 *ip = l3;
+	if ((void *)(ip + 1) > end)
+		return to_core(port, FS_MISS_SHAPE);
+	if (ip->proto != IPPROTO_TCP && ip->proto != IPPROTO_UDP)
+		return to_core(port, FS_MISS_PROTO);
+	if (ip->vihl != 0x45)
+		return to_core(port, FS_MISS_SHAPE);
+	if (ip->frag & wire16(0x3fff))
+		return to_core(port, FS_MISS_FRAGMENT);
+	__u32 tot = wire16(ip->tot_len);
+	if ((void *)ip + tot > end)
+		return to_core(port, FS_MISS_SHAPE);
+	__u16 *w = (__u16 *)ip;
+	__u32 hs = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		hs += w[i];
+	if (fold(hs) != 0xffff)
+		return to_core(port, FS_MISS_BAD_CSUM);
+	__u16 *ports = (__u16 *)(ip + 1);
+	__u16 *csum;
+	if (ip->proto == IPPROTO_TCP) {
+		__u8 *th = (__u8 *)(ip + 1);
+		if ((void *)(th + 20) > end)
+			return to_core(port, FS_MISS_SHAPE);
+		__u32 doff = (th[12] >> 4) * 4;
+		if (doff < 20 || tot < 20 + doff)
+			return to_core(port, FS_MISS_SHAPE);
+		if (th[13] & 0x07) /* FIN, SYN, RST */
+			return to_core(port, FS_MISS_CONTROL);
+		csum = (__u16 *)(th + 16);
+	} else {
+		__u8 *uh = (__u8 *)(ip + 1);
+		if ((void *)(uh + 8) > end)
+			return to_core(port, FS_MISS_SHAPE);
+		if (wire16(*(__u16 *)(uh + 4)) != tot - 20)
+			return to_core(port, FS_MISS_SHAPE);
+		csum = (__u16 *)(uh + 6);
+	}
+	struct fp_nat_key kn = {
+		.ingress = port,
+		.saddr = ip->saddr,
+		.daddr = ip->daddr,
+		.sport = ports[0],
+		.dport = ports[1],
+		.proto = ip->proto,
+	};
+	struct fp_nat_val *vn = bpf_map_lookup_elem(&fp_nat, &kn);
+	if (!vn)
+		return to_core(port, FS_MISS_NO_ENTRY);
+	if (!mac_eq(eth->dst, vn->match_dst) || !mac_eq(eth->src, vn->match_src))
+		return to_core(port, FS_MISS_MAC);
+	if (vn->ttl_dec && ip->ttl <= 1)
+		return to_core(port, FS_MISS_TTL);
+	__u32 addrs = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) +
+		      (ip->daddr >> 16);
+	if (partial(*csum, addrs, ip->proto, tot - 20))
+		return to_core(port, FS_MISS_PARTIAL_CSUM);
+	__u32 *flags = bpf_map_lookup_elem(&fp_ports, &vn->egress);
+	if (!flags || !(*flags & FP_PORT_REDIRECT))
+		return to_core(port, FS_MISS_EGRESS);
+
+	/* Rewrite: transport checksum first (it covers the old addresses and ports). */
+	__u16 c = *csum;
+	int udp = ip->proto == IPPROTO_UDP;
+	if (!(udp && c == 0)) {
+		c = upd32(c, ip->saddr, vn->new_saddr);
+		c = upd32(c, ip->daddr, vn->new_daddr);
+		c = upd16(c, ports[0], vn->new_sport);
+		c = upd16(c, ports[1], vn->new_dport);
+		if (udp && c == 0)
+			c = 0xffff;
+		*csum = c;
+	}
+	__u16 h = ip->check;
+	h = upd32(h, ip->saddr, vn->new_saddr);
+	h = upd32(h, ip->daddr, vn->new_daddr);
+	if (vn->ttl_dec) {
+		__u16 old = *(__u16 *)&ip->ttl;
+		ip->ttl -= 1;
+		h = upd16(h, old, *(__u16 *)&ip->ttl);
+	}
+	ip->check = h;
+	ip->saddr = vn->new_saddr;
+	ip->daddr = vn->new_daddr;
+	ports[0] = vn->new_sport;
+	ports[1] = vn->new_dport;
+	mac_copy(eth->dst, vn->new_dst);
+	mac_copy(eth->src, vn->new_src);
+	__sync_fetch_and_add(&vn->packets, 1);
+	__sync_fetch_and_add(&vn->bytes, len);
+	vn->last_seen = now;
+	int act = redirect(port, vn->egress, len);
+	return act < 0 ? XDP_DROP : act;
+}
+
+char LICENSE[] SEC("license") = "GPL";
