@@ -1,6 +1,7 @@
-//! Compiles the benchmark's XDP programs (`src/bench/bpf/*.bpf.c`) with clang into
-//! `$OUT_DIR`, where `bench::bpf` embeds them. Without clang the objects are left empty
-//! and `vnet-bench bench` says so at run time; everything else builds and works.
+//! Compiles the benchmark's XDP programs (`src/bench/bpf/*.bpf.c`: the generator, the
+//! sink and the `xdp-redirect` peer) with clang into `$OUT_DIR`, where `bench::bpf`
+//! embeds them. Without clang the objects are left empty and `vnet-bench bench` says so
+//! at run time; everything else builds and works.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,7 +14,7 @@ fn main() {
         "/usr/include/{}-linux-gnu",
         std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into())
     );
-    for name in ["gen", "sink"] {
+    for name in ["gen", "sink", "redirect"] {
         let src = dir.join(format!("{name}.bpf.c"));
         let obj = out.join(format!("{name}.bpf.o"));
         println!("cargo:rerun-if-changed={}", src.display());

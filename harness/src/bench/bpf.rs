@@ -16,6 +16,8 @@ use std::os::raw::c_void;
 pub static GEN_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gen.bpf.o"));
 /// The sink object (compiled `bpf/sink.bpf.c`).
 pub static SINK_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sink.bpf.o"));
+/// The `xdp-redirect` peer's object (compiled `bpf/redirect.bpf.c`).
+pub static REDIRECT_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/redirect.bpf.o"));
 
 /// `BPF_F_TEST_XDP_LIVE_FRAMES` from `linux/bpf.h`.
 pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
@@ -158,6 +160,27 @@ pub fn array_set_bytes(fd: i32, key: u32, value: &[u8; HDR_LEN]) -> Result<()> {
     Ok(())
 }
 
+/// Write `value` at `key` of a map with u32 keys and u32 values (a DEVMAP_HASH: the key
+/// an ingress ifindex, the value the ifindex to redirect to).
+///
+/// # Errors
+/// The kernel's error (e.g. ENODEV when `value` is no interface of the map's namespace).
+pub fn map_set_u32(fd: i32, key: u32, value: u32) -> Result<()> {
+    // SAFETY: key and value point to live u32s, the map's key and value sizes.
+    let rc = unsafe {
+        libbpf_sys::bpf_map_update_elem(
+            fd,
+            (&key as *const u32).cast(),
+            (&value as *const u32).cast(),
+            0,
+        )
+    };
+    if rc != 0 {
+        bail!("BPF map update failed: {}", errno());
+    }
+    Ok(())
+}
+
 /// Bytes of the generator's header map value (`VB_HDR_LEN`): Ethernet + IPv4 + UDP
 /// (42) rounded up to 8.
 pub const HDR_LEN: usize = 48;
@@ -236,6 +259,51 @@ pub fn xdp_attach(ifindex: u32, prog_fd: i32) -> Result<(u32, &'static str)> {
         "could not attach the sink XDP program to ifindex {ifindex}: {}",
         errno()
     )
+}
+
+/// Attach an XDP program to an interface of the calling thread's namespace in driver
+/// (native) mode only, never generic: generic XDP gives a veth no NAPI, so it could not
+/// take redirected frames. Returns the flags used, for [`xdp_detach`].
+///
+/// # Errors
+/// When the driver refuses native XDP (or the interface already has a program).
+pub fn xdp_attach_native(ifindex: u32, prog_fd: i32) -> Result<u32> {
+    // Fail rather than replace a program someone else attached.
+    let flags = libbpf_sys::XDP_FLAGS_DRV_MODE | libbpf_sys::XDP_FLAGS_UPDATE_IF_NOEXIST;
+    // SAFETY: plain syscall wrapper; null opts allowed.
+    let rc =
+        unsafe { libbpf_sys::bpf_xdp_attach(ifindex as i32, prog_fd, flags, std::ptr::null()) };
+    if rc != 0 {
+        bail!(
+            "could not attach an XDP program natively to ifindex {ifindex}: {}",
+            std::io::Error::from_raw_os_error(-rc)
+        );
+    }
+    Ok(libbpf_sys::XDP_FLAGS_DRV_MODE)
+}
+
+/// The id of the XDP program attached in driver (native) mode to an interface of the
+/// calling thread's namespace; 0 when there is none.
+///
+/// # Errors
+/// The kernel's error (no such interface).
+pub fn xdp_native_prog_id(ifindex: u32) -> Result<u32> {
+    let mut id = 0u32;
+    // SAFETY: plain netlink query writing one u32 we own.
+    let rc = unsafe {
+        libbpf_sys::bpf_xdp_query_id(
+            ifindex as i32,
+            libbpf_sys::XDP_FLAGS_DRV_MODE as i32,
+            &mut id,
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "could not query the XDP program of ifindex {ifindex}: {}",
+            std::io::Error::from_raw_os_error(-rc)
+        );
+    }
+    Ok(id)
 }
 
 /// Detach whatever XDP program is attached with `flags`.

@@ -7,7 +7,8 @@
 //! - [`sink`]: the sink (XDP on the receiving interface: latency buckets, sequence);
 //! - [`search`]: NDR/PDR binary search over trials;
 //! - [`scenario`]: a mode in one direction (endpoints, addresses, DUT arguments);
-//! - [`peers`]: the DUTs (vnet, the kernel, testpmd) and fair interface settings;
+//! - [`peers`]: the DUTs (vnet and vnet-offload, the kernel and kernel-flowtable, testpmd,
+//!   xdp-redirect) and fair interface settings;
 //! - [`results`]: `summary.json`, `.hlog`, `.hgrm`;
 //! - [`compare`]: `vnet-bench compare` (KS test + threshold, SVG plot);
 //! - [`ab`]: `vnet-bench compare --ab OLD NEW` (two builds alternately, pair by pair);
@@ -51,17 +52,60 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-/// Which DUTs to measure.
+/// Which DUTs to measure (`--dut`, comma-separated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DutChoice {
-    /// vnet only.
+    /// vnet.
     Vnet,
-    /// The Linux kernel only.
+    /// vnet with `--offload xdp`.
+    VnetOffload,
+    /// The Linux kernel.
     Kernel,
-    /// testpmd only.
+    /// The kernel's NAT plus an nftables flowtable (NAT modes' routed directions).
+    KernelFlowtable,
+    /// testpmd.
     Testpmd,
-    /// vnet, kernel and testpmd, alternating.
+    /// XDP_REDIRECT from port to port: an L2 wire, the topology's ceiling.
+    XdpRedirect,
+    /// Every DUT that applies to the scenario (kernel-flowtable only where the kernel
+    /// routes), alternating.
     All,
+}
+
+/// The DUTs `choices` name for `scenario`, each once, vnet first (its PDR in a round sets
+/// every DUT's latency loads), then in the order given. `all` adds every DUT that applies
+/// to the scenario; a DUT named on its own that does not apply is kept, so that it is
+/// refused in the report with its reason.
+pub fn expand_duts(choices: &[DutChoice], scenario: &Scenario) -> Vec<DutKind> {
+    let mut duts: Vec<DutKind> = Vec::new();
+    for d in choices {
+        let add: Vec<DutKind> = match d {
+            DutChoice::Vnet => vec![DutKind::Vnet],
+            DutChoice::VnetOffload => vec![DutKind::VnetOffload],
+            DutChoice::Kernel => vec![DutKind::Kernel],
+            DutChoice::KernelFlowtable => vec![DutKind::KernelFlowtable],
+            DutChoice::Testpmd => vec![DutKind::Testpmd],
+            DutChoice::XdpRedirect => vec![DutKind::XdpRedirect],
+            DutChoice::All => [
+                DutKind::Vnet,
+                DutKind::VnetOffload,
+                DutKind::Kernel,
+                DutKind::KernelFlowtable,
+                DutKind::Testpmd,
+                DutKind::XdpRedirect,
+            ]
+            .into_iter()
+            .filter(|k| k.check_applies(scenario).is_ok())
+            .collect(),
+        };
+        for k in add {
+            if !duts.contains(&k) {
+                duts.push(k);
+            }
+        }
+    }
+    duts.sort_by_key(|d| *d != DutKind::Vnet);
+    duts
 }
 
 /// `vnet-bench bench` arguments.
@@ -657,23 +701,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     pb.enable_steady_tick(Duration::from_millis(200));
 
-    let mut duts: Vec<DutKind> = Vec::new();
-    for d in &args.dut {
-        let add: &[DutKind] = match d {
-            DutChoice::Vnet => &[DutKind::Vnet],
-            DutChoice::Kernel => &[DutKind::Kernel],
-            DutChoice::Testpmd => &[DutKind::Testpmd],
-            DutChoice::All => &[DutKind::Vnet, DutKind::Kernel, DutKind::Testpmd],
-        };
-        for k in add {
-            if !duts.contains(k) {
-                duts.push(*k);
-            }
+    // vnet first: its PDR in a round sets the offered rates of every DUT's latency trials.
+    let duts = expand_duts(&args.dut, &scenario);
+    let refused: Vec<anyhow::Error> = duts
+        .iter()
+        .filter_map(|d| d.check_applies(&scenario).err())
+        .collect();
+    if refused.len() == duts.len() {
+        if let Some(e) = refused.into_iter().next() {
+            // Nothing here applies: say why before anything is built. (A DUT that does not
+            // apply next to others that do is refused in its report row instead.)
+            return Err(e);
         }
     }
-
-    // vnet first: its PDR in a round sets the offered rates of every DUT's latency trials.
-    duts.sort_by_key(|d| *d != DutKind::Vnet);
     let reference = if args.latency_only {
         "fixed rate"
     } else if duts.first() == Some(&DutKind::Vnet) {
@@ -1045,21 +1085,36 @@ pub fn print_summary(s: &Summary) {
     } else {
         print_search(s);
     }
+    let w = name_width(s);
     for d in &s.duts {
         let busy = match d.info.busy_poll.as_str() {
             "" | "-" => String::new(),
             b => format!("busy_poll={b} "),
         };
-        println!("{:<8} {}: {busy}{}", d.dut, d.info.backend, d.info.napi);
+        println!("{:<w$} {}: {busy}{}", d.dut, d.info.backend, d.info.napi);
+        if !d.info.note.is_empty() {
+            println!("{:<w$} note: {}", d.dut, d.info.note);
+        }
     }
     if !s.complete {
         println!("(incomplete: interrupted or a search was cut short)");
     }
 }
 
+/// Width of the DUT column: the longest name (`kernel-flowtable`), at least 8.
+fn name_width(s: &Summary) -> usize {
+    s.duts
+        .iter()
+        .map(|d| d.dut.len())
+        .chain([8])
+        .max()
+        .unwrap_or(8)
+}
+
 fn print_search(s: &Summary) {
+    let w = name_width(s);
     println!(
-        "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  vs vnet (NDR, PDR)",
+        "{:<w$} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  vs vnet (NDR, PDR)",
         "dut", "NDR Mpps", "PDR Mpps", "2xPDR Mpps", "p50 us", "p99 us", "p99.9 us", "max us",
     );
     let lat = |l: Option<&LatencyPoint>| {
@@ -1074,7 +1129,7 @@ fn print_search(s: &Summary) {
     for d in &s.duts {
         let [p50, p99, p999, max] = lat(d.latency_at(50));
         println!(
-            "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  {}",
+            "{:<w$} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  {}",
             d.dut,
             d.ndr.map(|f| mpps(f.pps)).unwrap_or_else(|| "-".into()),
             d.pdr.map(|f| mpps(f.pps)).unwrap_or_else(|| "-".into()),
@@ -1096,7 +1151,7 @@ fn print_search(s: &Summary) {
     if let Some(f) = s.floor_at(50) {
         let [p50, p99, p999, max] = lat(Some(f));
         println!(
-            "{:<8} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  (the harness alone)",
+            "{:<w$} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  (the harness alone)",
             "floor", "-", "-", "-", p50, p99, p999, max
         );
     }
@@ -1122,11 +1177,12 @@ fn print_search(s: &Summary) {
                 None => format!("{pct}% -"),
             })
             .collect();
-        println!("  {name:<8} {}", cells.join("   "));
+        println!("  {name:<w$} {}", cells.join("   "));
     }
 }
 
 fn print_latency_only(s: &Summary) {
+    let w = name_width(s);
     let rate = s
         .harness_floor
         .first()
@@ -1138,7 +1194,7 @@ fn print_latency_only(s: &Summary) {
         rate, s.harness_floor_how
     );
     println!(
-        "{:<8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>9} {:>9}",
+        "{:<w$} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>9} {:>9}",
         "dut",
         "loss %",
         "p50 us",
@@ -1164,7 +1220,7 @@ fn print_latency_only(s: &Summary) {
                     _ => "-".into(),
                 };
                 println!(
-                    "{:<8} {:>8.3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>9} {:>9}",
+                    "{:<w$} {:>8.3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>9} {:>9}",
                     name,
                     l.rate.loss * 100.0,
                     us(l.p50_ns),
@@ -1177,7 +1233,7 @@ fn print_latency_only(s: &Summary) {
                     ratio(l.p99_ns, floor.map(|f| f.p99_ns)),
                 );
             }
-            None => println!("{name:<8} -"),
+            None => println!("{name:<w$} -"),
         }
         if let Some(e) = err {
             println!("         ({e})");
@@ -1188,6 +1244,74 @@ fn print_latency_only(s: &Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_adds_every_peer_that_applies_with_vnet_first() {
+        use DutChoice as C;
+        let nat = Scenario::new(ModeName::Nat, Direction::GuestToInet).unwrap();
+        let internal = Scenario::new(ModeName::Internal, Direction::GuestToGuest).unwrap();
+        let names = |v: Vec<DutKind>| v.iter().map(|k| k.as_str()).collect::<Vec<_>>();
+        assert_eq!(
+            names(expand_duts(&[C::All], &nat)),
+            [
+                "vnet",
+                "vnet-offload",
+                "kernel",
+                "kernel-flowtable",
+                "testpmd",
+                "xdp-redirect"
+            ]
+        );
+        assert_eq!(
+            names(expand_duts(&[C::All], &internal)),
+            ["vnet", "vnet-offload", "kernel", "testpmd", "xdp-redirect"],
+            "no flowtable where the kernel bridges"
+        );
+        // Named ones in the order given, each once, vnet moved first.
+        assert_eq!(
+            names(expand_duts(
+                &[C::XdpRedirect, C::KernelFlowtable, C::Vnet, C::XdpRedirect],
+                &nat
+            )),
+            ["vnet", "xdp-redirect", "kernel-flowtable"]
+        );
+        // Named explicitly where it does not apply: kept, to be refused with its reason.
+        assert_eq!(
+            names(expand_duts(&[C::Vnet, C::KernelFlowtable], &internal)),
+            ["vnet", "kernel-flowtable"]
+        );
+    }
+
+    #[test]
+    fn dut_accepts_the_new_peers_comma_separated() {
+        #[derive(clap::Parser)]
+        struct W {
+            #[command(flatten)]
+            a: BenchArgs,
+        }
+        let w = <W as clap::Parser>::try_parse_from([
+            "x",
+            "--mode",
+            "nat",
+            "--dut",
+            "vnet,vnet-offload,kernel,kernel-flowtable,xdp-redirect,testpmd",
+        ])
+        .unwrap();
+        assert_eq!(
+            w.a.dut,
+            [
+                DutChoice::Vnet,
+                DutChoice::VnetOffload,
+                DutChoice::Kernel,
+                DutChoice::KernelFlowtable,
+                DutChoice::XdpRedirect,
+                DutChoice::Testpmd
+            ]
+        );
+        assert!(
+            <W as clap::Parser>::try_parse_from(["x", "--mode", "nat", "--dut", "xdp"]).is_err()
+        );
+    }
 
     #[test]
     fn cpu_lists_count_up_to_the_highest_cpu() {

@@ -1,18 +1,47 @@
 //! The devices under test, started one after the other on the same topology: vnet
-//! (`vnet-bench run`), the Linux kernel doing the same mode (a bridge for the switched
-//! modes), and DPDK's testpmd over `net_af_xdp` (io forwarding: the I/O-layer reference).
+//! (`vnet-bench run`, and `vnet-offload`: the same with `--offload xdp`), the Linux kernel
+//! doing the same mode (a bridge for the switched modes; routing and nftables NAT for the
+//! NAT modes, and `kernel-flowtable`: the same plus an nftables flowtable, the kernel's own
+//! fast path), DPDK's testpmd over `net_af_xdp` (io forwarding: the I/O-layer reference),
+//! and `xdp-redirect`: the kernel's raw XDP_REDIRECT from one forwarding port to the other,
+//! the limit of this topology.
 //!
 //! Settings: each DUT runs with the NAPI settings that are its own, on its own
 //! dataplane-side interfaces only (never the generator's or the sink's ends): vnet its
 //! `--napi auto` policy (set by vnet itself); testpmd the deferral DPDK's af_xdp guide
 //! asks for with its preferred busy polling (`napi_defer_hard_irqs=2`,
-//! `gro_flush_timeout=200000`, [`NapiKnobs`], restored when it stops); the kernel its
-//! defaults (no deferral: a deferred bridge waits for the timer, ~170 us a frame). The
-//! kernel's forwarding runs in the interfaces' NAPI, made threaded and pinned to the
-//! DUT core, as vnet's worker is; otherwise it would run in the softirq of the
-//! generator's core. On a veth the sink's receive work runs on the core that transmits
-//! (the DUT's), for every DUT alike.
+//! `gro_flush_timeout=200000`, [`NapiKnobs`], restored when it stops); the kernel and
+//! xdp-redirect their defaults (no deferral: a deferred bridge waits for the timer,
+//! ~170 us a frame). The kernel's forwarding (and xdp-redirect's program) runs in the
+//! interfaces' NAPI, made threaded and pinned to the DUT core, as vnet's worker is;
+//! otherwise it would run in the softirq of the generator's core. On a veth the sink's
+//! receive work runs on the core that transmits (the DUT's), for every DUT alike.
+//!
+//! Not every DUT does every scenario's job: on the NAT modes testpmd and xdp-redirect
+//! move frames untouched (the I/O a NAT needs, not a NAT; their frames are addressed to
+//! the sink), which [`DutInfo::note`] says in every report; kernel-flowtable exists only
+//! where the kernel routes (the NAT modes' routed directions) and refuses elsewhere in one
+//! sentence, like testpmd on a scenario without exactly two ports.
+//!
+//! Invariants: whatever a DUT sets up is undone when it stops, also when its start fails
+//! half-way (kernel: the undo list, newest first; xdp-redirect: its programs detached by
+//! [`XdpPorts`]'s drop, so also on unwinding; both: [`NapiKnobs`] restored on drop); a
+//! DUT never replaces an XDP program it did not attach.
+//!
+//! Kernel facts the peers rely on (Linux 6.18): a veth takes XDP-redirected frames
+//! (`ndo_xdp_xmit`) only when its peer has NAPI, i.e. a native XDP program or GRO on;
+//! since 6.3 the devmap checks the target's `xdp_features` (NETDEV_XDP_ACT_NDO_XMIT,
+//! set by `veth_set_xdp_features`) and drops otherwise. A veth's GRO is off by default.
+//! The generator redirects into a dataplane-side port, so every DUT gives those ports
+//! NAPI (vnet and testpmd their XDP programs, the kernel GRO, xdp-redirect its program);
+//! xdp-redirect redirects into the dataplane side of the sink's veth, whose peer carries
+//! the sink's native XDP program: checked at start ([`sink_side_napi`]).
+//! An nftables flowtable offloads a UDP flow as soon as conntrack has confirmed it
+//! (`nft_flow_offload_eval`: TCP must be established, UDP needs no reply), so the bench's
+//! one-way UDP streams are offloaded from their second frame on; kernels built without
+//! `CONFIG_NF_FLOW_TABLE` refuse the flowtable, and kernel-flowtable says so.
 
+use super::bpf::{self, BpfObject};
 use super::scenario::{Direction, Scenario};
 use crate::mainjob::Dataplane;
 use crate::topo::{netns_exec, Topology};
@@ -23,18 +52,26 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use vnet_core::port::xdp::NapiSettings;
 
-/// Which DUT.
+/// Which DUT. Serialised as its report name (`xdp-redirect`); the names of 0.2 (`vnet`,
+/// `kernel`, `testpmd`) are unchanged.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum DutKind {
     /// vnet-bench's dataplane.
     Vnet,
+    /// vnet-bench's dataplane with `--offload xdp` (its XDP fast path).
+    VnetOffload,
     /// The Linux kernel (a bridge; routing + nftables masquerade and DNAT for NAT).
     Kernel,
+    /// The kernel's NAT plus an nftables flowtable (NAT modes only).
+    KernelFlowtable,
     /// dpdk-testpmd, io forwarding over net_af_xdp.
     Testpmd,
+    /// XDP_REDIRECT from one forwarding port to the other: an L2 wire, the topology's
+    /// ceiling.
+    XdpRedirect,
 }
 
 impl DutKind {
@@ -42,10 +79,55 @@ impl DutKind {
     pub fn as_str(self) -> &'static str {
         match self {
             DutKind::Vnet => "vnet",
+            DutKind::VnetOffload => "vnet-offload",
             DutKind::Kernel => "kernel",
+            DutKind::KernelFlowtable => "kernel-flowtable",
             DutKind::Testpmd => "testpmd",
+            DutKind::XdpRedirect => "xdp-redirect",
         }
     }
+
+    /// True when the DUT routes a NAT mode's traffic (so the sender addresses it to the
+    /// next hop's MAC); false for the DUTs that move frames port to port untouched
+    /// (testpmd, xdp-redirect), whose frames go to the sink's MAC.
+    pub fn routes(self) -> bool {
+        matches!(
+            self,
+            DutKind::Vnet | DutKind::VnetOffload | DutKind::Kernel | DutKind::KernelFlowtable
+        )
+    }
+
+    /// Whether the DUT can do `scenario`'s job: `Err` says why not in one sentence.
+    ///
+    /// # Errors
+    /// kernel-flowtable on a switched path (no routing, so no flowtable).
+    pub fn check_applies(self, scenario: &Scenario) -> Result<()> {
+        if self == DutKind::KernelFlowtable && !routed(scenario) {
+            bail!(
+                "kernel-flowtable does not apply to {} {}: the kernel switches that path with a bridge, and nftables flowtables only speed up routed (forwarded) flows; use --dut kernel",
+                scenario.mode.as_str(),
+                scenario.direction.as_str()
+            );
+        }
+        Ok(())
+    }
+
+    /// What the DUT is in `scenario` when that is not the mode's full job, for reports.
+    pub fn note(self, scenario: &Scenario) -> String {
+        let nat = routed(scenario);
+        match (self, nat) {
+            (DutKind::XdpRedirect, true) => "an L2 wire (XDP_REDIRECT from port to port, frames untouched): the ceiling of this topology, not a NAT".into(),
+            (DutKind::XdpRedirect, false) => "an L2 wire between the two ports the stream crosses (XDP_REDIRECT, frames untouched): the ceiling of this topology, not a switch".into(),
+            (DutKind::Testpmd, true) => "io forwarding between the two ports, frames untouched: the I/O a NAT needs, not a NAT".into(),
+            (DutKind::KernelFlowtable, _) => "the kernel NAT plus an nftables flowtable: a flow bypasses the forwarding path once conntrack has confirmed it (UDP needs no reply)".into(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// True for a NAT mode's routed directions (where the kernel routes and translates).
+fn routed(scenario: &Scenario) -> bool {
+    scenario.nat.is_some() && scenario.direction != Direction::GuestToGuest
 }
 
 /// A sysfs knob of an interface in a namespace, read and written with `ip netns exec`
@@ -164,6 +246,13 @@ pub enum RunningDut {
         /// Changed settings.
         knobs: NapiKnobs,
     },
+    /// xdp-redirect: its programs, detached at stop (or on drop).
+    XdpRedirect {
+        /// The attached programs.
+        ports: XdpPorts,
+        /// Changed settings.
+        knobs: NapiKnobs,
+    },
     /// testpmd.
     Testpmd {
         /// The child process.
@@ -183,6 +272,7 @@ impl std::fmt::Debug for RunningDut {
             RunningDut::Vnet(d) => write!(f, "vnet {d:?}"),
             RunningDut::Kernel { what, .. } => write!(f, "kernel: {what}"),
             RunningDut::Testpmd { child, .. } => write!(f, "testpmd pid {}", child.id()),
+            RunningDut::XdpRedirect { ports, .. } => write!(f, "xdp-redirect {ports:?}"),
         }
     }
 }
@@ -206,6 +296,10 @@ pub struct DutInfo {
     pub command: String,
     /// Startup lines describing the ports (vnet), for the record.
     pub detail: Vec<String>,
+    /// What the DUT is when it is not doing the mode's whole job (an L2 wire on a NAT
+    /// mode...), one sentence; empty otherwise. Absent in results before 0.3.
+    #[serde(default)]
+    pub note: String,
 }
 
 fn token<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -247,7 +341,25 @@ pub fn vnet_info(log: &str, command: String) -> DutInfo {
         },
         command,
         detail: ports,
+        note: String::new(),
     }
+}
+
+/// The `vnet-bench run` command line of a vnet DUT: the scenario's arguments, no periodic
+/// statistics, its worker on `core`, and `--offload xdp` for vnet-offload. (`--offload off`
+/// for plain vnet waits until `run` has the flag: an older `run` refuses it.)
+pub fn vnet_argv(kind: DutKind, scenario_args: Vec<String>, core: usize) -> Vec<String> {
+    let mut args = scenario_args;
+    args.extend([
+        "--stats-interval".into(),
+        "0".into(),
+        "--cores".into(),
+        core.to_string(),
+    ]);
+    if kind == DutKind::VnetOffload {
+        args.extend(["--offload".into(), "xdp".into()]);
+    }
+    args
 }
 
 impl RunningDut {
@@ -263,21 +375,29 @@ impl RunningDut {
         other_core: usize,
         vnet_exe: Option<&std::path::Path>,
     ) -> Result<(RunningDut, DutInfo)> {
+        kind.check_applies(scenario)?;
+        let (dut, mut info) = Self::start_kind(kind, topo, scenario, core, other_core, vnet_exe)?;
+        info.note = kind.note(scenario);
+        Ok((dut, info))
+    }
+
+    fn start_kind(
+        kind: DutKind,
+        topo: &Topology,
+        scenario: &Scenario,
+        core: usize,
+        other_core: usize,
+        vnet_exe: Option<&std::path::Path>,
+    ) -> Result<(RunningDut, DutInfo)> {
         let dp = topo.dp_netns();
         let ifs = scenario.forwarding_ifnames(topo);
         match kind {
-            DutKind::Vnet => {
+            DutKind::Vnet | DutKind::VnetOffload => {
                 let exe = match vnet_exe {
                     Some(p) => p.to_path_buf(),
                     None => std::env::current_exe().context("cannot find the vnet-bench binary")?,
                 };
-                let mut args: Vec<String> = scenario.vnet_args(topo);
-                args.extend([
-                    "--stats-interval".into(),
-                    "0".into(),
-                    "--cores".into(),
-                    core.to_string(),
-                ]);
+                let args = vnet_argv(kind, scenario.vnet_args(topo), core);
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
                 let mut d = Dataplane::start_exe(&exe, dp, &argv)?;
                 let log = d.log_so_far();
@@ -287,7 +407,9 @@ impl RunningDut {
                 );
                 Ok((RunningDut::Vnet(d), info))
             }
-            DutKind::Kernel => kernel(topo, scenario, core),
+            DutKind::Kernel => kernel(topo, scenario, core, false),
+            DutKind::KernelFlowtable => kernel(topo, scenario, core, true),
+            DutKind::XdpRedirect => xdp_redirect(topo, scenario, core),
             DutKind::Testpmd => {
                 if ifs.len() != 2 {
                     bail!(
@@ -402,6 +524,7 @@ impl RunningDut {
                         .filter(|l| l.contains("af_xdp") || l.contains("AF_XDP"))
                         .cloned()
                         .collect(),
+                    note: String::new(),
                 };
                 Ok((
                     RunningDut::Testpmd {
@@ -432,6 +555,19 @@ impl RunningDut {
                 }
                 drop(knobs);
                 Ok(String::new())
+            }
+            RunningDut::XdpRedirect { ports, knobs } => {
+                let counts = ports.counts();
+                // Settings first, while the ports still have their NAPI; then the programs.
+                drop(knobs);
+                drop(ports);
+                let (seen, missed) = counts?;
+                if missed > 0 {
+                    bail!(
+                        "xdp-redirect dropped {missed} of {seen} frames for want of a port entry"
+                    );
+                }
+                Ok(format!("xdp-redirect: {seen} frames redirected"))
             }
             RunningDut::Testpmd {
                 mut child,
@@ -465,20 +601,96 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// The kernel peer's NAT (table `ip vbnat`): DNAT of the forwarded UDP port arriving on
+/// the uplink to the guest, masquerade of everything leaving through the uplink.
+pub fn nat_ruleset(uplink_if: &str, forward_port: u16, guest_ip: std::net::Ipv4Addr) -> String {
+    format!(
+        "table ip vbnat {{\n chain pre {{ type nat hook prerouting priority -100; iifname \"{uplink_if}\" udp dport {p} dnat to {g}:{p}; }}\n chain post {{ type nat hook postrouting priority 100; oifname \"{uplink_if}\" masquerade; }}\n}}\n",
+        p = forward_port,
+        g = guest_ip
+    )
+}
+
+/// kernel-flowtable's addition (table `inet vbft`): flowtable `ft` at the ingress of
+/// `devices`, and a forward chain adding every TCP and UDP flow to it. Once a flow is in
+/// the flowtable its frames skip the forwarding path (routing, the forward and
+/// postrouting hooks) at ingress, NAT applied from the conntrack entry.
+pub fn flowtable_ruleset(devices: &[String]) -> String {
+    let devs = devices
+        .iter()
+        .map(|d| format!("\"{d}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "table inet vbft {{\n flowtable ft {{ hook ingress priority 0; devices = {{ {devs} }}; }}\n chain forward {{ type filter hook forward priority 0; ip protocol {{ tcp, udp }} flow add @ft; }}\n}}\n"
+    )
+}
+
+/// How kernel-flowtable's refusal starts when the kernel has no flowtables.
+pub const NO_FLOWTABLES: &str = "this kernel has no nftables flowtables";
+
+/// The error for a refused flowtable: a kernel without flowtable support said ENOENT
+/// (no such object type) or EOPNOTSUPP.
+fn flowtable_refused(e: anyhow::Error) -> anyhow::Error {
+    let msg = format!("{e:#}");
+    if msg.contains("No such file or directory") || msg.contains("not supported") {
+        let said = msg
+            .lines()
+            .find(|l| l.contains("Error:"))
+            .unwrap_or(msg.lines().next().unwrap_or(""))
+            .trim()
+            .to_string();
+        anyhow::anyhow!(
+            "{NO_FLOWTABLES} (nft: {said}): it was built without CONFIG_NF_FLOW_TABLE / CONFIG_NFT_FLOW_OFFLOAD, so the kernel's fast path cannot be measured on this machine"
+        )
+    } else {
+        e.context("the kernel refused the nftables flowtable")
+    }
+}
+
+/// `nft` must be installed for the NAT modes' kernel peers.
+fn require_nft() -> Result<()> {
+    match Command::new("nft").arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => bail!(
+            "`nft` is not installed, and the kernel peers of the NAT modes need it; install the nftables package (ci/bootstrap.sh does)"
+        ),
+    }
+}
+
+/// Load `rules` into `netns` with `nft -f` (one transaction: all or nothing).
+fn nft_load(netns: &str, rules: &str) -> Result<()> {
+    let file =
+        std::env::temp_dir().join(format!("vnet-bench-nft-{netns}-{}.nft", std::process::id()));
+    std::fs::write(&file, rules)?;
+    let r = netns_exec(netns, "nft", &["-f", &file.display().to_string()]);
+    let _ = std::fs::remove_file(&file);
+    r.map(|_| ())
+}
+
 /// The kernel doing the scenario's job in the dataplane namespace: a bridge over the
 /// segment's ports, or (NAT modes, routed directions) forwarding with the gateway and
 /// external addresses, nftables masquerade out of the uplink and a DNAT of the
-/// forwarded port. Every port gets vnet's NAPI settings, threaded NAPI pinned to `core`
-/// and GRO on (a veth takes XDP-redirected frames only with NAPI on); all undone at stop.
-fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningDut, DutInfo)> {
+/// forwarded port, plus (`flowtable`) an nftables flowtable over the two ports. Every
+/// port gets threaded NAPI pinned to `core` and GRO on (a veth takes XDP-redirected
+/// frames only with NAPI on); all undone at stop.
+fn kernel(
+    topo: &Topology,
+    scenario: &Scenario,
+    core: usize,
+    flowtable: bool,
+) -> Result<(RunningDut, DutInfo)> {
     let dp = topo.dp_netns();
     let mut undo: Vec<Vec<String>> = Vec::new();
     let mut knobs = NapiKnobs::default();
-    let routed = scenario
-        .nat
-        .as_ref()
-        .filter(|_| scenario.direction != Direction::GuestToGuest);
-    let (ifs, what) = match routed {
+    let routed = scenario.nat.as_ref().filter(|_| routed(scenario));
+    if flowtable && routed.is_none() {
+        DutKind::KernelFlowtable.check_applies(scenario)?;
+    }
+    if routed.is_some() {
+        require_nft()?;
+    }
+    let (ifs, mut what) = match routed {
         Some(n) => (
             scenario.dp_ifnames(topo),
             format!(
@@ -496,6 +708,12 @@ fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningD
             (ifs, what)
         }
     };
+    if flowtable {
+        what.push_str(&format!(
+            " + nftables flowtable ft on {} (flow add @ft for tcp, udp)",
+            ifs.join(",")
+        ));
+    }
     let mut setup = || -> Result<()> {
         let mut sh = |args: &[&str], un: Option<&[&str]>| -> Result<()> {
             netns_exec(dp, args[0], &args[1..])?;
@@ -520,20 +738,12 @@ fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningD
                     &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
                     Some(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]),
                 )?;
-                let rules = format!(
-                    "table ip vbnat {{\n chain pre {{ type nat hook prerouting priority -100; iifname \"{uplink_if}\" udp dport {p} dnat to {g}:{p}; }}\n chain post {{ type nat hook postrouting priority 100; oifname \"{uplink_if}\" masquerade; }}\n}}\n",
-                    p = n.forward_port,
-                    g = n.guest_ip
-                );
-                let file = std::env::temp_dir().join(format!("vnet-bench-nft-{dp}.nft"));
-                std::fs::write(&file, rules)?;
-                let path = file.display().to_string();
-                let r = sh(
-                    &["nft", "-f", &path],
-                    Some(&["nft", "delete", "table", "ip", "vbnat"]),
-                );
-                let _ = std::fs::remove_file(&file);
-                r?;
+                nft_load(dp, &nat_ruleset(uplink_if, n.forward_port, n.guest_ip))?;
+                undo.push(strings(&["nft", "delete", "table", "ip", "vbnat"]));
+                if flowtable {
+                    nft_load(dp, &flowtable_ruleset(&ifs)).map_err(flowtable_refused)?;
+                    undo.push(strings(&["nft", "delete", "table", "inet", "vbft"]));
+                }
             }
             None => {
                 sh(
@@ -547,10 +757,8 @@ fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningD
             }
         }
         for i in &ifs {
-            sh(
-                &["ethtool", "-K", i, "gro", "on"],
-                Some(&["ethtool", "-K", i, "gro", "off"]),
-            )?;
+            netns_exec(dp, "ethtool", &["-K", i, "gro", "on"])?;
+            undo.push(strings(&["ethtool", "-K", i, "gro", "off"]));
             knobs.set(dp, i, "threaded", "1")?;
             pin_napi_threads(i, core)?;
         }
@@ -565,7 +773,14 @@ fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningD
     };
     if let Err(e) = r {
         let _ = dut.stop();
-        return Err(e.context("could not set up the kernel peer"));
+        return Err(e.context(format!(
+            "could not set up the {} peer",
+            if flowtable {
+                "kernel-flowtable"
+            } else {
+                "kernel"
+            }
+        )));
     }
     let info = DutInfo {
         backend: "kernel".into(),
@@ -576,6 +791,334 @@ fn kernel(topo: &Topology, scenario: &Scenario, core: usize) -> Result<(RunningD
         napi: format!("kernel defaults (no deferral); threaded=1 pinned to core {core}; gro on"),
         command: what,
         detail: vec![],
+        note: String::new(),
     };
     Ok((dut, info))
+}
+
+/// True when `ethtool -k` output says GRO is on.
+fn gro_on(ethtool_k: &str) -> bool {
+    ethtool_k
+        .lines()
+        .any(|l| l.trim() == "generic-receive-offload: on")
+}
+
+/// Whether the endpoint interface `ifname` (in `netns`) gives its veth peer, the
+/// dataplane side, NAPI, so that frames XDP-redirected into that peer are delivered:
+/// `Some(how)` (a native XDP program, such as the sink's, or GRO on), `None` when
+/// the kernel would drop them. Reads only.
+///
+/// # Errors
+/// When the interface is missing or cannot be queried.
+pub fn sink_side_napi(netns: &str, ifname: &str) -> Result<Option<&'static str>> {
+    let name = ifname.to_string();
+    let id = bpf::in_netns(netns, move || bpf::xdp_native_prog_id(bpf::ifindex(&name)?))?;
+    if id != 0 {
+        return Ok(Some("a native XDP program"));
+    }
+    let out = netns_exec(netns, "ethtool", &["-k", ifname])?;
+    if gro_on(&String::from_utf8_lossy(&out.stdout)) {
+        return Ok(Some("GRO on"));
+    }
+    Ok(None)
+}
+
+/// xdp-redirect's program attached natively to the DUT namespace's two forwarding
+/// ports; detached on drop (a clean stop, a failed start, unwinding).
+#[derive(Debug)]
+pub struct XdpPorts {
+    obj: BpfObject,
+    stats: i32,
+    netns: String,
+    /// `(ifname, ifindex)` of each port the program is attached to.
+    attached: Vec<(String, u32)>,
+}
+
+impl XdpPorts {
+    /// Load `bpf/redirect.bpf.c`, point each of the two ports at the other, attach.
+    ///
+    /// # Errors
+    /// When the program cannot be loaded, an interface is missing, or native XDP is
+    /// refused (then whatever was attached is detached again).
+    pub fn attach(netns: &str, ports: &[String; 2]) -> Result<XdpPorts> {
+        let obj = BpfObject::load("xdp-redirect", bpf::REDIRECT_OBJ)?;
+        let prog = obj.prog_fd("vb_redirect")?;
+        let map = obj.map_fd("redirect_ports")?;
+        let stats = obj.map_fd("redirect_stats")?;
+        let names = ports.clone();
+        let (a, b) = bpf::in_netns(netns, move || {
+            Ok((bpf::ifindex(&names[0])?, bpf::ifindex(&names[1])?))
+        })?;
+        // Each ingress ifindex to the other port.
+        for (k, v) in [(a, b), (b, a)] {
+            bpf::map_set_u32(map, k, v)?;
+        }
+        let mut me = XdpPorts {
+            obj,
+            stats,
+            netns: netns.to_string(),
+            attached: Vec::new(),
+        };
+        for (name, i) in ports.iter().zip([a, b]) {
+            bpf::in_netns(netns, move || bpf::xdp_attach_native(i, prog))
+                .with_context(|| format!("xdp-redirect could not attach to {name}"))?;
+            me.attached.push((name.clone(), i));
+        }
+        Ok(me)
+    }
+
+    /// Frames the programs ran for, and frames dropped for want of an entry.
+    ///
+    /// # Errors
+    /// Map lookup failures.
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        let n = self.obj.ncpus();
+        let sum = |k: u32| -> Result<u64> { Ok(bpf::percpu_get(self.stats, k, n)?.iter().sum()) };
+        Ok((sum(0)?, sum(1)?))
+    }
+}
+
+impl Drop for XdpPorts {
+    fn drop(&mut self) {
+        for (_, i) in self.attached.drain(..) {
+            let _ = bpf::in_netns(&self.netns, move || {
+                bpf::xdp_detach(i, libbpf_sys::XDP_FLAGS_DRV_MODE);
+                Ok(())
+            });
+        }
+    }
+}
+
+/// xdp-redirect on `scenario`: checks that every measured stream's sink side takes
+/// redirected frames, attaches [`XdpPorts`] to the two forwarding ports, makes their
+/// NAPI threaded and pins it to `core` (where the program then runs, as the kernel
+/// peer's forwarding does).
+fn xdp_redirect(
+    topo: &Topology,
+    scenario: &Scenario,
+    core: usize,
+) -> Result<(RunningDut, DutInfo)> {
+    let dp = topo.dp_netns();
+    let ifs = scenario.forwarding_ifnames(topo);
+    let ports: [String; 2] = match <[String; 2]>::try_from(ifs) {
+        Ok(p) => p,
+        Err(v) => bail!(
+            "xdp-redirect joins exactly two ports; this scenario has {}",
+            v.len()
+        ),
+    };
+    let mut detail = Vec::new();
+    let sinks: Vec<&str> = scenario
+        .streams
+        .iter()
+        .map(|s| s.sink_role.as_str())
+        .collect();
+    for s in &scenario.streams {
+        for (role, measured) in [(s.sink_role.as_str(), true), (s.gen_role.as_str(), false)] {
+            if !measured && sinks.contains(&role) {
+                continue;
+            }
+            let e = topo.endpoint(role);
+            match sink_side_napi(&e.netns, &e.ifname)? {
+                Some(how) => detail.push(format!(
+                    "redirect target {} ({role}): its peer {} has NAPI ({how})",
+                    e.dp_ifname, e.ifname
+                )),
+                None if measured => bail!(
+                    "xdp-redirect cannot deliver to {role}: the peer {} of the target {} has neither a native XDP program nor GRO on, so the kernel would drop every redirected frame (xdp_features without NDO_XMIT)",
+                    e.ifname,
+                    e.dp_ifname
+                ),
+                None => detail.push(format!(
+                    "redirect target {} ({role}, not measured): its peer {} has no NAPI, so frames towards {role} are dropped",
+                    e.dp_ifname, e.ifname
+                )),
+            }
+        }
+    }
+    let xdp = XdpPorts::attach(dp, &ports)?;
+    let mut knobs = NapiKnobs::default();
+    let mut setup = || -> Result<()> {
+        for i in &ports {
+            knobs.set(dp, i, "threaded", "1")?;
+            pin_napi_threads(i, core)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        // Settings first, while the ports still have their NAPI; then the programs.
+        drop(knobs);
+        drop(xdp);
+        return Err(e.context("could not set up xdp-redirect"));
+    }
+    let info = DutInfo {
+        backend: "xdp_redirect (devmap)".into(),
+        xdp_attach: "native".into(),
+        bind: "-".into(),
+        need_wakeup: "-".into(),
+        busy_poll: "-".into(),
+        napi: format!("kernel defaults (no deferral); threaded=1 pinned to core {core}"),
+        command: format!(
+            "XDP_REDIRECT through a DEVMAP_HASH between {} and {} ({dp}), every frame to the other port",
+            ports[0], ports[1]
+        ),
+        detail,
+        note: String::new(),
+    };
+    Ok((RunningDut::XdpRedirect { ports: xdp, knobs }, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ModeName;
+
+    fn args(kind: DutKind) -> Vec<String> {
+        let base = vec!["run".to_string(), "--mode".into(), "nat".into()];
+        vnet_argv(kind, base, 1)
+    }
+
+    #[test]
+    fn vnet_offload_runs_vnet_with_the_xdp_offload_and_plain_vnet_without_the_flag() {
+        let off = args(DutKind::VnetOffload);
+        let at = off
+            .iter()
+            .position(|a| a == "--offload")
+            .expect("--offload given");
+        assert_eq!(off[at + 1], "xdp");
+        assert_eq!(off.iter().filter(|a| *a == "--offload").count(), 1);
+        let plain = args(DutKind::Vnet);
+        assert!(
+            !plain.iter().any(|a| a == "--offload"),
+            "an older `run` refuses --offload: {plain:?}"
+        );
+        // Everything else is the same command line.
+        assert_eq!(off[..off.len() - 2], plain[..]);
+        assert_eq!(
+            plain[..3],
+            ["run", "--mode", "nat"],
+            "the scenario's arguments come first"
+        );
+        let cores = plain.iter().position(|a| a == "--cores").unwrap();
+        assert_eq!(plain[cores + 1], "1");
+    }
+
+    #[test]
+    fn flowtable_ruleset_offloads_tcp_and_udp_between_the_two_ports() {
+        let r = flowtable_ruleset(&["vb1d0".to_string(), "vb1d1".to_string()]);
+        assert!(r.starts_with("table inet vbft {\n"), "{r}");
+        assert!(
+            r.contains(
+                "flowtable ft { hook ingress priority 0; devices = { \"vb1d0\", \"vb1d1\" }; }"
+            ),
+            "{r}"
+        );
+        assert!(
+            r.contains("chain forward { type filter hook forward priority 0; ip protocol { tcp, udp } flow add @ft; }"),
+            "{r}"
+        );
+        assert_eq!(r.matches('{').count(), r.matches('}').count(), "{r}");
+    }
+
+    #[test]
+    fn nat_ruleset_forwards_the_port_to_the_guest_and_masquerades_out_of_the_uplink() {
+        let r = nat_ruleset("vb1d1", 7000, "10.0.2.15".parse().unwrap());
+        assert!(r.starts_with("table ip vbnat {"), "{r}");
+        assert!(
+            r.contains("iifname \"vb1d1\" udp dport 7000 dnat to 10.0.2.15:7000;"),
+            "{r}"
+        );
+        assert!(r.contains("oifname \"vb1d1\" masquerade;"), "{r}");
+        assert_eq!(r.matches('{').count(), r.matches('}').count(), "{r}");
+    }
+
+    #[test]
+    fn a_kernel_without_flowtables_is_named_as_such() {
+        let e = anyhow::anyhow!("`ip netns exec vb1-dp nft -f /tmp/x.nft` failed: /tmp/x.nft:2:12-13: Error: Could not process rule: No such file or directory");
+        let m = format!("{:#}", flowtable_refused(e));
+        assert!(m.starts_with(NO_FLOWTABLES), "{m}");
+        assert!(m.contains("Error: Could not process rule"), "{m}");
+        let other = anyhow::anyhow!("syntax error, unexpected junk");
+        let m = format!("{:#}", flowtable_refused(other));
+        assert!(!m.starts_with(NO_FLOWTABLES), "{m}");
+        assert!(m.contains("syntax error"), "{m}");
+    }
+
+    #[test]
+    fn kernel_flowtable_applies_only_where_the_kernel_routes() {
+        let nat = Scenario::new(ModeName::Nat, Direction::GuestToInet).unwrap();
+        let nn_back = Scenario::new(ModeName::NatNetwork, Direction::InetToGuest).unwrap();
+        let nn_seg = Scenario::new(ModeName::NatNetwork, Direction::GuestToGuest).unwrap();
+        let internal = Scenario::new(ModeName::Internal, Direction::GuestToGuest).unwrap();
+        assert!(DutKind::KernelFlowtable.check_applies(&nat).is_ok());
+        assert!(DutKind::KernelFlowtable.check_applies(&nn_back).is_ok());
+        for s in [&nn_seg, &internal] {
+            let e = DutKind::KernelFlowtable.check_applies(s).unwrap_err();
+            let m = e.to_string();
+            assert!(m.contains("bridge") && m.contains("--dut kernel"), "{m}");
+            assert_eq!(m.matches(". ").count(), 0, "one sentence: {m}");
+        }
+        for k in [
+            DutKind::Vnet,
+            DutKind::VnetOffload,
+            DutKind::Kernel,
+            DutKind::Testpmd,
+            DutKind::XdpRedirect,
+        ] {
+            assert!(k.check_applies(&internal).is_ok() && k.check_applies(&nat).is_ok());
+        }
+    }
+
+    #[test]
+    fn only_the_port_to_port_duts_are_noted_as_wires_on_nat() {
+        let nat = Scenario::new(ModeName::Nat, Direction::Both).unwrap();
+        let internal = Scenario::new(ModeName::Internal, Direction::GuestToGuest).unwrap();
+        let wire = DutKind::XdpRedirect.note(&nat);
+        assert!(
+            wire.contains("L2 wire") && wire.contains("not a NAT"),
+            "{wire}"
+        );
+        assert!(DutKind::Testpmd.note(&nat).contains("not a NAT"));
+        assert!(DutKind::XdpRedirect
+            .note(&internal)
+            .contains("not a switch"));
+        for k in [DutKind::Vnet, DutKind::VnetOffload, DutKind::Kernel] {
+            assert!(k.note(&nat).is_empty() && k.note(&internal).is_empty());
+            assert!(k.routes());
+        }
+        assert!(DutKind::KernelFlowtable.routes());
+        assert!(!DutKind::XdpRedirect.routes() && !DutKind::Testpmd.routes());
+    }
+
+    #[test]
+    fn dut_names_serialise_as_report_names_and_old_names_still_read() {
+        for k in [
+            DutKind::Vnet,
+            DutKind::VnetOffload,
+            DutKind::Kernel,
+            DutKind::KernelFlowtable,
+            DutKind::Testpmd,
+            DutKind::XdpRedirect,
+        ] {
+            let j = serde_json::to_string(&k).unwrap();
+            assert_eq!(j, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<DutKind>(&j).unwrap(), k);
+            // `--dut` spells them the same way.
+            let v = <DutKind as clap::ValueEnum>::to_possible_value(&k).unwrap();
+            assert_eq!(v.get_name(), k.as_str());
+        }
+        // A DutInfo written before `note` existed still reads.
+        let old = r#"{"backend":"kernel","xdp_attach":"-","bind":"-","need_wakeup":"-","busy_poll":"-","napi":"x","command":"y","detail":[]}"#;
+        let i: DutInfo = serde_json::from_str(old).unwrap();
+        assert!(i.note.is_empty());
+    }
+
+    #[test]
+    fn gro_is_read_from_ethtool_k() {
+        let on = "Features for x:\nrx-checksumming: on\ngeneric-receive-offload: on\nlarge-receive-offload: off [fixed]\n";
+        let off = "Features for x:\ngeneric-receive-offload: off\nrx-gro-hw: on\n";
+        assert!(gro_on(on));
+        assert!(!gro_on(off));
+        assert!(!gro_on(""));
+    }
 }

@@ -2,8 +2,10 @@
 //! more `vnet-bench bench --out DIR`) as one table: per mode, direction and frame size,
 //! each DUT's NDR, PDR, what it still delivers at 2x PDR, p50/p99 latency at 10, 50 and
 //! 90 % of the reference PDR, and vnet's PDR as a multiple of the peer's; then a `floor`
-//! row, the harness alone at the same loads, where it was measured. Reads only;
-//! `--markdown` for documents.
+//! row, the harness alone at the same loads, where it was measured; under the table, the
+//! notes of DUTs that do not do the mode's whole job (xdp-redirect and testpmd on the NAT
+//! modes are L2 wires, not NATs). Reads only; `--markdown` for documents. Results of
+//! every release are read (fields added later default to empty).
 
 use super::results::{self, DutResult, LatencyPoint, Summary};
 use anyhow::Result;
@@ -145,6 +147,24 @@ pub fn rows(dir: &std::path::Path) -> Result<Vec<Vec<String>>> {
         .collect())
 }
 
+/// One line per DUT note of the folder's measurements (`xdp-redirect on nat: an L2
+/// wire ...`), each distinct line once, in the order the folders are read.
+///
+/// # Errors
+/// When the folder holds no readable summary.
+pub fn notes(dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for (_, s) in results::load_summaries(dir)? {
+        for d in s.duts.iter().filter(|d| !d.info.note.is_empty()) {
+            let line = format!("{} on {}: {}", d.dut, s.mode, d.info.note);
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Format rows under [`HEADER`].
 pub fn format(rows: &[Vec<String>], markdown: bool) -> String {
     let mut out = String::new();
@@ -187,6 +207,13 @@ pub fn format(rows: &[Vec<String>], markdown: bool) -> String {
 pub fn run(args: &ReportArgs) -> Result<()> {
     let rows = rows(&args.dir)?;
     print!("{}", format(&rows, args.markdown));
+    for n in notes(&args.dir)? {
+        if args.markdown {
+            println!("\n- {n}");
+        } else {
+            println!("note: {n}");
+        }
+    }
     if !args.markdown {
         println!("(latency one-way at 10/50/90% of vnet's PDR, the same offered rates for every DUT and the floor (the harness alone); \"at 2xPDR\": delivered when offered twice the PDR, as a share of PDR)");
     }
@@ -232,6 +259,40 @@ mod tests {
             ],
             ..DutResult::default()
         }
+    }
+
+    #[test]
+    fn notes_name_the_wires_once_and_old_results_still_read() {
+        let dir = std::env::temp_dir().join(format!("vnet-report-notes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut wire = dut("xdp-redirect", 900_000.0);
+        wire.info.note = "an L2 wire, not a NAT".into();
+        for (folder, direction) in [("nat-a", "guest->inet"), ("nat-b", "both")] {
+            let s = Summary {
+                schema: results::SCHEMA.into(),
+                mode: "nat".into(),
+                direction: direction.into(),
+                duts: vec![dut("vnet", 600_000.0), wire.clone()],
+                ..Summary::default()
+            };
+            let d = dir.join(folder);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("summary.json"), serde_json::to_string(&s).unwrap()).unwrap();
+        }
+        assert_eq!(
+            notes(&dir).unwrap(),
+            ["xdp-redirect on nat: an L2 wire, not a NAT"]
+        );
+        let r = rows(&dir).unwrap();
+        assert!(
+            r.iter().any(|r| r[3] == "xdp-redirect" && r[10] == "0.67x"),
+            "{r:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The committed 0.2.0 results (no `note` yet) still read, without notes.
+        let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/0.2.0");
+        assert!(!rows(&old).unwrap().is_empty());
+        assert!(notes(&old).unwrap().is_empty());
     }
 
     #[test]

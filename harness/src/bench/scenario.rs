@@ -376,8 +376,9 @@ impl Scenario {
     }
 
     /// The frames of `stream` for `dut`. A routed stream goes to the next hop's MAC as
-    /// the sender resolved it (vnet and the kernel route; testpmd only moves frames from
-    /// port to port, so its frames go to the sink's MAC).
+    /// the sender resolved it (vnet and the kernel route, [`DutKind::routes`]; testpmd and
+    /// xdp-redirect only move frames from port to port, so their frames go to the sink's
+    /// MAC).
     ///
     /// # Errors
     /// When an endpoint's MAC is malformed or the next hop was not resolved.
@@ -391,14 +392,15 @@ impl Scenario {
     ) -> Result<FrameSpec> {
         let gen = topo.endpoint(&stream.gen_role);
         let dst_mac = match (stream.next_hop, dut) {
-            (NextHop::Router(ip), DutKind::Vnet | DutKind::Kernel) => neighbour_mac(&gen.netns, ip)
-                .with_context(|| {
+            (NextHop::Router(ip), d) if d.routes() => {
+                neighbour_mac(&gen.netns, ip).with_context(|| {
                     format!(
                         "{} did not resolve its next hop {ip} through the {}",
                         stream.gen_role,
                         dut.as_str()
                     )
-                })?,
+                })?
+            }
             _ => parse_mac(&topo.endpoint(&stream.sink_role).mac)?,
         };
         Ok(FrameSpec {
