@@ -356,8 +356,32 @@ pub struct RunArgs {
     /// from tap guests) are then dropped by the kernel instead of segmented.
     #[arg(long)]
     pub no_multi_buffer: bool,
+    /// The XDP fast path: `xdp` installs the core's decisions for established flows
+    /// (switched unicast, translated TCP/UDP sessions) into an XDP program on every port,
+    /// which forwards their frames in the kernel; `off` sends every frame through the
+    /// AF_XDP sockets to the core.
+    #[arg(long, value_enum, default_value_t = OffloadChoice::Xdp)]
+    pub offload: OffloadChoice,
+    /// Flows the fast path holds, switched and translated each (its BPF hash maps).
+    #[arg(long, value_name = "N", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(16..=1 << 22))]
+    pub offload_entries: u32,
+    /// How often the fast path's use of its entries is read back into the core
+    /// (timers, counters), in milliseconds; must stay below every timeout.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub offload_sync_ms: u64,
     /// AF_XDP frames per port (receive buffers, in-flight packets, TSO segments).
     #[arg(long, value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(256..=1 << 20))]
     pub frames_per_port: u32,
+}
+
+/// `--offload`: where established flows are forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OffloadChoice {
+    /// The XDP fast path in front of the core.
+    Xdp,
+    /// The core only.
+    Off,
 }

@@ -33,6 +33,7 @@ pub mod configcheck;
 pub mod conformance;
 pub mod control;
 pub mod corpus;
+pub mod fastpathctl;
 pub mod guest;
 pub mod interrupt;
 pub mod jobvm;

@@ -18,6 +18,7 @@
 
 use crate::cli::{AttachChoice, NapiChoice, RunArgs};
 use crate::control::ControlServer;
+use crate::fastpathctl::{self, RedirectWatcher};
 use crate::linkctl::LinkControl;
 use crate::napictl::NapiController;
 use crate::portset::PortSets;
@@ -29,10 +30,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 use vnet_core::counters::CounterSet;
-use vnet_core::engine::{HandoffMesh, HandoffRx, HandoffTx, PortLinks, Worker, WorkerConfig};
+use vnet_core::engine::{
+    FastPathLink, HandoffMesh, HandoffRx, HandoffTx, PortLinks, Worker, WorkerConfig,
+};
 use vnet_core::frame::PortId;
 use vnet_core::port::xdp::{
-    restore_napi_leftover, AttachMode, AutoNapi, NapiPolicy, NapiSettings, XdpConfig,
+    restore_napi_leftover, AttachMode, AutoNapi, NapiPolicy, NapiSettings, SharedFastPath,
+    XdpConfig,
 };
 
 /// Register SIGINT and SIGTERM to set the returned flag.
@@ -70,6 +74,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let owners: Vec<u8> = (0..names.len()).map(|i| (i % workers) as u8).collect();
     let counters = CounterSet::new(workers, names.len());
     let mut mesh = HandoffMesh::new(workers, 1024);
+    let fastpath = fastpathctl::load(&args)?;
     let xdp = XdpConfig {
         attach: match args.xdp_mode {
             AttachChoice::Auto => AttachMode::Auto,
@@ -86,6 +91,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         multi_buffer: !args.no_multi_buffer,
         // Segments of a guest's TSO super-frames must fit every port they may leave by.
         segment_mtu: smallest_mtu(&names)?,
+        fastpath: fastpath.clone().map(SharedFastPath),
         ..XdpConfig::default()
     };
     if let Some(dir) = &args.capture {
@@ -145,6 +151,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             WorkerConfig::default(),
         );
         worker.set_links(links.clone());
+        if let Some(fp) = &fastpath {
+            worker.set_fastpath(FastPathLink::new(
+                fp.clone(),
+                fp.capacity() as usize,
+                Duration::from_millis(args.offload_sync_ms),
+            ));
+        }
         built.push(worker);
     }
     built.reverse();
@@ -171,8 +184,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     for line in down {
         println!("{line}");
     }
+    let mut redirects = fastpath
+        .as_ref()
+        .map(|fp| RedirectWatcher::new(fp.clone(), names.clone()));
+    if let Some(w) = &mut redirects {
+        w.tick().iter().for_each(|l| println!("{l}"));
+    }
     println!(
-        "vnet-bench run: {}, {} ports, {} worker(s) on cores {}; Ctrl-C to stop",
+        "vnet-bench run: {}, {} ports, {} worker(s) on cores {}, offload={}; Ctrl-C to stop",
         plan.summary,
         names.len(),
         workers,
@@ -184,6 +203,14 @@ pub fn run(args: RunArgs) -> Result<()> {
                 .map(|c| c.to_string())
                 .collect::<Vec<_>>()
                 .join(",")
+        },
+        match &fastpath {
+            Some(fp) => format!(
+                "xdp ({} flows each switched and translated, sync every {} ms)",
+                fp.capacity(),
+                args.offload_sync_ms
+            ),
+            None => "off".to_string(),
         }
     );
 
@@ -221,6 +248,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             for line in ctl.tick(&totals, &names) {
                 eprintln!("{line}");
             }
+        }
+        if let Some(w) = &mut redirects {
+            w.tick().iter().for_each(|l| println!("{l}"));
         }
         match linkctl.tick(&mut running, &mut napi_auto) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),

@@ -1,7 +1,9 @@
 //! Printing counters: one line per port, drops broken down by reason, then offloads
-//! finished and the port's link events (`link_down`, `link_lost`, `rebound`).
+//! finished, the fast path's share (`fast_rx`, `fast_tx`, `to_core`, `miss_*`) and the
+//! port's link events (`link_down`, `link_lost`, `rebound`).
 
 use vnet_core::counters::{DropReason, LinkEvent, PortTotals};
+use vnet_core::fastpath::Miss;
 use vnet_core::offload::Unsegmented;
 
 /// Format per-port counters as a table (one line per port).
@@ -37,6 +39,20 @@ pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
         for r in Unsegmented::ALL {
             if t.offload.dropped_for(r) > 0 {
                 reasons.push(format!("{}={}", r.name(), t.offload.dropped_for(r)));
+            }
+        }
+        // The fast path (--offload xdp): frames it carried, and why others took the core.
+        let f = &t.fast;
+        if f.rx + f.tx + f.to_core > 0 {
+            reasons.push(format!(
+                "fast_rx={} fast_tx={} to_core={}",
+                f.rx, f.tx, f.to_core
+            ));
+            for m in Miss::ALL {
+                let n = f.misses[m as usize];
+                if n > 0 {
+                    reasons.push(format!("miss_{}={n}", m.name()));
+                }
             }
         }
         // What happened to the port's interface (events, not packets).

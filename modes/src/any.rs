@@ -3,6 +3,7 @@
 
 use crate::natmode::NatMode;
 use crate::segment::SwitchedMode;
+use vnet_core::fastpath::{FastPathQueue, Seen};
 use vnet_core::frame::{FramePool, Pkt, PortId};
 use vnet_core::pipeline::{Emitter, Pipeline, Verdict};
 use vnet_core::time::Instant;
@@ -52,6 +53,20 @@ impl Pipeline for AnyMode {
         match self {
             AnyMode::Switched(m) => m.poll(now, pool, out),
             AnyMode::Nat(m) => m.poll(now, pool, out),
+        }
+    }
+
+    fn fastpath_queue(&mut self) -> Option<&mut FastPathQueue> {
+        match self {
+            AnyMode::Switched(m) => m.fastpath_queue(),
+            AnyMode::Nat(m) => m.fastpath_queue(),
+        }
+    }
+
+    fn fastpath_seen(&mut self, seen: &Seen) {
+        match self {
+            AnyMode::Switched(m) => m.fastpath_seen(seen),
+            AnyMode::Nat(m) => m.fastpath_seen(seen),
         }
     }
 }

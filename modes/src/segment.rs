@@ -15,10 +15,11 @@
 use crate::gateway::{Gateway, SharedDhcp};
 use crate::guard::{GuardConfig, PortGuard};
 use crate::layout::PortLayout;
-use crate::switch::{L2Switch, SwitchConfig};
+use crate::switch::{L2Switch, Learn, SwitchConfig};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use vnet_core::counters::DropReason;
+use vnet_core::fastpath::{FastPathQueue, Revoke, Seen};
 use vnet_core::frame::{FramePool, Pkt, PortId};
 use vnet_core::pipeline::{Emitter, Pipeline, Verdict};
 use vnet_core::time::Instant;
@@ -86,6 +87,9 @@ pub struct SwitchedMode {
     gateway: Option<Gateway>,
     guard: PortGuard,
     next_sweep: Instant,
+    /// Offers of switched unicast flows to the fast path, revoked when an address moves
+    /// or ages out.
+    fastpath: FastPathQueue,
 }
 
 impl SwitchedMode {
@@ -103,6 +107,7 @@ impl SwitchedMode {
             gateway,
             guard: PortGuard::new(GuardConfig::default()),
             next_sweep: Instant::ZERO,
+            fastpath: FastPathQueue::new(),
         }
     }
 
@@ -165,6 +170,15 @@ impl SwitchedMode {
     }
 }
 
+/// The source MAC of a frame of at least 12 bytes (zeros when shorter).
+pub(crate) fn src_of(bytes: &[u8]) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    if let Some(b) = bytes.get(6..12) {
+        m.copy_from_slice(b);
+    }
+    m
+}
+
 impl Pipeline for SwitchedMode {
     fn process(
         &mut self,
@@ -181,21 +195,38 @@ impl Pipeline for SwitchedMode {
                     continue;
                 }
             }
-            let Some(gw) = self.gateway.as_mut() else {
-                *verdict = self.switch.forward(now, pool.bytes(pkt), pkt.port);
-                continue;
-            };
             // Learn from the request before the services rewrite it into a reply.
-            self.switch.learn(now, pool.bytes(pkt), pkt.port);
-            *verdict = match gw.intercept(now, pool, pkt) {
-                Some(v) => v,
-                None => self.switch.route(now, pool.bytes(pkt), pkt.port),
-            };
+            let learnt = self.switch.learn(now, pool.bytes(pkt), pkt.port);
+            if learnt == Some(Learn::Moved) {
+                self.fastpath.revoke(Revoke::Mac(src_of(pool.bytes(pkt))));
+            }
+            if let Some(v) = self.gateway.as_mut().and_then(|gw| gw.intercept(now, pool, pkt)) {
+                *verdict = v;
+                continue;
+            }
+            *verdict = self.switch.route(now, pool.bytes(pkt), pkt.port);
+            if self.fastpath.enabled() {
+                if let Some(offer) = L2Switch::offer(pool.bytes(pkt), pkt.port, *verdict) {
+                    self.fastpath.offer(offer);
+                }
+            }
         }
     }
 
     fn observe_handoff(&mut self, now: Instant, bytes: &[u8], ingress: PortId) {
-        self.switch.learn(now, bytes, ingress);
+        if self.switch.learn(now, bytes, ingress) == Some(Learn::Moved) {
+            self.fastpath.revoke(Revoke::Mac(src_of(bytes)));
+        }
+    }
+
+    fn fastpath_queue(&mut self) -> Option<&mut FastPathQueue> {
+        Some(&mut self.fastpath)
+    }
+
+    fn fastpath_seen(&mut self, seen: &Seen) {
+        if let Seen::L2 { key, at, .. } = seen {
+            self.switch.refresh(&key.src, key.ingress, *at);
+        }
     }
 
     fn poll_at(&self) -> Option<Instant> {
@@ -207,7 +238,8 @@ impl Pipeline for SwitchedMode {
             gw.poll(now, pool, out);
         }
         if now >= self.next_sweep {
-            self.switch.sweep(now);
+            let q = &mut self.fastpath;
+            self.switch.sweep_each(now, |mac| q.revoke(Revoke::Mac(mac)));
             self.next_sweep = now + SWEEP_EVERY;
         }
     }

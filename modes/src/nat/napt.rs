@@ -41,6 +41,7 @@
 //!   with its last session;
 //! - every live session is linked in the wheel, except while [`Napt::poll`] holds it.
 
+mod fastpath;
 mod flows;
 mod warm;
 
@@ -302,6 +303,13 @@ pub struct Napt {
     /// External addresses of rules other than `ext_ip` (hairpin detection).
     extra_ips: Vec<u32>,
     counters: NaptCounters,
+    /// The session the last translated packet used (NIL: none), for fast-path offers.
+    last_session: u32,
+    /// Sessions freed since the fast path last asked (`napt/fastpath.rs`), and whether
+    /// more were freed than the list holds. Only kept while `track_freed` is on.
+    freed: Vec<u32>,
+    freed_overflow: bool,
+    track_freed: bool,
 }
 
 impl Napt {
@@ -342,6 +350,10 @@ impl Napt {
             forwards: Vec::new(),
             extra_ips: Vec::new(),
             counters: NaptCounters::default(),
+            last_session: NIL,
+            freed: Vec::with_capacity(fastpath::FREED_CAPACITY),
+            freed_overflow: false,
+            track_freed: false,
             cfg: config,
         })
     }
@@ -430,6 +442,7 @@ impl Napt {
 
     /// Translates a packet from the inside endpoint's `realm`; see [`Outbound`].
     pub fn outbound(&mut self, now: Instant, realm: u16, ip: &mut [u8]) -> Outbound {
+        self.last_session = NIL;
         match self.outbound_inner(now, realm, ip) {
             Ok(()) => {
                 self.counters.translated_out += 1;
@@ -575,6 +588,7 @@ impl Napt {
             self.ext_ip
         };
         self.refresh(s, now);
+        self.last_session = s;
         (ext_ip, ext_port)
     }
 
@@ -664,6 +678,7 @@ impl Napt {
 
     /// Translates a packet from the outside; see [`Inbound`].
     pub fn inbound(&mut self, now: Instant, ip: &mut [u8]) -> Inbound {
+        self.last_session = NIL;
         match self.inbound_inner(now, ip) {
             Ok(realm) => {
                 self.counters.translated_in += 1;
@@ -748,12 +763,19 @@ impl Napt {
                     }
                     self.sessions[s as usize].tcp.update(Dir::In, flags);
                     self.refresh(s, now);
+                    self.last_session = s;
                     return Ok(m);
                 }
             }
             if !self.permits(now, m, src, sport) {
                 return Err(NatDrop::Filtered);
             }
+            // The fast path may carry this flow only while its own session lives (which
+            // implies the mapping and the address entry do).
+            self.last_session = match self.find_session(m, src, sport) {
+                Some(s) if self.sessions[s as usize].expires > now => s,
+                _ => NIL,
+            };
             return Ok(m);
         }
         // A forwarding rule: no filtering; track the session when there is room.
@@ -768,6 +790,7 @@ impl Napt {
                     sess.tcp.update(Dir::In, flags);
                 }
                 self.refresh(s, now);
+                self.last_session = s;
             }
             None => {
                 if self.session_count >= self.cfg.max_sessions {
@@ -1177,6 +1200,7 @@ impl Napt {
             .free_sessions
             .pop()
             .expect("caller checked max_sessions");
+        self.last_session = s;
         let mp = &mut self.mappings[m as usize];
         let addr = if mp.is_static || self.cfg.filtering != super::Filtering::AddressDependent {
             NIL
@@ -1318,6 +1342,7 @@ impl Napt {
         self.sessions[s as usize] = FREE_SESSION;
         self.free_sessions.push(s);
         self.session_count -= 1;
+        self.note_freed(s);
     }
 
     fn remove_all_sessions(&mut self, m: u32) {

@@ -11,9 +11,10 @@ use crate::nat::{
     write_admin_prohibited, ForwardRule, Inbound, Napt, NaptConfig, NatDrop, Outbound,
 };
 use crate::neighbor::NextHop;
-use crate::switch::{is_group, L2Switch};
+use crate::switch::{is_group, L2Switch, Learn};
 use std::net::Ipv4Addr;
 use vnet_core::counters::DropReason;
+use vnet_core::fastpath::{FastPathQueue, NatKey, Offer, Revoke, Seen};
 use vnet_core::frame::{FramePool, Pkt, PortId};
 use vnet_core::pipeline::{Emitter, Pipeline, PortMask, Verdict};
 use vnet_core::time::Instant;
@@ -63,6 +64,12 @@ pub struct NatMode {
     owns_host: bool,
     guard: PortGuard,
     scratch: Box<[u8; 128]>,
+    /// Offers to the fast path (`vnet_core::fastpath`) and what revokes them.
+    fastpath: FastPathQueue,
+    /// The tag of the packet being decided, set by the paths that may be offered.
+    offer_tag: Option<u64>,
+    /// `guest_macs` and `next_hops` versions the installed entries were written with.
+    macs_seen: (u64, u64),
 }
 
 impl NatMode {
@@ -152,6 +159,9 @@ impl NatMode {
             guard: PortGuard::new(c.guard),
             addrs,
             scratch: Box::new([0; 128]),
+            fastpath: FastPathQueue::new(),
+            offer_tag: None,
+            macs_seen: (0, 0),
         })
     }
 
@@ -310,7 +320,10 @@ impl NatMode {
     ) -> Verdict {
         if let Some(sw) = self.switch.as_mut() {
             // NAT Network: the segment first. Frames not for the router stay on it.
-            sw.learn(now, pool.bytes(pkt), pkt.port);
+            if sw.learn(now, pool.bytes(pkt), pkt.port) == Some(Learn::Moved) {
+                // Its flows, switched or translated to it, were written with its port.
+                self.fastpath.revoke(Revoke::All);
+            }
             let to_router = self
                 .addrs
                 .services
@@ -322,7 +335,13 @@ impl NatMode {
                         return v;
                     }
                 }
-                return sw.route(now, pool.bytes(pkt), pkt.port);
+                let v = sw.route(now, pool.bytes(pkt), pkt.port);
+                if self.fastpath.enabled() {
+                    if let Some(offer) = L2Switch::offer(pool.bytes(pkt), pkt.port, v) {
+                        self.fastpath.offer(offer);
+                    }
+                }
+                return v;
             }
         }
         if ethertype == 0x0806 {
@@ -346,7 +365,12 @@ impl NatMode {
         let ip = &mut pool.frame_mut(pkt.frame)[ETH..pkt.len as usize];
         match self.dns.outbound(now, realm, ip) {
             DnsOutbound::NotForUs => {}
-            DnsOutbound::Forward => return self.route_out(now, pool, pkt, realm),
+            DnsOutbound::Forward => {
+                // The proxy's per-query state decides: never offered.
+                let v = self.route_out(now, pool, pkt, realm);
+                self.offer_tag = None;
+                return v;
+            }
             DnsOutbound::ServFail => {
                 swap_macs(pool.bytes_mut(pkt));
                 return Verdict::Tx(PortMask::one(pkt.port));
@@ -406,6 +430,7 @@ impl NatMode {
         };
         match napt.outbound(now, realm, ip) {
             Outbound::Translated => {
+                self.offer_tag = napt.last_session().map(|s| tag(link, s));
                 let (port, own_mac, slot) = match link {
                     Link::Uplink => (self.uplink_port(), self.uplink.own_mac(), 0),
                     Link::Host => {
@@ -519,10 +544,16 @@ impl NatMode {
         let ip = &mut pool.frame_mut(pkt.frame)[ETH..len];
         match napt.inbound(now, ip) {
             Inbound::Translated { realm } => {
+                let session = napt.last_session();
                 if link == Link::Host {
                     rewrite::readdress(ip, Field::Source, self.addrs.host_loopback);
                 } else {
                     self.dns.inbound(now, realm, ip);
+                }
+                // DNS answers pass the proxy's per-query state: never offered.
+                let dns = ip.len() >= 22 && ip[9] == 17 && ip[20..22] == [0, 53];
+                if !dns {
+                    self.offer_tag = session.map(|s| tag(link, s));
                 }
                 self.deliver(now, pool, pkt, realm)
             }
@@ -600,6 +631,8 @@ impl NatMode {
 
     fn apply_control(&mut self) {
         while let Ok(msg) = self.control.try_recv() {
+            // A rule changed: what the fast path holds is decided again by the core.
+            self.fastpath.revoke(Revoke::All);
             match msg {
                 ControlMsg::Add(rule) => {
                     // Validated by the control thread first; a refusal here cannot differ.
@@ -628,14 +661,74 @@ impl Pipeline for NatMode {
         verdicts: &mut [Verdict],
     ) {
         self.warm(pool, pkts);
-        for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+        let offers = self.fastpath.enabled();
+        for (i, (pkt, verdict)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
+            let arrival = if offers {
+                Arrival::of(pool.bytes(pkt), pkt.port)
+            } else {
+                None
+            };
+            self.offer_tag = None;
             *verdict = self.handle(now, pool, pkt);
+            if let (Some(a), Some(tag)) = (arrival, self.offer_tag) {
+                if matches!(*verdict, Verdict::Tx(m) if m.len() == 1) {
+                    self.fastpath.offer(Offer::Nat {
+                        pkt: i as u16,
+                        key: a.key,
+                        in_macs: a.macs,
+                        in_ttl: a.ttl,
+                        tag,
+                    });
+                }
+            }
+        }
+        if offers {
+            self.collect_revocations();
         }
     }
 
     fn observe_handoff(&mut self, now: Instant, bytes: &[u8], ingress: PortId) {
         if let Some(sw) = self.switch.as_mut() {
-            sw.learn(now, bytes, ingress);
+            if sw.learn(now, bytes, ingress) == Some(Learn::Moved) {
+                self.fastpath.revoke(Revoke::All);
+            }
+        }
+    }
+
+    fn fastpath_queue(&mut self) -> Option<&mut FastPathQueue> {
+        if !self.fastpath.enabled() {
+            // The engine is about to enable it: from now on freed sessions are reported.
+            self.napt.track_freed(true);
+            if let Some(h) = self.host_napt.as_mut() {
+                h.track_freed(true);
+            }
+            self.macs_seen = (self.guest_macs.version(), self.next_hops.version());
+        }
+        Some(&mut self.fastpath)
+    }
+
+    fn fastpath_seen(&mut self, seen: &Seen) {
+        match *seen {
+            Seen::L2 { key, at, .. } => {
+                if let Some(sw) = self.switch.as_mut() {
+                    sw.refresh(&key.src, key.ingress, at);
+                }
+            }
+            Seen::Nat {
+                tag,
+                key,
+                at,
+                packets,
+            } => {
+                let outbound = matches!(self.layout.role(key.ingress), Some(PortRole::Vm(_)));
+                let napt = match tag >> 32 {
+                    0 => Some(&mut self.napt),
+                    _ => self.host_napt.as_mut(),
+                };
+                if let Some(napt) = napt {
+                    napt.fastpath_seen(tag as u32, outbound, at, packets);
+                }
+            }
         }
     }
 
@@ -657,7 +750,16 @@ impl Pipeline for NatMode {
             gw.poll(now, pool, out);
         }
         if let Some(sw) = self.switch.as_mut() {
-            sw.sweep(now);
+            let q = &mut self.fastpath;
+            let mut gone = false;
+            sw.sweep_each(now, |mac| {
+                q.revoke(Revoke::Mac(mac));
+                gone = true;
+            });
+            if gone {
+                // Translated flows to a guest are written with its port, too.
+                q.revoke(Revoke::All);
+            }
         }
         if self.owns_uplink {
             self.uplink.poll(now, pool, out);
@@ -674,6 +776,83 @@ impl Pipeline for NatMode {
                     None => self.next_hops.clear(1),
                 }
             }
+        }
+        if self.fastpath.enabled() {
+            self.collect_revocations();
+        }
+    }
+}
+
+/// The fast-path tag of session `s` of the NAPT of `link`.
+fn tag(link: Link, s: u32) -> u64 {
+    let slot: u64 = match link {
+        Link::Uplink => 0,
+        Link::Host => 1,
+    };
+    slot << 32 | u64::from(s)
+}
+
+/// What a translated packet looked like when it arrived, for its offer: a plain IPv4
+/// TCP/UDP packet (no options, no fragment, no SYN/FIN/RST), the only kind the fast path
+/// translates.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    key: NatKey,
+    macs: ([u8; 6], [u8; 6]),
+    ttl: u8,
+}
+
+impl Arrival {
+    #[inline]
+    fn of(f: &[u8], ingress: PortId) -> Option<Arrival> {
+        if f.len() < ETH + 20 + 20 || f[12..14] != [0x08, 0x00] || f[ETH] != 0x45 {
+            return None;
+        }
+        let ip = &f[ETH..];
+        if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+            return None;
+        }
+        match ip[9] {
+            6 if ip[33] & 0x07 == 0 => {}
+            17 => {}
+            _ => return None,
+        }
+        let mac = |at: usize| -> [u8; 6] { f[at..at + 6].try_into().expect("6 bytes") };
+        let addr = |at: usize| -> [u8; 4] { ip[at..at + 4].try_into().expect("4 bytes") };
+        Some(Arrival {
+            key: NatKey {
+                ingress,
+                proto: ip[9],
+                saddr: addr(12),
+                daddr: addr(16),
+                sport: u16::from_be_bytes([ip[20], ip[21]]),
+                dport: u16::from_be_bytes([ip[22], ip[23]]),
+            },
+            macs: (mac(0), mac(6)),
+            ttl: ip[8],
+        })
+    }
+}
+
+impl NatMode {
+    /// Queue the revocations of what changed: sessions that ended, and every entry when
+    /// a MAC they were written with changed (a guest's, a next hop's) or a rule changed.
+    fn collect_revocations(&mut self) {
+        let q = &mut self.fastpath;
+        for (slot, napt) in [Some(&mut self.napt), self.host_napt.as_mut()]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(napt) = napt else { continue };
+            napt.drain_freed(|s| match s {
+                Some(s) => q.revoke(Revoke::Tag((slot as u64) << 32 | u64::from(s))),
+                None => q.revoke(Revoke::All),
+            });
+        }
+        let macs = (self.guest_macs.version(), self.next_hops.version());
+        if macs != self.macs_seen {
+            self.macs_seen = macs;
+            q.revoke(Revoke::All);
         }
     }
 }

@@ -29,39 +29,56 @@ fn unpack(v: u64) -> Option<EthernetAddress> {
     })
 }
 
-/// A fixed number of shared MAC slots.
+/// A fixed number of shared MAC slots, and a version that counts their changes (for the
+/// fast path: entries written with an old MAC must go).
 #[derive(Debug, Clone)]
 pub struct MacSlots(Arc<[AtomicU64]>);
 
 impl MacSlots {
     /// `n` unknown slots.
     pub fn new(n: usize) -> Self {
-        MacSlots((0..n).map(|_| AtomicU64::new(0)).collect())
+        MacSlots((0..=n).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> Option<&AtomicU64> {
+        self.0[..self.0.len() - 1].get(i)
+    }
+
+    fn bump(&self) {
+        self.0[self.0.len() - 1].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times a slot changed (any worker's change counts).
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.0[self.0.len() - 1].load(Ordering::Relaxed)
     }
 
     /// The MAC in slot `i`, if known (out of range: unknown).
     #[inline]
     pub fn get(&self, i: usize) -> Option<EthernetAddress> {
-        self.0
-            .get(i)
-            .and_then(|s| unpack(s.load(Ordering::Relaxed)))
+        self.slot(i).and_then(|s| unpack(s.load(Ordering::Relaxed)))
     }
 
     /// Remember `mac` in slot `i` (ignored out of range); cheap when unchanged.
     #[inline]
     pub fn set(&self, i: usize, mac: EthernetAddress) {
-        if let Some(s) = self.0.get(i) {
+        if let Some(s) = self.slot(i) {
             let v = pack(mac);
             if s.load(Ordering::Relaxed) != v {
                 s.store(v, Ordering::Relaxed);
+                self.bump();
             }
         }
     }
 
     /// Forget slot `i`.
     pub fn clear(&self, i: usize) {
-        if let Some(s) = self.0.get(i) {
-            s.store(0, Ordering::Relaxed);
+        if let Some(s) = self.slot(i) {
+            if s.swap(0, Ordering::Relaxed) != 0 {
+                self.bump();
+            }
         }
     }
 }
@@ -78,7 +95,13 @@ mod tests {
         a.set(1, EthernetAddress([0x0a, 1, 2, 3, 4, 5]));
         assert_eq!(b.get(1), Some(EthernetAddress([0x0a, 1, 2, 3, 4, 5])));
         assert_eq!(b.get(9), None);
+        assert_eq!(a.version(), 1);
+        a.set(1, EthernetAddress([0x0a, 1, 2, 3, 4, 5]));
+        assert_eq!(a.version(), 1, "unchanged: no new version");
         b.clear(1);
         assert_eq!(a.get(1), None);
+        assert_eq!(a.version(), 2);
+        b.clear(1);
+        assert_eq!(a.version(), 2);
     }
 }

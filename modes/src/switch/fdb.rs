@@ -65,6 +65,12 @@ fn mac_key(mac: &[u8; 6]) -> u64 {
         | u64::from(mac[5])
 }
 
+#[inline]
+fn mac_of(key: u64) -> [u8; 6] {
+    let b = key.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
 impl Fdb {
     /// A table for up to `max_entries` addresses, each forgotten `aging` after it was
     /// last seen.
@@ -163,6 +169,35 @@ impl Fdb {
                 Learn::New
             }
         }
+    }
+
+    /// Move the last-seen time of `mac` on `port` forward to `at` (the fast path carried
+    /// its frames); nothing if it is not known there or was seen later.
+    pub fn refresh(&mut self, mac: &[u8; 6], port: PortId, at: Instant) {
+        if let Ok(i) = self.find(mac_key(mac)) {
+            let slot = &mut self.slots[i];
+            if slot.port == port && slot.seen < at {
+                slot.seen = at;
+            }
+        }
+    }
+
+    /// [`Fdb::sweep`], handing each reclaimed address to `gone`.
+    pub fn sweep_each(&mut self, now: Instant, mut gone: impl FnMut([u8; 6])) -> usize {
+        let aging = self.aging;
+        let mut removed = 0;
+        let mut i = 0;
+        while i < self.slots.len() {
+            let s = self.slots[i];
+            if s.key != 0 && now.saturating_since(s.seen) > aging {
+                gone(mac_of(s.key));
+                self.delete_at(i);
+                removed += 1;
+                continue;
+            }
+            i += 1;
+        }
+        removed
     }
 
     /// Forget every entry that points at `port` (a port went away).

@@ -15,6 +15,7 @@ pub use fdb::{Fdb, Learn};
 
 use std::time::Duration;
 use vnet_core::counters::DropReason;
+use vnet_core::fastpath::{L2Key, Offer};
 use vnet_core::frame::PortId;
 use vnet_core::pipeline::{PortMask, Verdict};
 use vnet_core::time::Instant;
@@ -99,20 +100,54 @@ impl L2Switch {
 
     /// Learn the source of a frame seen on `ingress` (also used for frames another
     /// worker received).
+    /// Returns what happened to the address (`None`: nothing learnt).
     #[inline]
-    pub fn learn(&mut self, now: Instant, bytes: &[u8], ingress: PortId) {
+    pub fn learn(&mut self, now: Instant, bytes: &[u8], ingress: PortId) -> Option<Learn> {
         if bytes.len() < MIN_FRAME || !self.members.contains(ingress) {
-            return;
+            return None;
         }
         let src = mac_at(bytes, 6);
         if is_group(&src) {
-            return;
+            return None;
         }
-        match self.fdb.learn(&src, ingress, now) {
+        let learnt = self.fdb.learn(&src, ingress, now);
+        match learnt {
             Learn::Full => self.stats.learn_full += 1,
             Learn::Moved => self.stats.moves += 1,
             Learn::New | Learn::Refreshed => {}
         }
+        Some(learnt)
+    }
+
+    /// The fast path carried frames from `mac` on `port` until `at`: its FDB entry is
+    /// as fresh as if the switch had seen them.
+    pub fn refresh(&mut self, mac: &[u8; 6], port: PortId, at: Instant) {
+        self.fdb.refresh(mac, port, at);
+    }
+
+    /// The fast-path offer for a frame this switch has just sent to exactly one port:
+    /// a unicast frame from `ingress` to a known destination.
+    #[inline]
+    pub fn offer(bytes: &[u8], ingress: PortId, verdict: Verdict) -> Option<Offer> {
+        let Verdict::Tx(mask) = verdict else {
+            return None;
+        };
+        if mask.len() != 1 || bytes.len() < MIN_FRAME {
+            return None;
+        }
+        let (src, dst) = (mac_at(bytes, 6), mac_at(bytes, 0));
+        if is_group(&dst) || is_group(&src) {
+            return None;
+        }
+        Some(Offer::L2 {
+            key: L2Key { ingress, src, dst },
+            egress: mask.iter().next()?,
+        })
+    }
+
+    /// [`L2Switch::sweep`], handing each aged-out address to `gone`.
+    pub fn sweep_each(&mut self, now: Instant, gone: impl FnMut([u8; 6])) -> usize {
+        self.fdb.sweep_each(now, gone)
     }
 
     /// Where a frame from `ingress` goes (learning its source on the way).

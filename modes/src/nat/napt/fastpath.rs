@@ -1,0 +1,82 @@
+//! What the fast path needs from the NAPT: which session a translated packet used (its
+//! offer's tag), which sessions ended (their entries must go), and the kernel's use of a
+//! session's entries folded back in as if the packets had been seen here.
+//!
+//! Invariants: a freed session is reported before its slot can be reused by a packet of
+//! another flow (the engine drains after every batch and every timer run, and applies
+//! revocations before offers); when more sessions end at once than
+//! [`FREED_CAPACITY`], the report says "all" instead, never loses one.
+
+use super::{Napt, NIL};
+use crate::nat::NatProto;
+use vnet_core::time::Instant;
+
+/// Freed sessions remembered between two drains.
+pub(super) const FREED_CAPACITY: usize = 1024;
+
+impl Napt {
+    /// Start (or stop) remembering freed sessions for the fast path.
+    pub fn track_freed(&mut self, on: bool) {
+        self.track_freed = on;
+        self.freed.clear();
+        self.freed_overflow = false;
+    }
+
+    /// The session the last translated packet used, if the fast path may carry its flow
+    /// (a live session of this very flow).
+    pub fn last_session(&self) -> Option<u32> {
+        (self.last_session != NIL).then_some(self.last_session)
+    }
+
+    #[inline]
+    pub(super) fn note_freed(&mut self, s: u32) {
+        if !self.track_freed {
+            return;
+        }
+        if self.freed.len() < FREED_CAPACITY {
+            self.freed.push(s);
+        } else {
+            self.freed_overflow = true;
+        }
+    }
+
+    /// Hand each session freed since the last call to `f` (`None`: too many, treat every
+    /// session as ended).
+    pub fn drain_freed(&mut self, mut f: impl FnMut(Option<u32>)) {
+        if self.freed_overflow {
+            f(None);
+        } else {
+            for &s in &self.freed {
+                f(Some(s));
+            }
+        }
+        self.freed.clear();
+        self.freed_overflow = false;
+    }
+
+    /// `packets` of session `s`'s flow took the fast path, the last at `at`; `outbound`:
+    /// from the inside. Refreshes and counts exactly as the packets would have here: an
+    /// outbound packet refreshes the session, an inbound one only for TCP (RFC 4787
+    /// REQ-6: inbound UDP never refreshes); a deadline is never moved earlier.
+    pub fn fastpath_seen(&mut self, s: u32, outbound: bool, at: Instant, packets: u64) {
+        let Some(&guest) = self.session_guest.get(s as usize) else {
+            return;
+        };
+        if guest == NIL {
+            return; // Freed since: its entries are being revoked.
+        }
+        if outbound {
+            self.counters.translated_out += packets;
+        } else {
+            self.counters.translated_in += packets;
+        }
+        let mapping = self.sessions[s as usize].mapping as usize;
+        let tcp = self.mappings[mapping].proto == NatProto::Tcp;
+        if outbound || tcp {
+            let deadline = at + self.timeout(s);
+            if deadline > self.sessions[s as usize].expires {
+                self.set_deadline(s, deadline);
+            }
+        }
+    }
+}
