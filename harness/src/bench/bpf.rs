@@ -6,7 +6,11 @@
 //! crate (and build) `xsk-rs` already links, so there is one libbpf in the binary.
 //!
 //! Network namespaces: attaching resolves interface names through netlink in the calling
-//! thread's namespace; [`in_netns`] runs a closure on a thread that entered a namespace.
+//! thread's namespace, and the kernel resolves a DEVMAP value's ifindex in the namespace
+//! of the thread that writes it; [`in_netns`] runs a closure on a thread that entered a
+//! namespace. Invariant: every ifindex this module is given or writes is used on a thread
+//! inside the namespace it was looked up in, so a program never reaches the machine's own
+//! interfaces.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::CString;
@@ -162,6 +166,10 @@ pub fn array_set_bytes(fd: i32, key: u32, value: &[u8; HDR_LEN]) -> Result<()> {
 
 /// Write `value` at `key` of a map with u32 keys and u32 values (a DEVMAP_HASH: the key
 /// an ingress ifindex, the value the ifindex to redirect to).
+///
+/// A DEVMAP's value is resolved to an interface in the network namespace of the calling
+/// thread: call this from a thread inside the namespace whose interfaces the map names
+/// ([`in_netns`]), never from the machine's own namespace.
 ///
 /// # Errors
 /// The kernel's error (e.g. ENODEV when `value` is no interface of the map's namespace).

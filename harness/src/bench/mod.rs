@@ -1086,7 +1086,7 @@ pub fn print_summary(s: &Summary) {
         print_search(s);
     }
     let w = name_width(s);
-    for d in &s.duts {
+    for d in s.duts.iter().filter(|d| !d.info.backend.is_empty()) {
         let busy = match d.info.busy_poll.as_str() {
             "" | "-" => String::new(),
             b => format!("busy_poll={b} "),

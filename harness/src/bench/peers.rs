@@ -634,10 +634,11 @@ pub const NO_FLOWTABLES: &str = "this kernel has no nftables flowtables";
 fn flowtable_refused(e: anyhow::Error) -> anyhow::Error {
     let msg = format!("{e:#}");
     if msg.contains("No such file or directory") || msg.contains("not supported") {
+        // nft's own words, without the command line and file position before them.
         let said = msg
-            .lines()
-            .find(|l| l.contains("Error:"))
-            .unwrap_or(msg.lines().next().unwrap_or(""))
+            .rsplit("Error: ")
+            .next()
+            .unwrap_or(&msg)
             .trim()
             .to_string();
         anyhow::anyhow!(
@@ -846,13 +847,17 @@ impl XdpPorts {
         let map = obj.map_fd("redirect_ports")?;
         let stats = obj.map_fd("redirect_stats")?;
         let names = ports.clone();
+        // The kernel resolves a DEVMAP value's ifindex in the namespace of the thread that
+        // writes it: written from anywhere else, the entries would name the machine's own
+        // interfaces. So the lookups and the writes happen on one thread in `netns`.
         let (a, b) = bpf::in_netns(netns, move || {
-            Ok((bpf::ifindex(&names[0])?, bpf::ifindex(&names[1])?))
+            let (a, b) = (bpf::ifindex(&names[0])?, bpf::ifindex(&names[1])?);
+            // Each ingress ifindex to the other port.
+            for (k, v) in [(a, b), (b, a)] {
+                bpf::map_set_u32(map, k, v)?;
+            }
+            Ok((a, b))
         })?;
-        // Each ingress ifindex to the other port.
-        for (k, v) in [(a, b), (b, a)] {
-            bpf::map_set_u32(map, k, v)?;
-        }
         let mut me = XdpPorts {
             obj,
             stats,
@@ -1037,7 +1042,11 @@ mod tests {
         let e = anyhow::anyhow!("`ip netns exec vb1-dp nft -f /tmp/x.nft` failed: /tmp/x.nft:2:12-13: Error: Could not process rule: No such file or directory");
         let m = format!("{:#}", flowtable_refused(e));
         assert!(m.starts_with(NO_FLOWTABLES), "{m}");
-        assert!(m.contains("Error: Could not process rule"), "{m}");
+        assert!(
+            m.contains("(nft: Could not process rule: No such file or directory)"),
+            "{m}"
+        );
+        assert!(!m.contains("/tmp/x.nft"), "{m}");
         let other = anyhow::anyhow!("syntax error, unexpected junk");
         let m = format!("{:#}", flowtable_refused(other));
         assert!(!m.starts_with(NO_FLOWTABLES), "{m}");
