@@ -805,7 +805,7 @@ struct Arrival {
 impl Arrival {
     #[inline]
     fn of(f: &[u8], ingress: PortId) -> Option<Arrival> {
-        if f.len() < ETH + 20 + 20 || f[12..14] != [0x08, 0x00] || f[ETH] != 0x45 {
+        if f.len() < ETH + 20 + 8 || f[12..14] != [0x08, 0x00] || f[ETH] != 0x45 {
             return None;
         }
         let ip = &f[ETH..];
@@ -813,7 +813,7 @@ impl Arrival {
             return None;
         }
         match ip[9] {
-            6 if ip[33] & 0x07 == 0 => {}
+            6 if ip.len() >= 40 && ip[33] & 0x07 == 0 => {}
             17 => {}
             _ => return None,
         }
