@@ -346,8 +346,8 @@ pub fn vnet_info(log: &str, command: String) -> DutInfo {
 }
 
 /// The `vnet-bench run` command line of a vnet DUT: the scenario's arguments, no periodic
-/// statistics, its worker on `core`, and `--offload xdp` for vnet-offload. (`--offload off`
-/// for plain vnet waits until `run` has the flag: an older `run` refuses it.)
+/// statistics, its worker on `core`, and `--offload xdp` for vnet-offload, `--offload off`
+/// for plain vnet (the core alone).
 pub fn vnet_argv(kind: DutKind, scenario_args: Vec<String>, core: usize) -> Vec<String> {
     let mut args = scenario_args;
     args.extend([
@@ -356,9 +356,12 @@ pub fn vnet_argv(kind: DutKind, scenario_args: Vec<String>, core: usize) -> Vec<
         "--cores".into(),
         core.to_string(),
     ]);
-    if kind == DutKind::VnetOffload {
-        args.extend(["--offload".into(), "xdp".into()]);
-    }
+    let offload = if kind == DutKind::VnetOffload {
+        "xdp"
+    } else {
+        "off"
+    };
+    args.extend(["--offload".into(), offload.into()]);
     args
 }
 
@@ -984,7 +987,7 @@ mod tests {
     }
 
     #[test]
-    fn vnet_offload_runs_vnet_with_the_xdp_offload_and_plain_vnet_without_the_flag() {
+    fn vnet_offload_runs_vnet_with_the_xdp_offload_and_plain_vnet_with_it_off() {
         let off = args(DutKind::VnetOffload);
         let at = off
             .iter()
@@ -993,12 +996,13 @@ mod tests {
         assert_eq!(off[at + 1], "xdp");
         assert_eq!(off.iter().filter(|a| *a == "--offload").count(), 1);
         let plain = args(DutKind::Vnet);
-        assert!(
-            !plain.iter().any(|a| a == "--offload"),
-            "an older `run` refuses --offload: {plain:?}"
-        );
+        let at = plain
+            .iter()
+            .position(|a| a == "--offload")
+            .expect("--offload given");
+        assert_eq!(plain[at + 1], "off", "{plain:?}");
         // Everything else is the same command line.
-        assert_eq!(off[..off.len() - 2], plain[..]);
+        assert_eq!(off[..off.len() - 2], plain[..plain.len() - 2]);
         assert_eq!(
             plain[..3],
             ["run", "--mode", "nat"],
