@@ -360,7 +360,7 @@ pub struct RunArgs {
     /// (switched unicast, translated TCP/UDP sessions) into an XDP program on every port,
     /// which forwards their frames in the kernel; `off` sends every frame through the
     /// AF_XDP sockets to the core.
-    #[arg(long, value_enum, default_value_t = OffloadChoice::Xdp)]
+    #[arg(long, value_enum, default_value_t = OffloadChoice::Off)]
     pub offload: OffloadChoice,
     /// Flows the fast path holds, switched and translated each (its BPF hash maps).
     #[arg(long, value_name = "N", default_value_t = 65536,

@@ -200,7 +200,11 @@ impl Pipeline for SwitchedMode {
             if learnt == Some(Learn::Moved) {
                 self.fastpath.revoke(Revoke::Mac(src_of(pool.bytes(pkt))));
             }
-            if let Some(v) = self.gateway.as_mut().and_then(|gw| gw.intercept(now, pool, pkt)) {
+            if let Some(v) = self
+                .gateway
+                .as_mut()
+                .and_then(|gw| gw.intercept(now, pool, pkt))
+            {
                 *verdict = v;
                 continue;
             }
@@ -239,7 +243,8 @@ impl Pipeline for SwitchedMode {
         }
         if now >= self.next_sweep {
             let q = &mut self.fastpath;
-            self.switch.sweep_each(now, |mac| q.revoke(Revoke::Mac(mac)));
+            self.switch
+                .sweep_each(now, |mac| q.revoke(Revoke::Mac(mac)));
             self.next_sweep = now + SWEEP_EVERY;
         }
     }

@@ -182,7 +182,10 @@ impl FastPathLink {
                 synced: EntryUse::default(),
             },
         );
-        let slot = self.by_tag.entry(tag).or_insert(TagKeys { keys: [None; 2] });
+        let slot = self
+            .by_tag
+            .entry(tag)
+            .or_insert(TagKeys { keys: [None; 2] });
         match slot.keys {
             [None, _] => slot.keys[0] = Some(key),
             [_, None] => slot.keys[1] = Some(key),
@@ -294,9 +297,7 @@ impl FastPathLink {
             }
         }
         for &p in ports {
-            counters
-                .port(usize::from(p))
-                .set_fast(&cache.port_stats(p));
+            counters.port(usize::from(p)).set_fast(&cache.port_stats(p));
         }
     }
 }

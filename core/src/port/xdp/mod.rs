@@ -94,8 +94,8 @@ pub use xdp_features::{xdp_features, XdpFeatures};
 
 use crate::frame::{FramePool, PortId};
 use crate::port::{Port, BURST};
-use netlink::RtNetlink;
 use fastpath::Attachment;
+use netlink::RtNetlink;
 use socket::{Bound, Rings, Sizing};
 use std::ffi::CString;
 use std::fmt;
@@ -356,12 +356,10 @@ fn bind_socket(
     // With the fast path, its program replaces libxdp's: attached first, the socket
     // entered in its map once bound.
     let attachment = match &cfg.fastpath {
-        Some(fp) => {
-            match Attachment::attach(&fp.0, id, ifindex, attach != AttachMode::Generic) {
-                Ok(a) => Some(a),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
+        Some(fp) => match Attachment::attach(&fp.0, id, ifindex, attach != AttachMode::Generic) {
+            Ok(a) => Some(a),
+            Err(e) => return Ok(Err(e)),
+        },
         None => None,
     };
     let libxdp_flags = if attachment.is_some() {
