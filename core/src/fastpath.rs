@@ -105,7 +105,8 @@ pub enum Miss {
     Fragment,
     /// TCP SYN, FIN or RST: the core tracks the connection.
     Control,
-    /// A partial TCP/UDP checksum (a sender with checksum offload).
+    /// A partial TCP/UDP checksum (a sender with checksum offload) the program could not
+    /// complete (a segment over 4 KiB); shorter ones are completed on the fast path.
     PartialCsum,
     /// A frame in several buffers (a TSO super-frame).
     MultiBuf,

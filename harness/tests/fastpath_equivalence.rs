@@ -152,6 +152,8 @@ impl<M: Pipeline> Rig<M> {
     /// The core decides `frame` from `port` (and its offers are installed).
     fn core(&mut self, now: Instant, frame: &[u8], port: PortId) -> (Verdict, Vec<u8>) {
         let mut pkts = [self.pool.alloc_copy(frame, port).unwrap()];
+        // As the worker does, before any mode sees the frame.
+        vnet_core::offload::complete_partial(self.pool.bytes_mut(&pkts[0]));
         let mut v = [Verdict::Consumed];
         self.mode.process(now, &mut self.pool, &mut pkts, &mut v);
         if let Some(q) = self.mode.fastpath_queue() {
@@ -277,6 +279,20 @@ fn l4_frame(
     f
 }
 
+/// The frame as a sender with checksum offload hands it over: the UDP checksum field holds
+/// only the folded pseudo-header sum (Ethernet + IPv4 without options).
+fn partial_udp(full: &[u8]) -> Vec<u8> {
+    let mut f = full.to_vec();
+    let mut p = 0u32;
+    for w in f[26..34].chunks(2) {
+        p += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    p += 17 + u32::from(u16::from_be_bytes([f[38], f[39]]));
+    let folded = !csum(&[], p);
+    f[40..42].copy_from_slice(&folded.to_be_bytes());
+    f
+}
+
 fn csum(data: &[u8], mut sum: u32) -> u16 {
     for c in data.chunks(2) {
         sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
@@ -343,6 +359,11 @@ fn nat_flows_on_the_fast_path_leave_exactly_as_from_the_core_and_stop_when_the_c
             );
             let inbound = rig.same(t0, &back(&[i; 17]), uplink);
             assert_eq!(&inbound[..6], &G1, "to the guest");
+        }
+        // A partial checksum is completed, then translated, the same on both paths.
+        for len in [1usize, 10, 501] {
+            let full = ipv4_udp((gw, G1), (GUEST, 5000), (SERVER, 7), &vec![0x5a; len]);
+            rig.same(t0, &partial_udp(&full), vm);
         }
         // A UDP checksum of zero ("none") stays zero on both paths.
         let mut none = ipv4_udp((gw, G1), (GUEST, 5000), (SERVER, 7), b"nocsum");
@@ -465,19 +486,17 @@ fn switched_flows_on_the_fast_path_match_the_core_and_follow_the_fdb() {
         mc[..6].copy_from_slice(&[0x01, 0, 0x5e, 0, 0, 1]);
         assert_eq!(rig.kernel(&mc, 0).0, XDP_PASS);
         assert_eq!(rig.kernel(&arp_reply(a, ia, ib), 0).0, XDP_PASS);
-        // A partial checksum (a sender with checksum offload) is the core's to complete.
-        let mut partial = ab(b"partial");
-        let mut p = 0u32;
-        for w in [ia.octets(), ib.octets()] {
-            p += u32::from(u16::from_be_bytes([w[0], w[1]]));
-            p += u32::from(u16::from_be_bytes([w[2], w[3]]));
+        // Partial checksums (a sender with checksum offload) are completed on both paths,
+        // byte for byte the same, whatever the segment's length (odd ones too).
+        for len in [0usize, 1, 2, 3, 7, 64, 333, 1400] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let full = ab(&payload);
+            let out = rig.same(now, &partial_udp(&full), 0);
+            assert_eq!(
+                out, full,
+                "completed to the sender's own full checksum ({len})"
+            );
         }
-        p += 17 + 15;
-        let folded = !csum(&[], p);
-        partial[40..42].copy_from_slice(&folded.to_be_bytes());
-        assert_eq!(rig.kernel(&partial, 0).0, XDP_PASS);
-        let f = rig.fp.port_stats(0);
-        assert!(f.misses[vnet_core::fastpath::Miss::PartialCsum as usize] >= 1);
         // Aged out: the core's sweep revokes; a synced fast path refreshes a's entry but
         // not b's (b sends nothing through it any more).
         let later = now + Duration::from_secs(301);
