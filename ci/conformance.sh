@@ -12,6 +12,15 @@ echo "== conformance, mem backend"
 if [[ $(id -u) -eq 0 ]]; then
   echo "== conformance, xdp backend (live namespaces)"
   "$BIN" conformance --mode all --backend xdp --json target/conformance/xdp.json | grep -E '^\||verdict|^FAIL'
+  echo "== conformance, xdp backend with the XDP fast path (run --offload xdp; GRO on at the endpoints)"
+  "$BIN" conformance --mode all --backend xdp --dut vnet-offload --json target/conformance/xdp-offload.json \
+    2>&1 | tee target/conformance/xdp-offload.log | grep -E 'verdict|^FAIL|fast path carried'
+  # Not a second run of the core: in every mode the fast path must have carried frames.
+  carried=$(grep -cE 'fast path carried [1-9][0-9]* frames' target/conformance/xdp-offload.log || true)
+  if [[ $carried -ne 5 ]]; then
+    echo "the fast path carried frames in $carried of 5 modes" >&2
+    exit 1
+  fi
 elif [[ -n ${VNET_REQUIRE_PRIVILEGED:-} ]]; then
   echo "the live conformance needs root, and VNET_REQUIRE_PRIVILEGED is set" >&2
   exit 1

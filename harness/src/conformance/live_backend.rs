@@ -73,6 +73,9 @@ const RAW_PORT: u16 = 49152;
 pub enum Dut {
     /// `vnet-bench run` on AF_XDP in the dataplane namespace.
     Xdp,
+    /// The same with `--offload xdp`, and GRO on at every endpoint's veth (the kernel
+    /// delivers XDP redirects into a veth only then).
+    XdpOffload,
     /// The Linux kernel configured as the mode (bridge, routing, nftables, dnsmasq).
     Kernel,
 }
@@ -131,6 +134,7 @@ impl CaseRunner for LiveBackend {
     fn name(&self) -> &'static str {
         match self.dut {
             Dut::Xdp => "xdp",
+            Dut::XdpOffload => "xdp+offload",
             Dut::Kernel => "kernel",
         }
     }
@@ -258,7 +262,7 @@ fn setup(mode: &ModeUnderTest, exe: &Path, prefix: &str, dut: Dut) -> Result<Rea
     let dp_if = |r: Role| topo.endpoint(r.name()).dp_ifname.clone();
     let mut control = None;
     let forwarder = match dut {
-        Dut::Xdp => {
+        Dut::Xdp | Dut::XdpOffload => {
             let mut args: Vec<String> = vec![
                 "run".into(),
                 "--mode".into(),
@@ -289,6 +293,14 @@ fn setup(mode: &ModeUnderTest, exe: &Path, prefix: &str, dut: Dut) -> Result<Rea
                 control = Some(path);
             }
             args.extend(["--stats-interval".into(), "0".into()]);
+            if dut == Dut::XdpOffload {
+                args.extend(["--offload".into(), "xdp".into()]);
+                for &(_, r) in &roles {
+                    let e = topo.endpoint(r.name());
+                    crate::topo::netns_exec(&e.netns, "ethtool", &["-K", &e.ifname, "gro", "on"])
+                        .with_context(|| format!("could not turn GRO on at {}", e.ifname))?;
+                }
+            }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             Forwarder::Dataplane(Dataplane::start_exe(exe, topo.dp_netns(), &args)?)
         }
@@ -617,7 +629,12 @@ impl Ready {
         }
         match self.forwarder.take() {
             Some(Forwarder::Dataplane(mut dp)) => match dp.stop() {
-                Ok(_) => "dataplane stopped cleanly".into(),
+                Ok(log) => match fast_path_share(&log) {
+                    Some((fast, core)) => format!(
+                        "dataplane stopped cleanly; the fast path carried {fast} frames, the core {core}"
+                    ),
+                    None => "dataplane stopped cleanly".into(),
+                },
                 Err(e) => format!("DATAPLANE FAILED: {e:#}"),
             },
             Some(Forwarder::Kernel(k)) => {
@@ -1156,9 +1173,33 @@ impl Ready {
     }
 }
 
+/// Frames the fast path took and frames it handed to the core, summed over the ports of
+/// the dataplane's final counters (`None` without a fast path).
+fn fast_path_share(log: &str) -> Option<(u64, u64)> {
+    let last = log.rsplit("final counters:").next()?;
+    let sum = |key: &str| -> u64 {
+        last.split_whitespace()
+            .filter_map(|w| w.strip_prefix(key))
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
+    };
+    let (fast, core) = (sum("fast_rx="), sum("to_core="));
+    (log.contains("final counters:") && fast + core > 0).then_some((fast, core))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_path_share_is_summed_over_the_final_counters_only() {
+        let log = "port 0 ...\nfast_rx=99 to_core=99\nvnet-bench run: stopped; final counters:\n\
+                   0 vm1 10 10 0  fast_rx=7 fast_tx=3 to_core=2 miss_no_entry=2\n\
+                   1 vm2 5 5 0  fast_rx=3 fast_tx=7 to_core=1";
+        assert_eq!(fast_path_share(log), Some((10, 3)));
+        assert_eq!(fast_path_share("final counters:\n0 vm1 10 10 0"), None);
+        assert_eq!(fast_path_share("fast_rx=5"), None);
+    }
 
     #[test]
     fn markers_fit_ping_patterns_and_differ() {

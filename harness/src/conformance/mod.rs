@@ -122,6 +122,10 @@ pub struct ConformanceArgs {
 pub enum Dut {
     /// `vnet-bench run` on AF_XDP.
     Vnet,
+    /// `vnet-bench run --offload xdp`, with GRO on at every endpoint's veth so that the
+    /// kernel can deliver the fast path's redirects: established flows leave from the XDP
+    /// fast path, and every verdict must stay the same.
+    VnetOffload,
     /// The Linux kernel (bridge, routing, nftables, dnsmasq) on the same namespaces.
     Kernel,
 }
@@ -258,11 +262,16 @@ pub fn run(args: ConformanceArgs) -> Result<bool> {
         ConformanceBackend::Mem => run_mem(&modes),
         ConformanceBackend::Xdp => {
             crate::preflight::require_root("vnet-bench conformance --backend xdp")?;
-            let dut = if args.dut == Dut::Kernel {
-                live_backend::Dut::Kernel
-            } else {
-                crate::preflight::require_af_xdp()?;
-                live_backend::Dut::Xdp
+            let dut = match args.dut {
+                Dut::Kernel => live_backend::Dut::Kernel,
+                Dut::Vnet => {
+                    crate::preflight::require_af_xdp()?;
+                    live_backend::Dut::Xdp
+                }
+                Dut::VnetOffload => {
+                    crate::preflight::require_af_xdp()?;
+                    live_backend::Dut::XdpOffload
+                }
             };
             let exe = std::env::current_exe().context("cannot find the vnet-bench binary")?;
             let live: Vec<ModeUnderTest> = if dut == live_backend::Dut::Kernel {
