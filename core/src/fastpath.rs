@@ -353,6 +353,11 @@ impl FastPathQueue {
         }
     }
 
+    /// Whether a [`Revoke::All`] is queued.
+    pub fn revokes_all(&self) -> bool {
+        self.revokes.contains(&Revoke::All)
+    }
+
     /// Whether anything is queued.
     pub fn is_empty(&self) -> bool {
         self.offers.is_empty() && self.revokes.is_empty()

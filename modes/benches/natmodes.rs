@@ -9,10 +9,21 @@
 //! iteration copies the batch's 60-byte frames into the pool before processing (the
 //! pipeline translates in place); `copy_only` measures that copy alone, to subtract.
 //! Sessions exist before measuring; `now` does not advance, so nothing expires.
+//!
+//! `guest_to_inet_offers`: the same with the fast path's bookkeeping on (`run --offload
+//! xdp`): the mode builds an offer per translated packet and the worker's
+//! [`FastPathLink`] checks each against its table after the batch, as the engine does.
+//! Every flow is already installed (the worst case for the core: each frame that still
+//! reaches it is offered again); the kernel side is an in-memory map, so the figure is the
+//! core's own cost, without the one map-update syscall a new flow costs.
 
 use std::net::Ipv4Addr;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vnet_core::engine::FastPathLink;
+use vnet_core::fastpath::{EntryUse, FlowCache, L2Key, NatKey, NatRewrite, PortFastStats};
 use vnet_core::frame::{FramePool, Pkt, PortId};
 use vnet_core::pipeline::{Emitter, Pipeline, Verdict};
 use vnet_core::time::Instant;
@@ -69,6 +80,8 @@ impl Rig {
     fn new(flavor: NatFlavor, max_sessions: usize) -> Rig {
         let mut c = NatModeConfig::new(flavor, 1, EXT, NEXT_HOP);
         c.napt.max_sessions = max_sessions;
+        // One guest holds every flow here: its share is the whole table.
+        c.napt.max_sessions_per_guest = max_sessions;
         let spec = NatSpec::new(c, 1, Instant::ZERO).expect("nat spec");
         let mut rig = Rig {
             mode: spec.build(0, 1, Instant::ZERO).expect("nat mode"),
@@ -141,6 +154,35 @@ fn load(pool: &mut FramePool, pkts: &[Pkt], flows: &[[u8; FRAME]], cursor: &mut 
     }
 }
 
+/// The kernel's maps, in memory: installs are remembered, nothing else.
+#[derive(Debug, Default)]
+struct MemCache {
+    nat: Mutex<std::collections::HashSet<NatKey>>,
+}
+
+impl FlowCache for MemCache {
+    fn install_l2(&self, _: &L2Key, _: PortId) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn remove_l2(&self, _: &L2Key) {}
+    fn read_l2(&self, _: &L2Key) -> Option<EntryUse> {
+        None
+    }
+    fn install_nat(&self, key: &NatKey, _: &NatRewrite) -> std::io::Result<()> {
+        self.nat.lock().unwrap().insert(*key);
+        Ok(())
+    }
+    fn remove_nat(&self, key: &NatKey) {
+        self.nat.lock().unwrap().remove(key);
+    }
+    fn read_nat(&self, _: &NatKey) -> Option<EntryUse> {
+        None
+    }
+    fn port_stats(&self, _: PortId) -> PortFastStats {
+        PortFastStats::default()
+    }
+}
+
 fn nat_modes(c: &mut Criterion) {
     for (name, flavor) in [
         ("nat_mode", NatFlavor::PerVm),
@@ -195,6 +237,51 @@ fn nat_modes(c: &mut Criterion) {
                     })
                 },
             );
+            // The fast path's bookkeeping on: every flow offered once and installed.
+            let cache = Arc::new(MemCache::default());
+            let mut link = FastPathLink::new(cache.clone(), 65536 + 1024, Duration::from_secs(1));
+            rig.mode.fastpath_queue().expect("offers").set_enabled(true);
+            for _ in 0..(sessions / BATCH + 2) * 4 {
+                load(&mut rig.pool, &batch, &flows, &mut cursor);
+                rig.mode
+                    .process(rig.now, &mut rig.pool, &mut batch, &mut verdicts);
+                link.apply(
+                    rig.mode.fastpath_queue().expect("offers"),
+                    &rig.pool,
+                    &batch,
+                    &verdicts,
+                );
+            }
+            assert!(
+                cache.nat.lock().unwrap().len() >= sessions.min(BATCH),
+                "{name}: the flows were offered and installed"
+            );
+            group.bench_with_input(
+                BenchmarkId::new("guest_to_inet_offers", sessions),
+                &sessions,
+                |b, _| {
+                    b.iter(|| {
+                        load(&mut rig.pool, &batch, &flows, &mut cursor);
+                        rig.mode.process(
+                            rig.now,
+                            &mut rig.pool,
+                            black_box(&mut batch),
+                            &mut verdicts,
+                        );
+                        link.apply(
+                            rig.mode.fastpath_queue().expect("offers"),
+                            &rig.pool,
+                            &batch,
+                            &verdicts,
+                        );
+                        black_box(&verdicts);
+                    })
+                },
+            );
+            rig.mode
+                .fastpath_queue()
+                .expect("offers")
+                .set_enabled(false);
             group.bench_with_input(
                 BenchmarkId::new("copy_only", sessions),
                 &sessions,

@@ -25,6 +25,51 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A multiply-rotate hasher for the table's small fixed keys (the std SipHash costs more
+/// than the rest of an offer's check). Keys come from traffic, but the table only
+/// remembers flows the core already decided and bounds them (`capacity`), so a
+/// collision-heavy flood slows offers, never the kernel's path.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+}
+
+type FastHash = std::hash::BuildHasherDefault<KeyHasher>;
+
 /// Counters of a worker's fast-path table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FastPathTableStats {
@@ -65,9 +110,9 @@ struct TagKeys {
 pub struct FastPathLink {
     cache: Arc<dyn FlowCache>,
     capacity: usize,
-    l2: HashMap<L2Key, L2Entry>,
-    nat: HashMap<NatKey, NatEntry>,
-    by_tag: HashMap<u64, TagKeys>,
+    l2: HashMap<L2Key, L2Entry, FastHash>,
+    nat: HashMap<NatKey, NatEntry, FastHash>,
+    by_tag: HashMap<u64, TagKeys, FastHash>,
     every: Duration,
     next_sync: Instant,
     stats: FastPathTableStats,
@@ -80,9 +125,9 @@ impl FastPathLink {
         Self {
             cache,
             capacity,
-            l2: HashMap::with_capacity(capacity),
-            nat: HashMap::with_capacity(capacity),
-            by_tag: HashMap::with_capacity(capacity),
+            l2: HashMap::with_capacity_and_hasher(capacity, FastHash::default()),
+            nat: HashMap::with_capacity_and_hasher(capacity, FastHash::default()),
+            by_tag: HashMap::with_capacity_and_hasher(capacity, FastHash::default()),
             every,
             next_sync: Instant::ZERO,
             stats: FastPathTableStats::default(),
@@ -116,6 +161,11 @@ impl FastPathLink {
                 in_ttl,
                 tag,
             }) => {
+                // Installed for this decision already: a decision that changed was
+                // revoked first, so there is nothing to read again.
+                if self.nat.get(&key).is_some_and(|e| e.tag == tag) {
+                    return;
+                }
                 let i = usize::from(pkt);
                 let egress = match verdicts.get(i) {
                     Some(Verdict::Tx(mask)) if mask.len() == 1 => mask.iter().next(),

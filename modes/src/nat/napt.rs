@@ -119,6 +119,9 @@ struct Session {
     remote_ip: u32,
     remote_port: u16,
     tcp: TcpTrack,
+    /// Directions offered to the fast path (`napt/fastpath.rs`), in the struct's one
+    /// byte of padding.
+    offered: u8,
     /// Index in `addrs`, `NIL` for sessions of static mappings.
     addr: u32,
     expires: Instant,
@@ -131,6 +134,7 @@ const FREE_SESSION: Session = Session {
     remote_ip: 0,
     remote_port: 0,
     tcp: TcpTrack::ZERO,
+    offered: 0,
     addr: NIL,
     expires: Instant::ZERO,
     prev: NIL,
@@ -1251,6 +1255,7 @@ impl Napt {
             remote_ip,
             remote_port,
             tcp,
+            offered: 0,
             addr,
             expires: Instant::ZERO,
             prev: NIL,

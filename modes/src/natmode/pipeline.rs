@@ -664,21 +664,24 @@ impl Pipeline for NatMode {
         let offers = self.fastpath.enabled();
         for (i, (pkt, verdict)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
             let arrival = if offers {
-                Arrival::of(pool.bytes(pkt), pkt.port)
+                Arrival::of(pool.bytes(pkt))
             } else {
                 None
             };
+            let ingress = pkt.port;
             self.offer_tag = None;
             *verdict = self.handle(now, pool, pkt);
             if let (Some(a), Some(tag)) = (arrival, self.offer_tag) {
-                if matches!(*verdict, Verdict::Tx(m) if m.len() == 1) {
-                    self.fastpath.offer(Offer::Nat {
-                        pkt: i as u16,
-                        key: a.key,
-                        in_macs: a.macs,
-                        in_ttl: a.ttl,
-                        tag,
-                    });
+                // Once per session and direction: the engine holds the entry after that.
+                let outbound = matches!(self.layout.role(ingress), Some(PortRole::Vm(_)));
+                let napt = match tag >> 32 {
+                    0 => Some(&mut self.napt),
+                    _ => self.host_napt.as_mut(),
+                };
+                if matches!(*verdict, Verdict::Tx(m) if m.len() == 1)
+                    && napt.is_some_and(|n| n.mark_offered(tag as u32, outbound))
+                {
+                    self.fastpath.offer(a.offer(i as u16, ingress, tag));
                 }
             }
         }
@@ -792,34 +795,42 @@ fn tag(link: Link, s: u32) -> u64 {
     slot << 32 | u64::from(s)
 }
 
-/// What a translated packet looked like when it arrived, for its offer: a plain IPv4
-/// TCP/UDP packet (no options, no fragment, no SYN/FIN/RST), the only kind the fast path
-/// translates.
+/// What a translated packet looked like when it arrived, for its offer: its first 38
+/// bytes (Ethernet, IPv4 without options, the ports), copied before the mode rewrites it
+/// and parsed only when an offer is made.
 #[derive(Debug, Clone, Copy)]
 struct Arrival {
-    key: NatKey,
-    macs: ([u8; 6], [u8; 6]),
-    ttl: u8,
+    head: [u8; 38],
 }
 
 impl Arrival {
+    /// A plain IPv4 TCP/UDP packet (no options, no fragment, no SYN/FIN/RST): the only
+    /// kind the fast path translates.
     #[inline]
-    fn of(f: &[u8], ingress: PortId) -> Option<Arrival> {
+    fn of(f: &[u8]) -> Option<Arrival> {
         if f.len() < ETH + 20 + 8 || f[12..14] != [0x08, 0x00] || f[ETH] != 0x45 {
             return None;
         }
-        let ip = &f[ETH..];
-        if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+        if (f[ETH + 6] & 0x3f) | f[ETH + 7] != 0 {
             return None;
         }
-        match ip[9] {
-            6 if ip.len() >= 40 && ip[33] & 0x07 == 0 => {}
+        match f[ETH + 9] {
+            6 if f.len() >= ETH + 40 && f[ETH + 33] & 0x07 == 0 => {}
             17 => {}
             _ => return None,
         }
+        let mut head = [0u8; 38];
+        head.copy_from_slice(&f[..38]);
+        Some(Arrival { head })
+    }
+
+    fn offer(&self, pkt: u16, ingress: PortId, tag: u64) -> Offer {
+        let f = &self.head;
+        let ip = &f[ETH..];
         let mac = |at: usize| -> [u8; 6] { f[at..at + 6].try_into().expect("6 bytes") };
         let addr = |at: usize| -> [u8; 4] { ip[at..at + 4].try_into().expect("4 bytes") };
-        Some(Arrival {
+        Offer::Nat {
+            pkt,
             key: NatKey {
                 ingress,
                 proto: ip[9],
@@ -828,9 +839,10 @@ impl Arrival {
                 sport: u16::from_be_bytes([ip[20], ip[21]]),
                 dport: u16::from_be_bytes([ip[22], ip[23]]),
             },
-            macs: (mac(0), mac(6)),
-            ttl: ip[8],
-        })
+            in_macs: (mac(0), mac(6)),
+            in_ttl: ip[8],
+            tag,
+        }
     }
 }
 
@@ -838,6 +850,18 @@ impl NatMode {
     /// Queue the revocations of what changed: sessions that ended, and every entry when
     /// a MAC they were written with changed (a guest's, a next hop's) or a rule changed.
     fn collect_revocations(&mut self) {
+        let macs = (self.guest_macs.version(), self.next_hops.version());
+        if macs != self.macs_seen {
+            self.macs_seen = macs;
+            self.fastpath.revoke(Revoke::All);
+        }
+        if self.fastpath.revokes_all() {
+            // Every entry goes: every session is offered again by its next packet.
+            self.napt.clear_offered();
+            if let Some(h) = self.host_napt.as_mut() {
+                h.clear_offered();
+            }
+        }
         let q = &mut self.fastpath;
         for (slot, napt) in [Some(&mut self.napt), self.host_napt.as_mut()]
             .into_iter()
@@ -848,11 +872,6 @@ impl NatMode {
                 Some(s) => q.revoke(Revoke::Tag((slot as u64) << 32 | u64::from(s))),
                 None => q.revoke(Revoke::All),
             });
-        }
-        let macs = (self.guest_macs.version(), self.next_hops.version());
-        if macs != self.macs_seen {
-            self.macs_seen = macs;
-            q.revoke(Revoke::All);
         }
     }
 }

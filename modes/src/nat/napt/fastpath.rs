@@ -28,6 +28,28 @@ impl Napt {
         (self.last_session != NIL).then_some(self.last_session)
     }
 
+    /// Mark session `s`'s `outbound` (or inbound) direction as offered; `false` when it
+    /// already was (the engine holds its entry: no need to offer again).
+    #[inline]
+    pub fn mark_offered(&mut self, s: u32, outbound: bool) -> bool {
+        let bit = if outbound { 1 } else { 2 };
+        match self.sessions.get_mut(s as usize) {
+            Some(sess) if sess.offered & bit == 0 => {
+                sess.offered |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forget every offer (the fast path dropped all its entries): each flow is offered
+    /// again by its next packet through the core.
+    pub fn clear_offered(&mut self) {
+        for sess in self.sessions.iter_mut() {
+            sess.offered = 0;
+        }
+    }
+
     #[inline]
     pub(super) fn note_freed(&mut self, s: u32) {
         if !self.track_freed {
