@@ -90,7 +90,12 @@ impl NapiController {
             return out;
         }
         for e in &mut self.ports {
-            let rx = totals.get(e.port).map(|t| t.rx_packets).unwrap_or(0);
+            // What the core's busy polling takes: the fast path's frames are forwarded
+            // inside the NAPI itself, where a deferral only adds latency.
+            let rx = totals
+                .get(e.port)
+                .map(|t| t.rx_packets.saturating_sub(t.fast.rx))
+                .unwrap_or(0);
             let pps = rx.saturating_sub(e.last_rx) as f64 / dt;
             e.last_rx = rx;
             let Some(guard) = e.guard.as_ref().filter(|_| !e.broken) else {
@@ -220,6 +225,39 @@ mod tests {
         assert!(ctl.tick(&totals, &names).is_empty());
         let read = std::fs::read_to_string(dir.join("gro_flush_timeout")).unwrap();
         assert_eq!(read.trim(), "200000", "the adopted guard is switched");
+        drop(ctl);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn frames_of_the_fast_path_do_not_switch_the_deferral_on() {
+        let dir = std::env::temp_dir().join(format!("vnet-napictl-fast-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for k in ["napi_defer_hard_irqs", "gro_flush_timeout"] {
+            std::fs::write(dir.join(k), "0\n").unwrap();
+        }
+        let policy = NapiPolicy::default();
+        let guard = Arc::new(NapiGuard::at_dir(&dir, "vm0", policy.initial()).unwrap());
+        let mut ctl = NapiController::new(Some(policy), vec![(0, guard)]).expect("auto");
+        let names = vec!["vm0".to_string()];
+        let mut totals = vec![PortTotals::default(); 1];
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        // 100k frames in 10 ms, all forwarded by the fast path inside the NAPI.
+        totals[0].rx_packets += 100_000;
+        totals[0].fast.rx += 100_000;
+        ctl.tick(&totals, &names);
+        let read = std::fs::read_to_string(dir.join("gro_flush_timeout")).unwrap();
+        assert_eq!(
+            read.trim(),
+            "0",
+            "the fast path's frames switched the deferral on"
+        );
+        // The same rate through the core does.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        totals[0].rx_packets += 100_000;
+        ctl.tick(&totals, &names);
+        let read = std::fs::read_to_string(dir.join("gro_flush_timeout")).unwrap();
+        assert_eq!(read.trim(), "200000");
         drop(ctl);
         let _ = std::fs::remove_dir_all(&dir);
     }

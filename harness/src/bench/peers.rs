@@ -356,12 +356,13 @@ pub fn vnet_argv(kind: DutKind, scenario_args: Vec<String>, core: usize) -> Vec<
         "--cores".into(),
         core.to_string(),
     ]);
-    let offload = if kind == DutKind::VnetOffload {
-        "xdp"
+    if kind == DutKind::VnetOffload {
+        // Room for --flows 100000 in both directions.
+        args.extend(["--offload".into(), "xdp".into()]);
+        args.extend(["--offload-entries".into(), "262144".into()]);
     } else {
-        "off"
-    };
-    args.extend(["--offload".into(), offload.into()]);
+        args.extend(["--offload".into(), "off".into()]);
+    }
     args
 }
 
@@ -995,6 +996,7 @@ mod tests {
             .expect("--offload given");
         assert_eq!(off[at + 1], "xdp");
         assert_eq!(off.iter().filter(|a| *a == "--offload").count(), 1);
+        assert!(off.windows(2).any(|w| w == ["--offload-entries", "262144"]));
         let plain = args(DutKind::Vnet);
         let at = plain
             .iter()
@@ -1002,7 +1004,7 @@ mod tests {
             .expect("--offload given");
         assert_eq!(plain[at + 1], "off", "{plain:?}");
         // Everything else is the same command line.
-        assert_eq!(off[..off.len() - 2], plain[..plain.len() - 2]);
+        assert_eq!(off[..off.len() - 4], plain[..plain.len() - 2]);
         assert_eq!(
             plain[..3],
             ["run", "--mode", "nat"],

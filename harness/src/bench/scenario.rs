@@ -37,6 +37,10 @@ pub enum Direction {
     Both,
 }
 
+/// Sessions of a NAT DUT's table in the bench (and the one guest's share): room for
+/// `--flows 100000` in both directions.
+pub const BENCH_NAT_SESSIONS: usize = 131_072;
+
 impl Direction {
     /// Name in reports and result folders.
     pub fn as_str(self) -> &'static str {
@@ -311,7 +315,8 @@ impl Scenario {
         ]
     }
 
-    /// `vnet-bench run` arguments for this mode on `topo`.
+    /// `vnet-bench run` arguments for this mode on `topo`. The NAT modes get a session
+    /// table of [`BENCH_NAT_SESSIONS`], all of it the one sending guest's share.
     pub fn vnet_args(&self, topo: &Topology) -> Vec<String> {
         let mut a = vec![
             "run".to_string(),
@@ -334,6 +339,12 @@ impl Scenario {
             };
             a.extend(["--external-ip".into(), external]);
             a.extend(["--gateway".into(), inet.to_string()]);
+            // The bench's one guest opens every flow (up to 100k): it gets the whole table.
+            a.extend(["--nat-max-sessions".into(), BENCH_NAT_SESSIONS.to_string()]);
+            a.extend([
+                "--nat-sessions-per-guest".into(),
+                BENCH_NAT_SESSIONS.to_string(),
+            ]);
             if let Some(n) = &self.nat {
                 let p = n.forward_port;
                 let rule = match self.mode {
