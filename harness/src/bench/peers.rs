@@ -638,11 +638,15 @@ pub const NO_FLOWTABLES: &str = "this kernel has no nftables flowtables";
 fn flowtable_refused(e: anyhow::Error) -> anyhow::Error {
     let msg = format!("{e:#}");
     if msg.contains("No such file or directory") || msg.contains("not supported") {
-        // nft's own words, without the command line and file position before them.
+        // nft's own first words, without the command line and file position before them
+        // (nft then repeats the rule and points at it, on further lines).
         let said = msg
-            .rsplit("Error: ")
-            .next()
+            .split("Error: ")
+            .nth(1)
             .unwrap_or(&msg)
+            .lines()
+            .next()
+            .unwrap_or("")
             .trim()
             .to_string();
         anyhow::anyhow!(
@@ -1045,14 +1049,16 @@ mod tests {
 
     #[test]
     fn a_kernel_without_flowtables_is_named_as_such() {
-        let e = anyhow::anyhow!("`ip netns exec vb1-dp nft -f /tmp/x.nft` failed: /tmp/x.nft:2:12-13: Error: Could not process rule: No such file or directory");
+        let e = anyhow::anyhow!(
+            "`ip netns exec vb1-dp nft -f /tmp/x.nft` failed: /tmp/x.nft:2:12-13: Error: Could not process rule: No such file or directory\n flowtable ft {{ hook ingress priority 0; }}\n           ^^\n/tmp/x.nft:3:80-91: Error: Could not process rule: No such file or directory\n chain forward {{ }}"
+        );
         let m = format!("{:#}", flowtable_refused(e));
         assert!(m.starts_with(NO_FLOWTABLES), "{m}");
         assert!(
             m.contains("(nft: Could not process rule: No such file or directory)"),
             "{m}"
         );
-        assert!(!m.contains("/tmp/x.nft"), "{m}");
+        assert!(!m.contains("/tmp/x.nft") && !m.contains('\n'), "{m}");
         let other = anyhow::anyhow!("syntax error, unexpected junk");
         let m = format!("{:#}", flowtable_refused(other));
         assert!(!m.starts_with(NO_FLOWTABLES), "{m}");
