@@ -262,8 +262,8 @@ __attribute__((noinline)) int vnet_complete_csum(struct xdp_md *ctx, __u32 l4_of
 }
 
 /* A switched frame with an entry: complete what the core would complete at ingress
- * (offload::complete_partial), so both paths send the same bytes. 0: forward it,
- * -1: the core's (a shape the program does not reproduce). */
+ * (offload::complete_partial), so both paths send the same bytes. 1: completed, 0: forward
+ * it as it is, -1: the core's (a shape the program does not reproduce). */
 static __always_inline int l2_normalise(struct xdp_md *ctx, void *l3, void *end, __u16 proto)
 {
 	__u32 l4_off = (__u32)(l3 - (void *)(long)ctx->data) + 0;
@@ -291,7 +291,7 @@ static __always_inline int l2_normalise(struct xdp_md *ctx, void *l3, void *end,
 			      (ip->daddr >> 16);
 		if (!partial(*f, addrs, ip->proto, tot - 20))
 			return 0;
-		return vnet_complete_csum(ctx, l4_off + 20, tot - 20, at, ip->proto == IPPROTO_UDP);
+		return vnet_complete_csum(ctx, l4_off + 20, tot - 20, at, ip->proto == IPPROTO_UDP) < 0 ? -1 : 1;
 	}
 	if (proto == wire16(ETH_P_IPV6)) {
 		struct ipv6 *ip = l3;
@@ -315,7 +315,7 @@ static __always_inline int l2_normalise(struct xdp_md *ctx, void *l3, void *end,
 			addrs += ip->saddr[i] + ip->daddr[i];
 		if (!partial(*f, addrs, ip->nexthdr, plen))
 			return 0;
-		return vnet_complete_csum(ctx, l4_off + 40, plen, at, ip->nexthdr == IPPROTO_UDP);
+		return vnet_complete_csum(ctx, l4_off + 40, plen, at, ip->nexthdr == IPPROTO_UDP) < 0 ? -1 : 1;
 	}
 	return 0;
 }
@@ -356,8 +356,11 @@ int vnet_fastpath(struct xdp_md *ctx)
 		__u32 *ok = bpf_map_lookup_elem(&fp_ports, &v2->egress);
 		if (!ok || !(*ok & FP_PORT_REDIRECT))
 			return to_core(port, FS_MISS_EGRESS);
-		if (l2_normalise(ctx, l3, end, et) < 0)
+		int done = l2_normalise(ctx, l3, end, et);
+		if (done < 0)
 			return to_core(port, FS_MISS_SHAPE);
+		if (done > 0)
+			count(port, FS_CSUM_DONE, 1);
 		int act = redirect(port, v2->egress, len);
 		if (act < 0)
 			return to_core(port, FS_MISS_EGRESS);
@@ -433,6 +436,7 @@ int vnet_fastpath(struct xdp_md *ctx)
 		if (vnet_complete_csum(ctx, 34, tot - 20, ip->proto == IPPROTO_TCP ? 16 : 6,
 				       ip->proto == IPPROTO_UDP) < 0)
 			return to_core(port, FS_MISS_PARTIAL_CSUM);
+		count(port, FS_CSUM_DONE, 1);
 		/* Packet pointers do not survive the call: look again. */
 		data = (void *)(long)ctx->data;
 		end = (void *)(long)ctx->data_end;

@@ -29,7 +29,8 @@
 #define FS_MISS_MAC 15      /* an entry for the flow, but other Ethernet addresses */
 #define FS_MISS_PROTO 16    /* IPv4 but neither TCP nor UDP (NAT) */
 #define FS_MISS_BAD_CSUM 17 /* an IPv4 header checksum that does not verify (NAT) */
-#define FS_N 18
+#define FS_CSUM_DONE 18     /* partial TCP/UDP checksums the program completed */
+#define FS_N 19
 
 /* fp_l2: a switched unicast flow, (ingress port, source MAC, destination MAC) -> egress. */
 struct fp_l2_key {

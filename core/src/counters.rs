@@ -127,6 +127,7 @@ pub struct PortCounters {
     fast_tx: AtomicU64,
     fast_tx_bytes: AtomicU64,
     fast_to_core: AtomicU64,
+    fast_csum_completed: AtomicU64,
     fast_misses: [AtomicU64; Miss::COUNT],
 }
 
@@ -207,6 +208,8 @@ impl PortCounters {
         self.fast_tx.store(f.tx, Ordering::Relaxed);
         self.fast_tx_bytes.store(f.tx_bytes, Ordering::Relaxed);
         self.fast_to_core.store(f.to_core, Ordering::Relaxed);
+        self.fast_csum_completed
+            .store(f.csum_completed, Ordering::Relaxed);
         for (c, v) in self.fast_misses.iter().zip(f.misses) {
             c.store(v, Ordering::Relaxed);
         }
@@ -281,7 +284,8 @@ pub struct PortTotals {
     pub backend_tx_kicks: u64,
     /// Invalid descriptors the kernel reported.
     pub backend_invalid: u64,
-    /// Partial TCP/UDP checksums completed at ingress.
+    /// Partial TCP/UDP checksums completed at ingress (by the core, or by the fast path
+    /// for the frames it forwarded).
     pub csum_completed: u64,
     /// Receive-side segmentation of TSO super-frames, as the backend last reported it.
     pub offload: OffloadStats,
@@ -364,6 +368,7 @@ impl CounterSet {
                 f.tx += c.fast_tx.load(Ordering::Relaxed);
                 f.tx_bytes += c.fast_tx_bytes.load(Ordering::Relaxed);
                 f.to_core += c.fast_to_core.load(Ordering::Relaxed);
+                f.csum_completed += c.fast_csum_completed.load(Ordering::Relaxed);
                 for (t, c) in f.misses.iter_mut().zip(&c.fast_misses) {
                     *t += c.load(Ordering::Relaxed);
                 }
@@ -374,6 +379,7 @@ impl CounterSet {
             t.rx_bytes += t.fast.rx_bytes;
             t.tx_packets += t.fast.tx;
             t.tx_bytes += t.fast.tx_bytes;
+            t.csum_completed += t.fast.csum_completed;
         }
         out
     }

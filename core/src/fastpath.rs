@@ -176,6 +176,8 @@ pub struct PortFastStats {
     pub tx_bytes: u64,
     /// Frames handed to the core.
     pub to_core: u64,
+    /// Partial TCP/UDP checksums the program completed (those of frames it forwarded).
+    pub csum_completed: u64,
     /// Why, indexed as [`Miss::ALL`].
     pub misses: [u64; Miss::COUNT],
 }

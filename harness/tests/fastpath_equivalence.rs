@@ -497,6 +497,11 @@ fn switched_flows_on_the_fast_path_match_the_core_and_follow_the_fdb() {
                 "completed to the sender's own full checksum ({len})"
             );
         }
+        assert_eq!(
+            rig.fp.port_stats(0).csum_completed,
+            8,
+            "each completion counted"
+        );
         // Aged out: the core's sweep revokes; a synced fast path refreshes a's entry but
         // not b's (b sends nothing through it any more).
         let later = now + Duration::from_secs(301);

@@ -36,7 +36,8 @@ const FS_FAST_TX: usize = 2;
 const FS_FAST_TX_BYTES: usize = 3;
 const FS_CORE: usize = 4;
 const FS_MISS_FIRST: usize = 5;
-const FS_N: usize = FS_MISS_FIRST + Miss::COUNT;
+const FS_CSUM_DONE: usize = FS_MISS_FIRST + Miss::COUNT;
+const FS_N: usize = FS_CSUM_DONE + 1;
 
 /// `struct fp_l2_key`.
 #[repr(C)]
@@ -497,6 +498,7 @@ impl FlowCache for FastPath {
             tx: at(FS_FAST_TX),
             tx_bytes: at(FS_FAST_TX_BYTES),
             to_core: at(FS_CORE),
+            csum_completed: at(FS_CSUM_DONE),
             misses: [0; Miss::COUNT],
         };
         for (i, m) in s.misses.iter_mut().enumerate() {
@@ -570,6 +572,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<RawL2Val>(), 32);
         assert_eq!(std::mem::size_of::<RawNatKey>(), 20);
         assert_eq!(std::mem::size_of::<RawNatVal>(), 72);
-        assert_eq!(FS_N, 18);
+        assert_eq!(FS_N, 19);
     }
 }
