@@ -84,13 +84,22 @@ fn bench_internal_short_run_writes_results() {
             .latency_at(pct)
             .unwrap_or_else(|| panic!("no vnet latency at {pct}%"));
         assert!(f.count > 0, "the floor at {pct}% saw no frames");
-        // Same requested rate; the measured ones differ by what each generator gave up
-        // (another load would be 5x or 9x off).
-        let (a, b) = (f.rate.offered_pps, l.rate.offered_pps);
+        // The same requested rate for both (another load would be 5x or 9x off). What
+        // each generator managed to offer may be lower, by what the receiver pushed
+        // back (vnet near its PDR on a busy machine), never higher.
+        let (a, b) = (f.rate.requested_pps, l.rate.requested_pps);
         assert!(
-            (a - b).abs() <= 0.5 * b,
-            "floor offered {a:.0} frames/s at {pct}%, vnet {b:.0}: not the same load"
+            a > 0.0 && (a - b).abs() <= 0.01 * b,
+            "floor asked for {a:.0} frames/s at {pct}%, vnet {b:.0}: not the same load"
         );
+        for (who, r) in [("floor", &f.rate), ("vnet", &l.rate)] {
+            assert!(
+                r.offered_pps > 0.0 && r.offered_pps <= 1.05 * r.requested_pps,
+                "{who} offered {:.0} frames/s at {pct}% when asked for {:.0}",
+                r.offered_pps,
+                r.requested_pps
+            );
+        }
     }
     let fh = bench::results::read_hlog(&folder.join("floor.hlog")).expect("floor hlog written");
     assert_eq!(fh.len(), 3, "one floor interval per load");

@@ -297,6 +297,7 @@ fn say(pb: &ProgressBar, line: String) {
 
 fn rate_point(t: &TrialOutcome) -> RatePoint {
     RatePoint {
+        requested_pps: t.requested_pps,
         offered_pps: t.offered_pps,
         received_pps: t.received_pps(),
         loss: t.loss_ratio(),
@@ -569,8 +570,8 @@ fn merge_latency(
         return Ok(None);
     }
     let mut h = sink::new_histogram();
-    let (mut sum, mut max, mut ooo, mut off, mut recv, mut sent) =
-        (0u64, 0u64, 0u64, 0.0, 0u64, 0u64);
+    let (mut sum, mut max, mut ooo, mut off, mut req, mut recv, mut sent) =
+        (0u64, 0u64, 0u64, 0.0, 0.0, 0u64, 0u64);
     let mut recv_bytes = 0u64;
     for (_, t, s) in trials {
         h.add(&s.histogram).context("merging histograms")?;
@@ -578,6 +579,7 @@ fn merge_latency(
         max = max.max(s.latency_max_ns);
         ooo += s.out_of_order;
         off += t.offered_pps;
+        req += t.requested_pps;
         recv += t.received;
         recv_bytes += t.received_bytes;
         sent += t.sent;
@@ -589,6 +591,7 @@ fn merge_latency(
         0.0
     };
     let rate = RatePoint {
+        requested_pps: req / n,
         offered_pps: off / n,
         received_pps: off / n * (1.0 - loss),
         loss,
@@ -1169,8 +1172,8 @@ fn print_search(s: &Summary) {
             .iter()
             .map(|&pct| match points.iter().find(|l| l.load_pct == pct) {
                 Some(l) => format!(
-                    "{pct}% ({} kpps) {}/{}",
-                    (l.rate.offered_pps / 1e3).round(),
+                    "{pct}% ({}) {}/{}",
+                    offered_kpps(&l.rate),
                     us(l.p50_ns),
                     us(l.p99_ns)
                 ),
@@ -1178,6 +1181,18 @@ fn print_search(s: &Summary) {
             })
             .collect();
         println!("  {name:<w$} {}", cells.join("   "));
+    }
+}
+
+/// "195 kpps", or "236 of 372 kpps" when the DUT pushed the generator below the
+/// requested rate by more than 5 % (every DUT was asked for the same rate; this one
+/// could not take it).
+fn offered_kpps(r: &RatePoint) -> String {
+    let kpps = |pps: f64| (pps / 1e3).round();
+    if r.requested_pps > 0.0 && r.offered_pps < 0.95 * r.requested_pps {
+        format!("{} of {} kpps", kpps(r.offered_pps), kpps(r.requested_pps))
+    } else {
+        format!("{} kpps", kpps(r.offered_pps))
     }
 }
 

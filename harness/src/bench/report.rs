@@ -237,6 +237,7 @@ mod tests {
             ndr: Some(f),
             pdr: Some(f),
             overload: Some(RatePoint {
+                requested_pps: 2.0 * pdr,
                 offered_pps: 2.0 * pdr,
                 received_pps: 0.9 * pdr,
                 loss: 0.55,

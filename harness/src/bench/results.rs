@@ -101,7 +101,12 @@ pub struct Settings {
 /// A rate with its loss.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct RatePoint {
-    /// Offered frames/s.
+    /// Frames/s the generator was asked for; 0 in results written before it was
+    /// recorded.
+    #[serde(default)]
+    pub requested_pps: f64,
+    /// Offered frames/s: what the generator sent. Below the requested rate when the
+    /// DUT pushed back (its receive ring stayed full and the generator gave slots up).
     pub offered_pps: f64,
     /// Received frames/s.
     pub received_pps: f64,
