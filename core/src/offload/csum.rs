@@ -41,7 +41,7 @@ pub fn complete_partial(frame: &mut [u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::wire::checksum::{data, fold, pseudo_header_v4};
     use crate::wire::IpProtocol;
@@ -107,7 +107,7 @@ mod tests {
     }
 
     /// The same frame as its sender would hand it over with checksum offload.
-    fn make_partial(f: &mut [u8], at: usize) {
+    pub(crate) fn make_partial(f: &mut [u8], at: usize) {
         let h = locate(f).unwrap();
         let p = partial_value(f, &h);
         f[at..at + 2].copy_from_slice(&p.to_be_bytes());

@@ -162,19 +162,25 @@ impl Segmenter {
     /// The last piece is in: segment the gathered super-frame into frames of `pool`,
     /// stamped with `port`, and queue them (or count why not).
     pub fn finish(&mut self, pool: &mut FramePool, port: PortId) {
+        self.finish_with_mss(pool, port, None);
+    }
+
+    /// [`Segmenter::finish`] with the segment size the sender asked for (a virtio-net
+    /// header's `gso_size`); `None`: the MSS learned from the flow's handshake.
+    pub fn finish_with_mss(&mut self, pool: &mut FramePool, port: PortId, mss: Option<u16>) {
         self.gathering = false;
         self.stats.superframes += 1;
         if self.overflow {
             self.stats.unsegmented[Unsegmented::TooLong as usize] += 1;
             return;
         }
-        self.segment(pool, port);
+        self.segment(pool, port, mss);
     }
 
     /// Cut the gathered super-frame `buf[..len]` into queued segments.
-    fn segment(&mut self, pool: &mut FramePool, port: PortId) {
+    fn segment(&mut self, pool: &mut FramePool, port: PortId, asked: Option<u16>) {
         let frame = &self.buf[..self.len];
-        let mss = tcp_flow(frame).and_then(|f| self.mss.lookup(&f));
+        let mss = asked.or_else(|| tcp_flow(frame).and_then(|f| self.mss.lookup(&f)));
         let plan = match gso::plan(frame, self.mtu, pool.capacity(), mss) {
             Ok(p) => p,
             Err(reason) => {

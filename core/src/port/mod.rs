@@ -11,11 +11,13 @@
 //! with them (completion for AF_XDP, right after copying for `mem`/`pcap`).
 //!
 //! Backends: [`mem`] (in-process rings), [`pcap`] (captures), [`capture`] (a tee that
-//! wraps any port), and `xdp` (AF_XDP, with the `xdp` feature).
+//! wraps any port), [`vhost`] (vhost-user: a guest's virtio rings in shared memory) and
+//! `xdp` (AF_XDP, with the `xdp` feature).
 
 pub mod capture;
 pub mod mem;
 pub mod pcap;
+pub mod vhost;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
@@ -136,6 +138,8 @@ pub struct PortStats {
     pub tx_kicks: u64,
     /// Super-frames received and segmented (or dropped, by reason) by the port.
     pub offload: crate::offload::OffloadStats,
+    /// A vhost-user port's own counters.
+    pub vhost: Option<vhost::VhostStats>,
 }
 
 /// One port of the dataplane. Implementations are used by one worker thread at a time.

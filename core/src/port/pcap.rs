@@ -652,6 +652,7 @@ impl Port for PcapPort {
             invalid_descs: s.rx_errors + s.tx_errors,
             fill_empty: s.rx_fill_empty,
             tx_kicks: 0,
+            vhost: None,
             offload: Default::default(),
         }
     }

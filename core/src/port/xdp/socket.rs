@@ -496,6 +496,7 @@ impl Port for XdpPort {
             fill_empty: k.rx_fill_ring_empty_descs(),
             tx_kicks: self.tx_kicks,
             offload: self.segmenter.stats(),
+            vhost: None,
         }
     }
 }

@@ -1,0 +1,524 @@
+//! vhost-user ports: a QEMU guest (or DPDK's `virtio_user`) attached through shared
+//! memory, its virtio rings served by the worker that polls the port, without the
+//! kernel in the frame path.
+//!
+//! The frontend connects to (or is connected to by) a Unix socket; rust-vmm's `vhost`
+//! crate speaks the protocol, [`control`] answers it, [`device`] maps the guest's
+//! memory and builds the rings (`virtio-queue`), [`chain`] reads and writes descriptor
+//! chains, [`virtio_net`] is the per-frame header and the feature promises. All of it
+//! runs on the worker's thread: the control socket is checked between bursts (every
+//! [`CONTROL_POLL`]), so there is no thread per queue and no lock on the frame path.
+//!
+//! Frames: the guest's transmit ring (queue 1) feeds [`Port::rx_burst`]: each chain is
+//! copied into a pool frame, its partial checksum completed at the header's offsets, a
+//! TSO super-frame cut into segments of its `gso_size`. [`Port::tx_burst`] copies
+//! frames into the guest's receive ring (queue 0), behind a header that asks nothing
+//! of the guest. A guest that stops reading has its frames refused (the worker drops
+//! and counts them); the other ports are never held up.
+//!
+//! Invariants:
+//! - every chain taken from a ring is returned to its used ring (with length 0 when
+//!   refused), so a guest never loses buffers, whatever it wrote in them;
+//! - a frame taken from the pool is pushed to the caller's burst, queued in the
+//!   segmenter, or freed; a frame handed to `tx_burst` and accepted is freed here;
+//! - a lost connection resets the device; the port then waits for the next one
+//!   (server: the frontend reconnects; client: the port retries every second).
+
+pub mod chain;
+pub mod control;
+pub mod device;
+pub mod virtio_net;
+
+use crate::frame::{FramePool, Pkt, PortId};
+use crate::offload::Segmenter;
+use crate::port::{Burst, Port, PortInfo, PortStats, BURST};
+use crate::time::Instant;
+use chain::{ChainFault, Descriptors};
+use control::Control;
+use device::{Device, RingFault};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vhost::vhost_user::{BackendReqHandler, Error as VuError};
+use virtio_net::{NetHeader, GSO_NONE, GSO_TCPV4, GSO_TCPV6, RX_HEADER};
+use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
+use vm_memory::GuestMemoryMmap;
+
+/// How often the control socket is checked while a frame path runs.
+pub const CONTROL_POLL: Duration = Duration::from_millis(1);
+
+/// How long a client-mode port waits between connection attempts.
+pub const RECONNECT: Duration = Duration::from_secs(1);
+
+/// Receive queue (the device writes) and transmit queue (the device reads).
+const RXQ: usize = 0;
+const TXQ: usize = 1;
+
+/// Which side of the socket the port is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The port listens at the path; the frontend connects (QEMU's default, DPDK's
+    /// `virtio_user`).
+    Server,
+    /// The frontend listens (QEMU `server=on`); the port connects and reconnects.
+    Client,
+}
+
+/// What a vhost-user port has seen (cumulative).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VhostStats {
+    /// Chains refused, by [`ChainFault`].
+    pub chain_faults: [u64; ChainFault::COUNT],
+    /// Ring faults (set-up that did not fit the memory, a runaway available index).
+    pub ring_faults: u64,
+    /// Frames for the guest refused because its receive ring had no buffer (it is not
+    /// reading) or is not running.
+    pub guest_not_reading: u64,
+    /// Frames from the guest refused because the pool was empty.
+    pub no_frame: u64,
+    /// Partial checksums completed from the header.
+    pub csum_completed: u64,
+    /// Super-frames of a GSO type the device did not offer (UDP), dropped.
+    pub gso_refused: u64,
+    /// Frontends that connected.
+    pub connects: u64,
+    /// Connections lost or closed.
+    pub disconnects: u64,
+    /// Requests refused or failed.
+    pub control_errors: u64,
+    /// Interrupts sent to the guest.
+    pub interrupts: u64,
+}
+
+struct Session {
+    handler: BackendReqHandler<Mutex<Control>>,
+    control: Arc<Mutex<Control>>,
+    stream_fd: i32,
+}
+
+/// A vhost-user net device as a port.
+pub struct VhostUserPort {
+    id: PortId,
+    path: PathBuf,
+    role: Role,
+    listener: Option<UnixListener>,
+    session: Option<Session>,
+    next_control: Instant,
+    dev: Device,
+    descs: Descriptors,
+    /// Chains consumed in this burst: (head, bytes written).
+    used: Vec<(u16, u32)>,
+    /// A whole super-frame, read before it is segmented.
+    big: Box<[u8]>,
+    segmenter: Segmenter,
+    stats: VhostStats,
+    last_error: String,
+}
+
+impl std::fmt::Debug for VhostUserPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhostUserPort")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("role", &self.role)
+            .field("connected", &self.session.is_some())
+            .finish()
+    }
+}
+
+/// Largest super-frame read from a guest: a 64 KiB IP packet behind an Ethernet header
+/// with two VLAN tags.
+const MAX_SUPER: usize = 65535 + 22;
+
+/// Most descriptors one chain may have (the largest ring).
+const MAX_CHAIN: usize = control::MAX_RING as usize;
+
+impl VhostUserPort {
+    /// A port with dataplane id `id` at socket `path`. As a server it listens at once
+    /// (replacing a stale socket file); as a client it connects on its first service.
+    /// Segments of the guest's super-frames are cut to IP packets of `mtu` bytes.
+    pub fn new(id: PortId, path: &Path, role: Role, mtu: usize) -> std::io::Result<Self> {
+        let listener = match role {
+            Role::Server => {
+                if path.exists() {
+                    std::fs::remove_file(path)?;
+                }
+                let l = UnixListener::bind(path)?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            Role::Client => None,
+        };
+        Ok(Self {
+            id,
+            path: path.to_path_buf(),
+            role,
+            listener,
+            session: None,
+            next_control: Instant::ZERO,
+            dev: Device::default(),
+            descs: Descriptors::with_capacity(MAX_CHAIN),
+            used: Vec::with_capacity(BURST * 4),
+            big: vec![0u8; MAX_SUPER].into_boxed_slice(),
+            segmenter: Segmenter::new(mtu),
+            stats: VhostStats::default(),
+            last_error: String::new(),
+        })
+    }
+
+    /// Counters.
+    pub fn vhost_stats(&self) -> VhostStats {
+        let mut s = self.stats.clone();
+        s.ring_faults = self.dev.fault_count;
+        s
+    }
+
+    /// Whether a frontend is connected and both rings run.
+    pub fn running(&self) -> bool {
+        self.session.is_some() && self.dev.running()
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Check the control socket now (the worker does it every [`CONTROL_POLL`]).
+    pub fn poll_control(&mut self) {
+        if self.session.is_none() {
+            self.connect();
+        }
+        // A frontend's set-up is a few dozen requests: take what is there.
+        for _ in 0..64 {
+            let Some(s) = self.session.as_mut() else {
+                return;
+            };
+            if !readable(s.stream_fd) {
+                return;
+            }
+            if let Ok(mut c) = s.control.lock() {
+                c.next_avail = self.dev.next_avail();
+            }
+            let r = s.handler.handle_request();
+            let changes = s
+                .control
+                .lock()
+                .map(|mut c| std::mem::take(&mut c.changes))
+                .unwrap_or_default();
+            for ch in changes {
+                if let Err(e) = self.dev.apply(ch) {
+                    self.stats.control_errors += 1;
+                    self.last_error = e;
+                }
+            }
+            match r {
+                Ok(()) => {}
+                Err(VuError::InvalidParam | VuError::InvalidOperation(_)) => {
+                    self.stats.control_errors += 1;
+                }
+                Err(e) => {
+                    if !matches!(e, VuError::Disconnected | VuError::PartialMessage) {
+                        self.stats.control_errors += 1;
+                        self.last_error = e.to_string();
+                    }
+                    self.disconnect();
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self) {
+        let stream = match (&self.listener, &self.role) {
+            (Some(l), _) => match l.accept() {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            },
+            (None, Role::Client) => match UnixStream::connect(&self.path) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.last_error = format!("connecting to {}: {e}", self.path.display());
+                    self.next_control = Instant::now() + RECONNECT;
+                    return;
+                }
+            },
+            (None, Role::Server) => return,
+        };
+        // The worker reads a request only once it has arrived; a frontend that stalls
+        // half-way through one is cut off after a second.
+        if stream.set_nonblocking(false).is_err()
+            || stream
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .is_err()
+        {
+            return;
+        }
+        let stream_fd = stream.as_raw_fd();
+        let control = Arc::new(Mutex::new(Control::default()));
+        self.session = Some(Session {
+            handler: BackendReqHandler::from_stream(stream, control.clone()),
+            control,
+            stream_fd,
+        });
+        self.dev = Device::default();
+        self.stats.connects += 1;
+    }
+
+    fn disconnect(&mut self) {
+        self.session = None;
+        self.dev = Device::default();
+        self.stats.disconnects += 1;
+    }
+
+    /// Take one chain of the transmit ring into a frame (or the segmenter). `Err` when
+    /// the chain is refused; the chain is returned to the guest either way.
+    fn take_chain(
+        &mut self,
+        pool: &mut FramePool,
+        out: &mut Burst,
+    ) -> Option<Result<(), ChainFault>> {
+        let mem = self.dev.memory()?;
+        let q = self.dev.rings[TXQ].queue.as_mut()?;
+        let chain = match q.iter(&*mem) {
+            Ok(mut it) => it.next()?,
+            Err(_) => {
+                self.dev.break_ring(TXQ, RingFault::AvailIndex);
+                return None;
+            }
+        };
+        let head = chain.head_index();
+        let hlen = virtio_net::header_len(self.dev.features);
+        let r = self.read_frame(&mem, chain, hlen, pool, out);
+        self.used.push((head, 0));
+        Some(r)
+    }
+
+    fn read_frame(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        chain: DescriptorChain<&GuestMemoryMmap>,
+        hlen: usize,
+        pool: &mut FramePool,
+        out: &mut Burst,
+    ) -> Result<(), ChainFault> {
+        self.descs.gather(chain, mem, false)?;
+        if self.descs.total < hlen + 14 {
+            return Err(ChainFault::Short);
+        }
+        let mut h = [0u8; 12];
+        self.descs.read(mem, 0, &mut h[..hlen])?;
+        let hdr = NetHeader::parse(&h[..hlen]).ok_or(ChainFault::Short)?;
+        let len = self.descs.total - hlen;
+        if hdr.gso() != GSO_NONE {
+            if !matches!(hdr.gso(), GSO_TCPV4 | GSO_TCPV6) {
+                self.stats.gso_refused += 1;
+                return Ok(());
+            }
+            if len > self.big.len() {
+                return Err(ChainFault::TooLong);
+            }
+            self.descs.read(mem, hlen, &mut self.big[..len])?;
+            // The segmenter writes every segment's checksums itself.
+            self.segmenter.gather_piece(&self.big[..len]);
+            self.segmenter
+                .finish_with_mss(pool, self.id, Some(hdr.gso_size).filter(|&m| m > 0));
+            self.segmenter.drain_into(out);
+            return Ok(());
+        }
+        if len > pool.capacity() || len > u16::MAX as usize {
+            return Err(ChainFault::TooLong);
+        }
+        let Some(frame) = pool.alloc() else {
+            self.stats.no_frame += 1;
+            return Ok(());
+        };
+        let buf = &mut pool.frame_mut(frame)[..len];
+        if let Err(f) = self.descs.read(mem, hlen, buf) {
+            pool.free(frame);
+            return Err(f);
+        }
+        if hdr.needs_csum() {
+            if virtio_net::complete_at(buf, hdr.csum_start, hdr.csum_offset) {
+                self.stats.csum_completed += 1;
+            } else {
+                pool.free(frame);
+                return Err(ChainFault::Short);
+            }
+        }
+        let pkt = Pkt {
+            frame,
+            len: len as u16,
+            port: self.id,
+        };
+        if self.segmenter.has_queued() {
+            if let Err(p) = self.segmenter.enqueue(pkt) {
+                pool.free(p.frame);
+            }
+        } else if let Err(p) = out.push(pkt) {
+            pool.free(p.frame);
+        }
+        Ok(())
+    }
+
+    /// Return the burst's chains to ring `q`'s used ring and interrupt the guest if it
+    /// asked for it.
+    fn complete(&mut self, qi: usize) {
+        if self.used.is_empty() {
+            return;
+        }
+        let Some(mem) = self.dev.memory() else {
+            self.used.clear();
+            return;
+        };
+        let mem = &*mem;
+        let Some(q) = self.dev.rings[qi].queue.as_mut() else {
+            self.used.clear();
+            return;
+        };
+        let mut broken = false;
+        for &(head, len) in &self.used {
+            if q.add_used(mem, head, len).is_err() {
+                // A head outside the table (already counted as unterminated) or a used
+                // ring that cannot be written.
+                broken = q
+                    .used_idx(mem, std::sync::atomic::Ordering::Relaxed)
+                    .is_err();
+            }
+        }
+        self.used.clear();
+        let notify = q.needs_notification(mem).unwrap_or(true);
+        if broken {
+            self.dev.break_ring(qi, RingFault::Invalid);
+            return;
+        }
+        if notify {
+            self.dev.rings[qi].signal();
+            self.stats.interrupts += 1;
+        }
+    }
+
+    /// Write one frame into the next chain of the receive ring. `false` when there is
+    /// no chain (the guest is not reading).
+    fn give_frame(&mut self, frame: &[u8]) -> bool {
+        let Some(mem) = self.dev.memory() else {
+            return false;
+        };
+        let mem = &*mem;
+        let Some(q) = self.dev.rings[RXQ].queue.as_mut() else {
+            return false;
+        };
+        let chain = match q.iter(mem) {
+            Ok(mut it) => match it.next() {
+                Some(c) => c,
+                None => return false,
+            },
+            Err(_) => {
+                self.dev.break_ring(RXQ, RingFault::AvailIndex);
+                return false;
+            }
+        };
+        let head = chain.head_index();
+        let hlen = virtio_net::header_len(self.dev.features);
+        let written = self
+            .descs
+            .gather(chain, mem, true)
+            .and_then(|()| self.descs.write(mem, &[&RX_HEADER[..hlen], frame]));
+        match written {
+            Ok(n) => self.used.push((head, n as u32)),
+            Err(f) => {
+                self.stats.chain_faults[f as usize] += 1;
+                self.used.push((head, 0));
+            }
+        }
+        true
+    }
+}
+
+impl Port for VhostUserPort {
+    fn rx_burst(&mut self, pool: &mut FramePool, out: &mut Burst) -> usize {
+        let before = out.len();
+        self.segmenter.drain_into(out);
+        while !out.is_full() && !self.segmenter.has_queued() {
+            match self.take_chain(pool, out) {
+                None => break,
+                Some(Ok(())) => {}
+                Some(Err(f)) => self.stats.chain_faults[f as usize] += 1,
+            }
+        }
+        self.complete(TXQ);
+        out.len() - before
+    }
+
+    fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Pkt]) -> usize {
+        let mut sent = 0;
+        for p in pkts {
+            if !self.give_frame(pool.bytes(p)) {
+                break;
+            }
+            pool.free(p.frame);
+            sent += 1;
+        }
+        self.stats.guest_not_reading += (pkts.len() - sent) as u64;
+        self.complete(RXQ);
+        sent
+    }
+
+    fn service(&mut self, _pool: &mut FramePool) {
+        let now = Instant::now();
+        if now < self.next_control {
+            return;
+        }
+        self.next_control = now + CONTROL_POLL;
+        self.poll_control();
+    }
+
+    fn info(&self) -> PortInfo {
+        let state = match (&self.session, self.dev.running()) {
+            (None, _) => "waiting for the frontend".to_string(),
+            (Some(_), false) => "connected, rings not running".to_string(),
+            (Some(_), true) => format!("running, features {:#x}", self.dev.features),
+        };
+        let role = match self.role {
+            Role::Server => "server",
+            Role::Client => "client",
+        };
+        PortInfo {
+            name: self.path.display().to_string(),
+            backend: "vhost-user",
+            detail: format!("{role}, {state}"),
+            max_frame: 1514,
+        }
+    }
+
+    fn stats(&self) -> PortStats {
+        let v = self.vhost_stats();
+        PortStats {
+            rx_dropped: v.guest_not_reading,
+            invalid_descs: v.chain_faults.iter().sum(),
+            offload: self.segmenter.stats(),
+            vhost: Some(v),
+            ..PortStats::default()
+        }
+    }
+}
+
+impl Drop for VhostUserPort {
+    fn drop(&mut self) {
+        if self.role == Role::Server {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `fd` has data (or a hang-up) to read, without waiting.
+fn readable(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, timeout 0 (no wait).
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents != 0
+}
