@@ -78,6 +78,36 @@ pub struct Device {
 const KEEP_FAULTS: usize = 8;
 
 impl Device {
+    /// A device set up in process, without a frontend (tests, benches): `mem` is the
+    /// guest's memory (its addresses serve as the frontend's too), `rings` each ring's
+    /// (size, descriptor table, available ring, used ring) addresses, both started
+    /// and enabled. Rings that do not fit the memory are left stopped and counted.
+    pub fn in_process(
+        features: u64,
+        mem: GuestMemoryMmap,
+        rings: [(u16, u64, u64, u64); QUEUES],
+    ) -> Self {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+        let mut d = Device {
+            features,
+            table: mem
+                .iter()
+                .map(|r| (r.start_addr().0, r.len(), r.start_addr().0))
+                .collect(),
+            mem: Some(Arc::new(mem)),
+            ..Device::default()
+        };
+        for (i, (size, desc, avail, used)) in rings.into_iter().enumerate() {
+            let r = &mut d.rings[i];
+            r.size = size;
+            r.addrs = Some(RingAddrs { desc, avail, used });
+            r.kicked = true;
+            r.enabled = true;
+            d.restart(i);
+        }
+        d
+    }
+
     /// The mapped memory, when there is a table (shared, so the frame path can hold
     /// it while it works on the rings).
     pub fn memory(&self) -> Option<Arc<GuestMemoryMmap>> {

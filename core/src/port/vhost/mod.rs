@@ -64,6 +64,8 @@ pub enum Role {
     Server,
     /// The frontend listens (QEMU `server=on`); the port connects and reconnects.
     Client,
+    /// No socket: the device was set up in process ([`VhostUserPort::in_process`]).
+    InProcess,
 }
 
 /// What a vhost-user port has seen (cumulative).
@@ -149,7 +151,7 @@ impl VhostUserPort {
                 l.set_nonblocking(true)?;
                 Some(l)
             }
-            Role::Client => None,
+            Role::Client | Role::InProcess => None,
         };
         Ok(Self {
             id,
@@ -168,6 +170,20 @@ impl VhostUserPort {
         })
     }
 
+    /// A port over a device set up in process ([`Device::in_process`]): no socket, the
+    /// rings are the caller's (tests and benches drive them as a guest would).
+    pub fn in_process(id: PortId, dev: Device, mtu: usize) -> Self {
+        let mut p = Self::new(id, Path::new(""), Role::InProcess, mtu)
+            .expect("no socket to open in process");
+        p.dev = dev;
+        p
+    }
+
+    /// The device (rings, memory, features).
+    pub fn device(&self) -> &Device {
+        &self.dev
+    }
+
     /// Counters.
     pub fn vhost_stats(&self) -> VhostStats {
         let mut s = self.stats.clone();
@@ -177,7 +193,7 @@ impl VhostUserPort {
 
     /// Whether a frontend is connected and both rings run.
     pub fn running(&self) -> bool {
-        self.session.is_some() && self.dev.running()
+        (self.session.is_some() || self.role == Role::InProcess) && self.dev.running()
     }
 
     /// The socket path.
@@ -187,6 +203,9 @@ impl VhostUserPort {
 
     /// Check the control socket now (the worker does it every [`CONTROL_POLL`]).
     pub fn poll_control(&mut self) {
+        if self.role == Role::InProcess {
+            return;
+        }
         if self.session.is_none() {
             self.connect();
         }
@@ -243,7 +262,7 @@ impl VhostUserPort {
                     return;
                 }
             },
-            (None, Role::Server) => return,
+            (None, _) => return,
         };
         // The worker reads a request only once it has arrived; a frontend that stalls
         // half-way through one is cut off after a second.
@@ -474,14 +493,15 @@ impl Port for VhostUserPort {
     }
 
     fn info(&self) -> PortInfo {
-        let state = match (&self.session, self.dev.running()) {
-            (None, _) => "waiting for the frontend".to_string(),
-            (Some(_), false) => "connected, rings not running".to_string(),
-            (Some(_), true) => format!("running, features {:#x}", self.dev.features),
+        let state = match (self.session.is_some(), self.running()) {
+            (_, true) => format!("running, features {:#x}", self.dev.features),
+            (false, false) => "waiting for the frontend".to_string(),
+            (true, false) => "connected, rings not running".to_string(),
         };
         let role = match self.role {
             Role::Server => "server",
             Role::Client => "client",
+            Role::InProcess => "in process",
         };
         PortInfo {
             name: self.path.display().to_string(),
