@@ -338,10 +338,15 @@ impl VhostUserPort {
                 return Err(ChainFault::TooLong);
             }
             self.descs.read(mem, hlen, &mut self.big[..len])?;
+            // gso_size is the payload of a segment (VIRTIO 1.2 5.1.6.2: the MSS "beyond
+            // that header", TCP options included in the header), while the segmenter
+            // takes an MSS the TCP options still come out of: add them back, or every
+            // segment carries 12 bytes (timestamps) less than the guest asked for.
+            let mss = (hdr.gso_size > 0)
+                .then(|| hdr.gso_size.saturating_add(tcp_options(&self.big[..len])));
             // The segmenter writes every segment's checksums itself.
             self.segmenter.gather_piece(&self.big[..len]);
-            self.segmenter
-                .finish_with_mss(pool, self.id, Some(hdr.gso_size).filter(|&m| m > 0));
+            self.segmenter.finish_with_mss(pool, self.id, mss);
             self.segmenter.drain_into(out);
             return Ok(());
         }
@@ -529,6 +534,28 @@ impl Drop for VhostUserPort {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Bytes of TCP options in a super-frame's TCP header, found as the segmenter finds it
+/// (up to two VLAN tags, IPv4, or IPv6 with the TCP header right after the fixed one);
+/// 0 when there is none to be found (the segmenter then refuses the frame anyway).
+fn tcp_options(f: &[u8]) -> u16 {
+    let be16 = |at: usize| f.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut l3 = 14;
+    let mut ethertype = be16(12);
+    for _ in 0..2 {
+        if matches!(ethertype, Some(0x8100 | 0x88a8)) {
+            ethertype = be16(l3 + 2);
+            l3 += 4;
+        }
+    }
+    let l4 = match ethertype {
+        Some(0x0800) => f.get(l3).map(|&b| l3 + usize::from(b & 0x0f) * 4),
+        Some(0x86dd) => Some(l3 + 40),
+        _ => None,
+    };
+    l4.and_then(|l4| f.get(l4 + 12))
+        .map_or(0, |&b| (u16::from(b >> 4) * 4).saturating_sub(20))
 }
 
 /// Whether `fd` has data (or a hang-up) to read, without waiting.
