@@ -395,6 +395,39 @@ fn a_next_outside_the_table_is_unterminated() {
     });
 }
 
+/// Case 2f: broken indirect tables: outside guest memory, a length that is not a
+/// whole number of descriptors, empty, an indirect descriptor inside one (nested):
+/// virtio-queue yields no descriptor (or stops) there, so the chain is unterminated
+/// (an indirect table outside memory counts as unterminated, not unmapped).
+#[test]
+fn broken_indirect_tables_are_unterminated() {
+    expect_refused(16, ChainFault::Unterminated, true, |g| {
+        g.desc(TXQ, 3, MEM_SIZE + 0x100, 32, INDIRECT, 0);
+        3
+    });
+    expect_refused(16, ChainFault::Unterminated, true, |g| {
+        let (a, n) = some_bytes(g);
+        let table = g.space(32);
+        g.put_desc(table, 0, a, n, 0, 0);
+        g.desc(TXQ, 3, table, 24, INDIRECT, 0);
+        3
+    });
+    expect_refused(16, ChainFault::Unterminated, true, |g| {
+        let table = g.space(32);
+        g.desc(TXQ, 3, table, 0, INDIRECT, 0);
+        3
+    });
+    expect_refused(16, ChainFault::Unterminated, true, |g| {
+        let (a, n) = some_bytes(g);
+        let (outer, inner) = (g.space(32), g.space(16));
+        g.put_desc(inner, 0, a, n, 0, 0);
+        g.put_desc(outer, 0, a, HLEN as u32, NEXT, 1);
+        g.put_desc(outer, 1, inner, 16, INDIRECT, 0);
+        g.desc(TXQ, 3, outer, 32, INDIRECT, 0);
+        3
+    });
+}
+
 /// Case 2e: a head index outside the table: unterminated. It cannot be returned (the
 /// used ring's id would be outside the driver's table, which a Linux guest treats as a
 /// broken device), so the used index does not move for it; the next chain is served.
