@@ -31,11 +31,27 @@ mod key {
     pub const IMIX: u32 = 6;
     pub const SEED: u32 = 7;
     pub const DPORT: u32 = 8;
+    pub const NEW_FLOWS: u32 = 9;
     pub const NEXT_FP: u32 = 0;
     pub const SEQ: u32 = 1;
     pub const SENT: u32 = 2;
     pub const BYTES: u32 = 3;
     pub const SKIPPED: u32 = 4;
+}
+
+/// Ports a `--new-flows` trial walks through on each side (`VB_PORTS`): 1024..=65535.
+pub const NEW_FLOW_PORTS: u32 = 64512;
+
+/// The UDP ports `(source, destination)` of frame `n` of a `--new-flows` trial, as the
+/// generator program writes them: the source port moves first, so the first
+/// [`NEW_FLOW_PORTS`] frames are each a new inside endpoint (a new NAT mapping), the later
+/// ones a new destination from one of those endpoints; no pair repeats within
+/// `NEW_FLOW_PORTS^2` (4.2e9) frames.
+pub fn new_flow_ports(n: u32) -> (u16, u16) {
+    (
+        (1024 + n % NEW_FLOW_PORTS) as u16,
+        (1024 + (n / NEW_FLOW_PORTS) % NEW_FLOW_PORTS) as u16,
+    )
 }
 
 /// The benchmark payload's magic (`VB_MAGIC`).
@@ -194,6 +210,15 @@ impl Generator {
         Ok(g)
     }
 
+    /// `--new-flows`: every frame of a trial a flow of its own ([`new_flow_ports`])
+    /// instead of the RFC 4814 ports of `flows` flows.
+    ///
+    /// # Errors
+    /// When the program's config cannot be written.
+    pub fn set_new_flows(&self, on: bool) -> Result<()> {
+        bpf::array_set(self.cfg, key::NEW_FLOWS, u64::from(on))
+    }
+
     /// Send `frame` frames from now on (the next hop's MAC changes from DUT to DUT).
     ///
     /// # Errors
@@ -303,6 +328,20 @@ mod tests {
             assert_eq!(u16::from_be_bytes([f[38], f[39]]) as usize, size - 4 - 34);
             assert!(f.len() >= HEADER_LEN + PAYLOAD_LEN);
         }
+    }
+
+    #[test]
+    fn new_flow_ports_never_repeat_a_pair_and_stay_out_of_the_well_known_ports() {
+        let mut seen = std::collections::HashSet::new();
+        // Across the wrap of the source port, and far into the sequence.
+        for n in (0..200_000u32).chain(4_000_000_000..4_000_100_000) {
+            let (s, d) = new_flow_ports(n);
+            assert!(s >= 1024 && d >= 1024, "{n}: {s} {d}");
+            assert!(seen.insert((s, d)), "frame {n} repeats the pair {s}->{d}");
+        }
+        assert_eq!(new_flow_ports(0), (1024, 1024));
+        assert_eq!(new_flow_ports(NEW_FLOW_PORTS - 1), (65535, 1024));
+        assert_eq!(new_flow_ports(NEW_FLOW_PORTS), (1024, 1025));
     }
 
     #[test]

@@ -130,6 +130,22 @@ pub struct BenchArgs {
     /// UDP flows, pseudorandom ports (RFC 4814).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub flows: u32,
+    /// Connection setup rate (NAT modes, guest-to-inet): every frame of a trial is the
+    /// first and only frame of a UDP flow new to the DUT (frame n: source port
+    /// 1024 + n % 64512, destination port 1024 + n / 64512), so the rates found are new
+    /// flows (NAT sessions) per second. Every trial starts on an empty session table
+    /// (vnet restarted, the kernel's conntrack flushed); vnet's table holds 4194304
+    /// sessions (and fast-path entries), the kernel's what its namespace may have, and
+    /// no trial offers more than 95 % of its DUT's table (summary.json says what bounded
+    /// each DUT).
+    #[arg(long, conflicts_with = "flows")]
+    pub new_flows: bool,
+    /// With --new-flows: the sink counts the distinct UDP port pairs of each trial
+    /// (`distinct_flows` of every trial in summary.json). A hash insert per frame on the
+    /// receiving softirq, which on a veth runs on the DUT's core: a check, not for
+    /// measurements.
+    #[arg(long, requires = "new_flows")]
+    pub check_flows: bool,
     /// Trial length in seconds (RFC 2544 asks for 60 in a formal run).
     #[arg(long, default_value_t = 2.0, value_name = "S")]
     pub trial: f64,
@@ -180,6 +196,34 @@ pub struct BenchArgs {
     pub vnet_exe: Option<PathBuf>,
 }
 
+/// NAT sessions (and vnet-offload's fast-path entries) a vnet DUT gets with
+/// `--new-flows`: vnet's largest table (`MAX_SESSIONS_CAP`, 4 Mi), so that a 1 s trial may
+/// offer up to 4 M new flows/s, about the harness ceiling.
+pub const NEW_FLOWS_SESSIONS: usize = 1 << 22;
+
+/// Share of a DUT's session table one `--new-flows` trial may fill at most: the offered
+/// rate is capped at this times the table over the trial length.
+const NEW_FLOWS_FILL: f64 = 0.95;
+
+/// The highest rate a `--new-flows` trial of `trial_s` seconds may offer a DUT whose
+/// table holds `table` sessions; `None` when it keeps no per-flow state (0).
+pub fn new_flows_cap(table: u64, trial_s: f64) -> Option<f64> {
+    (table > 0 && trial_s > 0.0).then(|| NEW_FLOWS_FILL * table as f64 / trial_s)
+}
+
+/// `--new-flows`: the running DUT, renewed before every trial but the first (an empty
+/// session table), and what it takes to aim the generators at it again.
+struct Renewal<'a> {
+    dut: RunningDut,
+    /// True until the first trial: the DUT has just started.
+    fresh: bool,
+    kind: DutKind,
+    topo: &'a Topology,
+    scenario: &'a Scenario,
+    frame_size: usize,
+    imix: bool,
+}
+
 /// One measured stream: its generator and its sink.
 struct Lane {
     stream: Stream,
@@ -194,14 +238,40 @@ struct Rig<'a> {
     tag: u16,
     trial: Duration,
     stop: &'a AtomicBool,
+    /// `--new-flows` on a DUT: renewed before each trial.
+    renewal: Option<Renewal<'a>>,
 }
 
 impl Rig<'_> {
+    /// `--new-flows`: an empty session table before every trial but the DUT's first;
+    /// a restarted vnet is asked for its MAC again and learns the next hop.
+    fn renew(&mut self) -> Result<()> {
+        let Some(r) = self.renewal.as_mut() else {
+            return Ok(());
+        };
+        if std::mem::replace(&mut r.fresh, false) {
+            return Ok(());
+        }
+        r.dut.renew()?;
+        if matches!(r.dut, RunningDut::Vnet { .. }) {
+            r.scenario.forget_neighbours(r.topo);
+            r.scenario.warm_up(r.topo);
+            for l in &mut self.lanes {
+                let f = r
+                    .scenario
+                    .frame(r.topo, &l.stream, r.kind, r.frame_size, r.imix)?;
+                l.gen.set_frame(&f)?;
+            }
+        }
+        Ok(())
+    }
+
     /// One trial at `rate` frames/s in total; `None` when interrupted. `rate` 0: unpaced.
     fn trial(&mut self, rate: f64) -> Result<Option<(TrialOutcome, sink::SinkReport)>> {
         if self.stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        self.renew()?;
         self.tag = self.tag.wrapping_add(1).max(1);
         for l in &self.lanes {
             l.sink.reset(self.tag)?;
@@ -252,6 +322,7 @@ impl Rig<'_> {
                 out_of_order: s.out_of_order,
                 gen_skipped: skipped,
                 received_bytes: s.bytes,
+                distinct_flows: s.new_flows,
             },
             s,
         )))
@@ -367,7 +438,12 @@ fn harness_rig<'a>(
         tag: 0,
         trial,
         stop,
+        renewal: None,
     };
+    for l in &rig.lanes {
+        l.gen.set_new_flows(args.new_flows)?;
+        l.sink.count_flows(args.check_flows)?;
+    }
     Ok((topo, rig))
 }
 
@@ -479,6 +555,9 @@ struct RoundResult {
 /// Search a DUT's NDR and PDR, then measure its latency at 10, 50 and 90 % of
 /// `reference_pdr` (vnet's PDR in this round, so that every DUT is measured at the same
 /// offered rates; the DUT's own PDR when `None`) and what it delivers at 2x its PDR.
+///
+/// `rate_cap` (`--new-flows`: what the DUT's session table holds in one trial, infinite
+/// otherwise) bounds every trial, the latency and overload ones included.
 fn measure_dut(
     rig: &mut Rig<'_>,
     cfg: &SearchConfig,
@@ -486,6 +565,7 @@ fn measure_dut(
     pb: &ProgressBar,
     dut: &str,
     reference_pdr: Option<f64>,
+    rate_cap: f64,
 ) -> Result<RoundResult> {
     let mut n = 0;
     let sr = search::search(cfg, |rate| {
@@ -516,7 +596,7 @@ fn measure_dut(
     if complete && sr.pdr.pps > 0.0 && base > 0.0 {
         for pct in LATENCY_LOADS {
             pb.set_message(format!("{dut}: latency at {pct}% of the reference PDR"));
-            match rig.trial(base * f64::from(pct) / 100.0)? {
+            match rig.trial((base * f64::from(pct) / 100.0).min(rate_cap))? {
                 Some((t, s)) => latency.push((pct, t, s)),
                 None => {
                     complete = false;
@@ -527,7 +607,13 @@ fn measure_dut(
         if complete {
             pb.set_message(format!("{dut}: 2x overload"));
             let want = 2.0 * sr.pdr.pps;
-            let rate = if want >= ceiling_pps { 0.0 } else { want };
+            let rate = if want >= rate_cap {
+                rate_cap
+            } else if want >= ceiling_pps {
+                0.0
+            } else {
+                want
+            };
             match rig.trial(rate)? {
                 Some((t, _)) => overload = Some(rate_point(&t)),
                 None => complete = false,
@@ -648,11 +734,16 @@ fn rig_for<'a>(
             sink: Sink::attach(&s.netns, &s.ifname)?,
         });
     }
+    for l in &lanes {
+        l.gen.set_new_flows(args.new_flows)?;
+        l.sink.count_flows(args.check_flows)?;
+    }
     Ok(Rig {
         lanes,
         tag: 0,
         trial,
         stop,
+        renewal: None,
     })
 }
 
@@ -670,6 +761,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let scenario = Scenario::new(args.mode, direction)?;
     if args.trial.is_nan() || args.trial <= 0.0 {
         bail!("--trial must be positive");
+    }
+    if args.new_flows {
+        check_new_flows(&scenario)?;
     }
     let machine = Machine::this();
     let dut_core = args.dut_core.unwrap_or(if machine.cores > 1 {
@@ -792,6 +886,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 dut_core,
                 args.gen_core,
                 args.vnet_exe.as_deref(),
+                args.new_flows.then_some(NEW_FLOWS_SESSIONS),
             ) {
                 Ok(x) => x,
                 Err(e) => {
@@ -807,25 +902,54 @@ pub fn run(args: BenchArgs) -> Result<()> {
             } else {
                 round_reference
             };
+            // --new-flows: no trial offers more new flows than the DUT's table holds.
+            let rate_cap = if args.new_flows {
+                new_flows_cap(info.session_table, args.trial).unwrap_or(f64::INFINITY)
+            } else {
+                f64::INFINITY
+            };
+            let dut_cfg = SearchConfig {
+                max_pps: cfg.max_pps.min(rate_cap),
+                ..cfg
+            };
+            let mut held = Some(dut);
+            if args.new_flows {
+                rig.renewal = held.take().map(|dut| Renewal {
+                    dut,
+                    fresh: true,
+                    kind,
+                    topo: &topo,
+                    scenario: &scenario,
+                    frame_size,
+                    imix: args.imix,
+                });
+            }
             let r = rig
                 .aim(&topo, &scenario, kind, frame_size, args.imix)
                 .and_then(|()| {
                     if args.latency_only {
-                        measure_fixed(&mut rig, args.rate, &pb, kind.as_str())
+                        measure_fixed(&mut rig, args.rate.min(rate_cap), &pb, kind.as_str())
                     } else {
                         measure_dut(
                             &mut rig,
-                            &cfg,
+                            &dut_cfg,
                             ceil.as_ref()
                                 .map(|c| c.rate.offered_pps)
                                 .unwrap_or(f64::INFINITY),
                             &pb,
                             kind.as_str(),
                             reference_pdr,
+                            rate_cap,
                         )
                     }
                 });
-            let log = dut.stop();
+            if let Some(r) = rig.renewal.take() {
+                held = Some(r.dut);
+            }
+            let log = match held {
+                Some(dut) => dut.stop(),
+                None => Err(anyhow::anyhow!("the DUT was lost between trials")),
+            };
             match (r, log) {
                 (Ok(r), Ok(_)) => {
                     complete &= r.complete;
@@ -922,6 +1046,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             hists.push((name.clone(), hs));
         }
+        if args.new_flows {
+            r.new_flows = Some(new_flows_bound(
+                &r,
+                ceil.as_ref().map(|c| c.rate.offered_pps),
+                args.trial,
+            ));
+        }
         dut_results.push(r);
     }
     let mut harness_floor = Vec::new();
@@ -981,6 +1112,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             sink_attach,
             latency_only: args.latency_only,
             latency_reference: reference.into(),
+            new_flows: args.new_flows,
+            check_flows: args.check_flows,
         },
         harness_ceiling: ceil,
         harness_floor_how: if harness_floor.is_empty() {
@@ -993,15 +1126,67 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     print_summary(&summary);
     if let Some(out) = &args.out {
-        let dir = out.join(result_folder(
-            args.mode,
-            direction,
-            if args.imix { 0 } else { frame_size },
-        ));
+        let mut folder =
+            result_folder(args.mode, direction, if args.imix { 0 } else { frame_size });
+        if args.new_flows {
+            // Connection setup rates beside the same mode's established-flow rates.
+            folder.push_str("-new-flows");
+        }
+        let dir = out.join(folder);
         write_results(&dir, &summary, &hists, started, trial)?;
         println!("results written to {}", dir.display());
     }
     Ok(())
+}
+
+/// `--new-flows` needs a NAT mode (the only ones with per-flow state) and a destination
+/// port free to vary.
+///
+/// # Errors
+/// Otherwise, in one sentence.
+pub fn check_new_flows(scenario: &Scenario) -> Result<()> {
+    if scenario.nat.is_none() {
+        bail!(
+            "--new-flows measures NAT session setup, and {} {} keeps no per-flow state (a switch learns MACs, not flows); use --mode nat or nat-network, or --flows",
+            scenario.mode.as_str(),
+            scenario.direction.as_str()
+        );
+    }
+    if let Some(p) = scenario.streams.iter().find_map(|s| s.dst_port) {
+        bail!(
+            "--new-flows varies the destination port, but {} sends to the forwarded port {p}; use --direction guest-to-inet",
+            scenario.direction.as_str()
+        );
+    }
+    Ok(())
+}
+
+/// What bounded a `--new-flows` result: the DUT's session table (the PDR reached the
+/// highest rate its table allowed), the harness ceiling, or the DUT itself.
+fn new_flows_bound(r: &DutResult, ceiling: Option<f64>, trial_s: f64) -> results::NewFlows {
+    let cap = new_flows_cap(r.info.session_table, trial_s);
+    let ceiling = ceiling.unwrap_or(f64::INFINITY);
+    let max = cap.unwrap_or(f64::INFINITY).min(ceiling);
+    let at_max = r
+        .pdr
+        .is_some_and(|p| max.is_finite() && p.pps >= 0.97 * max);
+    let bound_by = if !at_max {
+        "the DUT: its PDR is below the highest rate offered".to_string()
+    } else if cap.is_some_and(|c| c <= ceiling) {
+        format!(
+            "the session table: the PDR reached the highest rate the table allowed ({:.0}% of {} sessions in a {trial_s} s trial); the DUT may set up more",
+            NEW_FLOWS_FILL * 100.0,
+            r.info.session_table
+        )
+    } else {
+        "the harness ceiling: the PDR reached the highest rate the generator offers".to_string()
+    };
+    results::NewFlows {
+        session_table: r.info.session_table,
+        session_table_how: r.info.session_table_how.clone(),
+        max_offered_pps: if max.is_finite() { max } else { 0.0 },
+        bound_by,
+    }
 }
 
 /// The folder of one measurement under `--out`: `MODE-DIRECTION-SIZE`
@@ -1056,7 +1241,7 @@ pub fn write_results(
 /// Print the summary as a table.
 pub fn print_summary(s: &Summary) {
     println!(
-        "bench {} ({}), {} frames, {} flow(s), trials {} s{}",
+        "bench {} ({}), {} frames, {}, trials {} s{}",
         s.mode,
         s.direction,
         if s.settings.imix {
@@ -1064,7 +1249,11 @@ pub fn print_summary(s: &Summary) {
         } else {
             format!("{}-byte", s.settings.frame_size)
         },
-        s.settings.flows,
+        if s.settings.new_flows {
+            "every frame a new UDP flow (rates are new flows/s)".to_string()
+        } else {
+            format!("{} flow(s)", s.settings.flows)
+        },
         s.settings.trial_s,
         if s.settings.latency_only {
             String::new()
@@ -1099,6 +1288,24 @@ pub fn print_summary(s: &Summary) {
             println!("{:<w$} note: {}", d.dut, d.info.note);
         }
     }
+    for d in &s.duts {
+        if let Some(n) = &d.new_flows {
+            let table = if n.session_table > 0 {
+                format!(
+                    "table {} sessions ({})",
+                    n.session_table, n.session_table_how
+                )
+            } else {
+                "no per-flow state".to_string()
+            };
+            println!(
+                "{:<w$} new flows: {table}; at most {} M new flows/s offered; bounded by {}",
+                d.dut,
+                mpps(n.max_offered_pps),
+                n.bound_by
+            );
+        }
+    }
     if !s.complete {
         println!("(incomplete: interrupted or a search was cut short)");
     }
@@ -1116,9 +1323,14 @@ fn name_width(s: &Summary) -> usize {
 
 fn print_search(s: &Summary) {
     let w = name_width(s);
+    let (ndr, pdr, over) = if s.settings.new_flows {
+        ("NDR Mfl/s", "PDR Mfl/s", "2xPDR Mfl/s")
+    } else {
+        ("NDR Mpps", "PDR Mpps", "2xPDR Mpps")
+    };
     println!(
         "{:<w$} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}  vs vnet (NDR, PDR)",
-        "dut", "NDR Mpps", "PDR Mpps", "2xPDR Mpps", "p50 us", "p99 us", "p99.9 us", "max us",
+        "dut", ndr, pdr, over, "p50 us", "p99 us", "p99.9 us", "max us",
     );
     let lat = |l: Option<&LatencyPoint>| {
         [
@@ -1326,6 +1538,88 @@ mod tests {
         assert!(
             <W as clap::Parser>::try_parse_from(["x", "--mode", "nat", "--dut", "xdp"]).is_err()
         );
+    }
+
+    #[test]
+    fn new_flows_is_for_the_nat_modes_outbound_and_excludes_flows() {
+        for (mode, dir) in [
+            (ModeName::Nat, Direction::GuestToInet),
+            (ModeName::NatNetwork, Direction::GuestToInet),
+        ] {
+            check_new_flows(&Scenario::new(mode, dir).unwrap()).unwrap();
+        }
+        let e =
+            check_new_flows(&Scenario::new(ModeName::Internal, Direction::GuestToGuest).unwrap())
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("no per-flow state") && !e.contains(". "), "{e}");
+        for dir in [Direction::InetToGuest, Direction::Both] {
+            let e = check_new_flows(&Scenario::new(ModeName::Nat, dir).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("forwarded port 7000"), "{e}");
+        }
+        #[derive(clap::Parser)]
+        struct W {
+            #[command(flatten)]
+            a: BenchArgs,
+        }
+        let p = |v: &[&str]| {
+            let mut all = vec!["x", "--mode", "nat"];
+            all.extend_from_slice(v);
+            <W as clap::Parser>::try_parse_from(all)
+        };
+        assert!(p(&["--new-flows"]).unwrap().a.new_flows);
+        assert!(p(&["--new-flows", "--flows", "10"]).is_err());
+        assert!(
+            p(&["--check-flows"]).is_err(),
+            "--check-flows needs --new-flows"
+        );
+        assert!(p(&["--new-flows", "--check-flows"]).unwrap().a.check_flows);
+    }
+
+    #[test]
+    fn new_flows_trials_stay_within_the_table() {
+        assert_eq!(new_flows_cap(0, 1.0), None, "no table, no cap");
+        let cap = new_flows_cap(1_000_000, 2.0).unwrap();
+        assert!((cap - 475_000.0).abs() < 1.0, "{cap}");
+        let mut r = DutResult {
+            dut: "vnet".into(),
+            ..DutResult::default()
+        };
+        r.info.session_table = 1_000_000;
+        let found = |pps: f64| search::Found {
+            pps,
+            loss: 0.0,
+            upper_pps: pps,
+        };
+        // PDR at the table's cap, below the ceiling: bounded by the table.
+        r.pdr = Some(found(cap));
+        let b = new_flows_bound(&r, Some(4e6), 2.0);
+        assert!(
+            b.bound_by.starts_with("the session table"),
+            "{}",
+            b.bound_by
+        );
+        assert_eq!(b.max_offered_pps, cap);
+        // Well below: the DUT.
+        r.pdr = Some(found(cap / 3.0));
+        let b = new_flows_bound(&r, Some(4e6), 2.0);
+        assert!(b.bound_by.starts_with("the DUT"), "{}", b.bound_by);
+        // The ceiling below the cap, reached: the harness.
+        r.pdr = Some(found(3e5));
+        let b = new_flows_bound(&r, Some(3e5), 2.0);
+        assert!(
+            b.bound_by.starts_with("the harness ceiling"),
+            "{}",
+            b.bound_by
+        );
+        // No table (testpmd): only the ceiling bounds it.
+        r.info.session_table = 0;
+        r.pdr = Some(found(1e5));
+        let b = new_flows_bound(&r, Some(4e6), 2.0);
+        assert_eq!(b.max_offered_pps, 4e6);
+        assert!(b.bound_by.starts_with("the DUT"));
     }
 
     #[test]

@@ -238,8 +238,22 @@ pub fn pin_napi_threads(ifname: &str, core: usize) -> Result<usize> {
 
 /// A running DUT.
 pub enum RunningDut {
-    /// vnet's dataplane child.
-    Vnet(Dataplane),
+    /// vnet's dataplane child, and how to start it again ([`RunningDut::renew`]).
+    Vnet {
+        /// The child.
+        dp: Dataplane,
+        /// The binary.
+        exe: std::path::PathBuf,
+        /// The dataplane namespace.
+        netns: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Restarts ([`RunningDut::renew`]) so far, and those whose stop was not clean
+        /// with the first such error's first line.
+        restarts: u32,
+        /// See `restarts`.
+        unclean: (u32, String),
+    },
     /// The kernel (a bridge, or routing + nftables NAT): what to undo at stop.
     Kernel {
         /// The dataplane namespace.
@@ -272,7 +286,7 @@ pub enum RunningDut {
 impl std::fmt::Debug for RunningDut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RunningDut::Vnet(d) => write!(f, "vnet {d:?}"),
+            RunningDut::Vnet { dp, .. } => write!(f, "vnet {dp:?}"),
             RunningDut::Kernel { what, .. } => write!(f, "kernel: {what}"),
             RunningDut::Testpmd { child, .. } => write!(f, "testpmd pid {}", child.id()),
             RunningDut::XdpRedirect { ports, .. } => write!(f, "xdp-redirect {ports:?}"),
@@ -303,6 +317,18 @@ pub struct DutInfo {
     /// mode...), one sentence; empty otherwise. Absent in results before 0.3.
     #[serde(default)]
     pub note: String,
+    /// `--new-flows`: sessions the DUT's NAT table holds (vnet's `--nat-max-sessions`,
+    /// the kernel's `nf_conntrack_max` in the DUT namespace); 0 when the DUT keeps no
+    /// per-flow state or without `--new-flows`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub session_table: u64,
+    /// How `session_table` was set, and why not larger, one sentence.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_table_how: String,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn token<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -345,14 +371,35 @@ pub fn vnet_info(log: &str, command: String) -> DutInfo {
         command,
         detail: ports,
         note: String::new(),
+        ..DutInfo::default()
+    }
+}
+
+/// Set `flag`'s value in `args` (replacing it where given: clap takes a flag once).
+fn set_flag(args: &mut Vec<String>, flag: &str, value: String) {
+    match args.iter().position(|a| a == flag) {
+        Some(i) if i + 1 < args.len() => args[i + 1] = value,
+        _ => args.extend([flag.to_string(), value]),
     }
 }
 
 /// The `vnet-bench run` command line of a vnet DUT: the scenario's arguments, no periodic
 /// statistics, its worker on `core`, and `--offload xdp` for vnet-offload, `--offload off`
-/// for plain vnet (the core alone).
-pub fn vnet_argv(kind: DutKind, scenario_args: Vec<String>, core: usize) -> Vec<String> {
+/// for plain vnet (the core alone). `sessions` (`--new-flows`): a NAT table of that many
+/// sessions, all of them the one guest's share, and as many fast-path entries.
+pub fn vnet_argv(
+    kind: DutKind,
+    scenario_args: Vec<String>,
+    core: usize,
+    sessions: Option<usize>,
+) -> Vec<String> {
     let mut args = scenario_args;
+    if let Some(n) = sessions {
+        if args.iter().any(|a| a == "--nat-max-sessions") {
+            set_flag(&mut args, "--nat-max-sessions", n.to_string());
+            set_flag(&mut args, "--nat-sessions-per-guest", n.to_string());
+        }
+    }
     args.extend([
         "--stats-interval".into(),
         "0".into(),
@@ -362,7 +409,8 @@ pub fn vnet_argv(kind: DutKind, scenario_args: Vec<String>, core: usize) -> Vec<
     if kind == DutKind::VnetOffload {
         // Room for --flows 100000 in both directions.
         args.extend(["--offload".into(), "xdp".into()]);
-        args.extend(["--offload-entries".into(), "262144".into()]);
+        let entries = sessions.unwrap_or(0).max(262_144);
+        args.extend(["--offload-entries".into(), entries.to_string()]);
     } else {
         args.extend(["--offload".into(), "off".into()]);
     }
@@ -374,6 +422,9 @@ impl RunningDut {
     ///
     /// # Errors
     /// When the DUT does not start (testpmd missing, the dataplane failing...).
+    /// `sessions` (`--new-flows`): the NAT session table to ask for (vnet gets it; the
+    /// kernel's conntrack table is raised to it in the DUT namespace where the kernel
+    /// allows, see [`DutInfo::session_table`]).
     pub fn start(
         kind: DutKind,
         topo: &Topology,
@@ -381,11 +432,59 @@ impl RunningDut {
         core: usize,
         other_core: usize,
         vnet_exe: Option<&std::path::Path>,
+        sessions: Option<usize>,
     ) -> Result<(RunningDut, DutInfo)> {
         kind.check_applies(scenario)?;
-        let (dut, mut info) = Self::start_kind(kind, topo, scenario, core, other_core, vnet_exe)?;
+        let (dut, mut info) =
+            Self::start_kind(kind, topo, scenario, core, other_core, vnet_exe, sessions)?;
         info.note = kind.note(scenario);
         Ok((dut, info))
+    }
+
+    /// `--new-flows`, before every trial: the DUT with an empty session table, so that
+    /// each trial's flows are new to it and no trial inherits another's sessions. vnet is
+    /// restarted with the same arguments (the caller re-resolves its MAC); the kernel's
+    /// conntrack table in the DUT namespace is flushed; testpmd and xdp-redirect keep no
+    /// per-flow state.
+    ///
+    /// # Errors
+    /// When vnet failed or does not start again, or the flush is refused.
+    pub fn renew(&mut self) -> Result<()> {
+        match self {
+            RunningDut::Vnet {
+                dp,
+                exe,
+                netns,
+                args,
+                restarts,
+                unclean,
+            } => {
+                // A stop that does not end cleanly (seen once in 20 restarts: exit status
+                // 130 after SIGINT) does not spoil the next trial, which gets a new vnet
+                // all the same; it is reported when the DUT stops.
+                *restarts += 1;
+                if let Err(e) = dp.stop() {
+                    unclean.0 += 1;
+                    if unclean.1.is_empty() {
+                        unclean.1 = first_line(&format!("{e:#}"));
+                    }
+                }
+                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                *dp = Dataplane::start_exe(&*exe, netns, &argv).map_err(|e| {
+                    anyhow::anyhow!(
+                        "vnet did not start again for a fresh session table: {}",
+                        first_line(&format!("{e:#}"))
+                    )
+                })?;
+                Ok(())
+            }
+            RunningDut::Kernel { netns, .. } => {
+                let ns = netns.clone();
+                bpf::in_netns(&ns, conntrack_flush)
+                    .with_context(|| format!("could not flush the conntrack table of {ns}"))
+            }
+            RunningDut::XdpRedirect { .. } | RunningDut::Testpmd { .. } => Ok(()),
+        }
     }
 
     fn start_kind(
@@ -395,6 +494,7 @@ impl RunningDut {
         core: usize,
         other_core: usize,
         vnet_exe: Option<&std::path::Path>,
+        sessions: Option<usize>,
     ) -> Result<(RunningDut, DutInfo)> {
         let dp = topo.dp_netns();
         let ifs = scenario.forwarding_ifnames(topo);
@@ -404,18 +504,36 @@ impl RunningDut {
                     Some(p) => p.to_path_buf(),
                     None => std::env::current_exe().context("cannot find the vnet-bench binary")?,
                 };
-                let args = vnet_argv(kind, scenario.vnet_args(topo), core);
+                let args = vnet_argv(kind, scenario.vnet_args(topo), core, sessions);
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
                 let mut d = Dataplane::start_exe(&exe, dp, &argv)?;
                 let log = d.log_so_far();
-                let info = vnet_info(
+                let mut info = vnet_info(
                     &log,
                     format!("ip netns exec {dp} vnet-bench {}", args.join(" ")),
                 );
-                Ok((RunningDut::Vnet(d), info))
+                if let (Some(n), Some(_)) = (sessions, &scenario.nat) {
+                    info.session_table = n as u64;
+                    info.session_table_how = if kind == DutKind::VnetOffload {
+                        format!("--nat-max-sessions {n} --nat-sessions-per-guest {n} --offload-entries {n}, vnet restarted before every trial")
+                    } else {
+                        format!("--nat-max-sessions {n} --nat-sessions-per-guest {n}, vnet restarted before every trial")
+                    };
+                }
+                Ok((
+                    RunningDut::Vnet {
+                        dp: d,
+                        exe,
+                        netns: dp.to_string(),
+                        args,
+                        restarts: 0,
+                        unclean: (0, String::new()),
+                    },
+                    info,
+                ))
             }
-            DutKind::Kernel => kernel(topo, scenario, core, false),
-            DutKind::KernelFlowtable => kernel(topo, scenario, core, true),
+            DutKind::Kernel => kernel(topo, scenario, core, false, sessions),
+            DutKind::KernelFlowtable => kernel(topo, scenario, core, true, sessions),
             DutKind::XdpRedirect => xdp_redirect(topo, scenario),
             DutKind::Testpmd => {
                 if ifs.len() != 2 {
@@ -531,7 +649,7 @@ impl RunningDut {
                         .filter(|l| l.contains("af_xdp") || l.contains("AF_XDP"))
                         .cloned()
                         .collect(),
-                    note: String::new(),
+                    ..DutInfo::default()
                 };
                 Ok((
                     RunningDut::Testpmd {
@@ -552,7 +670,22 @@ impl RunningDut {
     /// When the DUT failed while running.
     pub fn stop(self) -> Result<String> {
         match self {
-            RunningDut::Vnet(mut d) => d.stop(),
+            RunningDut::Vnet {
+                mut dp,
+                restarts,
+                unclean,
+                ..
+            } => {
+                let log = dp.stop()?;
+                if unclean.0 > 0 {
+                    bail!(
+                        "vnet did not stop cleanly at {} of its {restarts} restarts for a fresh session table (the trials after them ran on a new vnet): {}",
+                        unclean.0,
+                        unclean.1
+                    );
+                }
+                Ok(log)
+            }
             RunningDut::Kernel {
                 netns, undo, knobs, ..
             } => {
@@ -599,6 +732,16 @@ impl RunningDut {
                 Ok(log.join("\n"))
             }
         }
+    }
+}
+
+/// The first line of `text`, at most 200 characters (a dataplane's error carries its
+/// whole log).
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    match line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", &line[..at]),
+        None => line.to_string(),
     }
 }
 
@@ -689,6 +832,7 @@ fn kernel(
     scenario: &Scenario,
     core: usize,
     flowtable: bool,
+    sessions: Option<usize>,
 ) -> Result<(RunningDut, DutInfo)> {
     let dp = topo.dp_netns();
     let mut undo: Vec<Vec<String>> = Vec::new();
@@ -724,6 +868,7 @@ fn kernel(
             ifs.join(",")
         ));
     }
+    let mut table: (u64, String) = (0, String::new());
     let mut setup = || -> Result<()> {
         let mut sh = |args: &[&str], un: Option<&[&str]>| -> Result<()> {
             netns_exec(dp, args[0], &args[1..])?;
@@ -750,6 +895,19 @@ fn kernel(
                 )?;
                 nft_load(dp, &nat_ruleset(uplink_if, n.forward_port, n.guest_ip))?;
                 undo.push(strings(&["nft", "delete", "table", "ip", "vbnat"]));
+                if let Some(want) = sessions {
+                    // Loaded with the NAT table, conntrack has its sysctls in `dp` now.
+                    let (got, how) = conntrack_max(dp, want)?;
+                    if let Some(old) = how.1 {
+                        undo.push(strings(&[
+                            "sysctl",
+                            "-q",
+                            "-w",
+                            &format!("net.netfilter.nf_conntrack_max={old}"),
+                        ]));
+                    }
+                    table = (got, how.0);
+                }
                 if flowtable {
                     nft_load(dp, &flowtable_ruleset(&ifs)).map_err(flowtable_refused)?;
                     undo.push(strings(&["nft", "delete", "table", "inet", "vbft"]));
@@ -802,8 +960,121 @@ fn kernel(
         command: what,
         detail: vec![],
         note: String::new(),
+        session_table: table.0,
+        session_table_how: table.1,
     };
     Ok((dut, info))
+}
+
+/// `--new-flows`: raise `nf_conntrack_max` in `netns` to `want`. The kernel refuses a
+/// namespace more than the init namespace's value (6.x: the table is per namespace,
+/// bounded by the machine's own), and the machine's setting is not the harness's to
+/// change; then the namespace keeps what it has. Returns the table's size and
+/// `(how, the old value to restore when it was changed)`.
+///
+/// # Errors
+/// When the sysctl cannot be read (conntrack not loaded in `netns`).
+fn conntrack_max(netns: &str, want: usize) -> Result<(u64, (String, Option<u64>))> {
+    let read = || -> Result<u64> {
+        let out = netns_exec(netns, "sysctl", &["-n", "net.netfilter.nf_conntrack_max"])?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .context("nf_conntrack_max is not a number")
+    };
+    let old = read()?;
+    if old >= want as u64 {
+        return Ok((
+            old,
+            (
+                format!("nf_conntrack_max {old} in the DUT namespace, conntrack flushed before every trial"),
+                None,
+            ),
+        ));
+    }
+    let set = netns_exec(
+        netns,
+        "sysctl",
+        &[
+            "-q",
+            "-w",
+            &format!("net.netfilter.nf_conntrack_max={want}"),
+        ],
+    );
+    let now = read()?;
+    let how = if set.is_ok() && now >= want as u64 {
+        format!("nf_conntrack_max raised from {old} to {now} in the DUT namespace, conntrack flushed before every trial")
+    } else {
+        format!("nf_conntrack_max {now} in the DUT namespace: the kernel refused {want} (a namespace may not exceed the init namespace's limit, which the harness leaves alone); conntrack flushed before every trial")
+    };
+    Ok((now, (how, (now != old).then_some(old))))
+}
+
+/// Flush the conntrack table of the calling thread's namespace: ctnetlink's
+/// `IPCTNL_MSG_CT_DELETE` without attributes, for IPv4 (what `conntrack -F` sends), then
+/// the kernel's acknowledgement.
+///
+/// # Errors
+/// When the netlink socket cannot be opened or the kernel answers with an error.
+pub fn conntrack_flush() -> Result<()> {
+    const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+    const IPCTNL_MSG_CT_DELETE: u16 = 2;
+    // SAFETY: plain socket(2); the descriptor is closed below on every path.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    if fd < 0 {
+        bail!(
+            "could not open a netfilter netlink socket: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let result = (|| -> Result<()> {
+        // struct nlmsghdr (16 bytes) + struct nfgenmsg (4 bytes), host byte order but
+        // nfgenmsg.res_id (big-endian, 0 here).
+        let mut msg = [0u8; 20];
+        msg[0..4].copy_from_slice(&20u32.to_ne_bytes());
+        msg[4..6]
+            .copy_from_slice(&((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE).to_ne_bytes());
+        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+        msg[6..8].copy_from_slice(&flags.to_ne_bytes());
+        msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        msg[16] = libc::AF_INET as u8;
+        // SAFETY: sending our own buffer on our own socket (kernel as destination: the
+        // socket is unbound and unconnected, and send(2) on netlink goes to the kernel).
+        let sent = unsafe { libc::send(fd, msg.as_ptr().cast(), msg.len(), 0) };
+        if sent != msg.len() as isize {
+            bail!("netlink send failed: {}", std::io::Error::last_os_error());
+        }
+        let mut buf = [0u8; 512];
+        // SAFETY: receiving into our own buffer of the given length.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 20 {
+            bail!(
+                "no acknowledgement from ctnetlink: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let ty = u16::from_ne_bytes([buf[4], buf[5]]);
+        if ty != libc::NLMSG_ERROR as u16 {
+            bail!("ctnetlink answered with message type {ty}, not an acknowledgement");
+        }
+        let err = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
+        if err != 0 {
+            bail!(
+                "ctnetlink refused the flush: {}",
+                std::io::Error::from_raw_os_error(-err)
+            );
+        }
+        Ok(())
+    })();
+    // SAFETY: closing the descriptor opened above, once.
+    unsafe { libc::close(fd) };
+    result
 }
 
 /// True when `ethtool -k` output says GRO is on.
@@ -963,7 +1234,7 @@ fn xdp_redirect(topo: &Topology, scenario: &Scenario) -> Result<(RunningDut, Dut
             ports[0], ports[1]
         ),
         detail,
-        note: String::new(),
+        ..DutInfo::default()
     };
     Ok((RunningDut::XdpRedirect { ports: xdp }, info))
 }
@@ -975,7 +1246,7 @@ mod tests {
 
     fn args(kind: DutKind) -> Vec<String> {
         let base = vec!["run".to_string(), "--mode".into(), "nat".into()];
-        vnet_argv(kind, base, 1)
+        vnet_argv(kind, base, 1, None)
     }
 
     #[test]
@@ -1003,6 +1274,47 @@ mod tests {
         );
         let cores = plain.iter().position(|a| a == "--cores").unwrap();
         assert_eq!(plain[cores + 1], "1");
+    }
+
+    #[test]
+    fn new_flows_gives_vnet_the_table_and_the_fast_path_as_many_entries() {
+        let base = |n: &str| {
+            vec![
+                "run".to_string(),
+                "--mode".into(),
+                "nat".into(),
+                "--nat-max-sessions".into(),
+                n.into(),
+                "--nat-sessions-per-guest".into(),
+                n.into(),
+            ]
+        };
+        let a = vnet_argv(DutKind::VnetOffload, base("131072"), 1, Some(4_194_304));
+        for flag in [
+            "--nat-max-sessions",
+            "--nat-sessions-per-guest",
+            "--offload-entries",
+        ] {
+            assert_eq!(
+                a.iter().filter(|x| *x == flag).count(),
+                1,
+                "{flag} once: {a:?}"
+            );
+            assert!(
+                a.windows(2).any(|w| w == [flag, "4194304"]),
+                "{flag}: {a:?}"
+            );
+        }
+        let plain = vnet_argv(DutKind::Vnet, base("131072"), 1, Some(4_194_304));
+        assert!(plain
+            .windows(2)
+            .any(|w| w == ["--nat-max-sessions", "4194304"]));
+        assert!(!plain.iter().any(|x| x == "--offload-entries"));
+        // Without --new-flows the scenario's table stays.
+        let same = vnet_argv(DutKind::Vnet, base("131072"), 1, None);
+        assert!(same
+            .windows(2)
+            .any(|w| w == ["--nat-max-sessions", "131072"]));
     }
 
     #[test]

@@ -58,7 +58,12 @@ fn row(s: &Summary, d: &DutResult) -> Vec<String> {
     };
     vec![
         s.mode.clone(),
-        s.direction.clone(),
+        if s.settings.new_flows {
+            // `--new-flows`: the rates are new flows (sessions) per second.
+            format!("{} new flows/s", s.direction)
+        } else {
+            s.direction.clone()
+        },
         size,
         d.dut.clone(),
         mpps(d.ndr.map(|f| f.pps)),
@@ -327,5 +332,10 @@ mod tests {
         let md = format(&[v], true);
         assert!(md.starts_with("| mode | direction |"), "{md}");
         assert_eq!(md.lines().count(), 3);
+        // `--new-flows` results say that their rates are new flows per second.
+        let mut n = s.clone();
+        n.settings.new_flows = true;
+        assert_eq!(row(&n, &n.duts[0])[1], "guest->inet new flows/s");
+        assert_eq!(row(&s, &s.duts[0])[1], "guest->inet");
     }
 }

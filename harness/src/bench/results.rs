@@ -96,6 +96,14 @@ pub struct Settings {
     /// `fixed rate` (`--latency-only`).
     #[serde(default)]
     pub latency_reference: String,
+    /// `--new-flows`: every frame a new UDP flow; rates are new flows (NAT sessions) per
+    /// second. Absent (false) before 0.3.
+    #[serde(default)]
+    pub new_flows: bool,
+    /// `--check-flows`: the sink counted distinct port pairs (`distinct_flows` of each
+    /// trial).
+    #[serde(default)]
+    pub check_flows: bool,
 }
 
 /// A rate with its loss.
@@ -189,6 +197,25 @@ pub struct DutResult {
     pub trials: Vec<TrialOutcome>,
     /// Why this DUT has no (or partial) results.
     pub error: Option<String>,
+    /// `--new-flows`: the DUT's session table and what bounded its result. Absent
+    /// otherwise (and before 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_flows: Option<NewFlows>,
+}
+
+/// `--new-flows`: what one DUT's connection-setup result was bounded by.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NewFlows {
+    /// Sessions the DUT's NAT table holds (0: the DUT keeps no per-flow state).
+    pub session_table: u64,
+    /// How the table was set (flags, sysctl, renewal before every trial).
+    pub session_table_how: String,
+    /// The highest rate any trial offered this DUT, new flows/s: 95 % of the table over
+    /// the trial length, or the harness ceiling when lower (0: unbounded).
+    pub max_offered_pps: f64,
+    /// What bounded the result: "the DUT...", "the session table...", "the harness
+    /// ceiling...".
+    pub bound_by: String,
 }
 
 impl DutResult {

@@ -27,6 +27,14 @@ pub struct TrialOutcome {
     /// Bytes the sink received (frames from the Ethernet header on, no FCS).
     #[serde(default)]
     pub received_bytes: u64,
+    /// `--check-flows`: frames that arrived with a UDP port pair new in this trial
+    /// (distinct flows at the sink); 0 when not counted. Absent before 0.3.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub distinct_flows: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl TrialOutcome {
@@ -284,6 +292,7 @@ mod tests {
                 out_of_order: 0,
                 gen_skipped: 0,
                 received_bytes: 0,
+                distinct_flows: 0,
             }))
         }
     }
@@ -328,6 +337,7 @@ mod tests {
                 out_of_order: 0,
                 gen_skipped: 0,
                 received_bytes: 0,
+                distinct_flows: 0,
             }))
         })
         .unwrap();

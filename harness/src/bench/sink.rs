@@ -17,6 +17,7 @@ const SUB_BITS: u32 = 5;
 
 mod key {
     pub const TAG: u32 = 0;
+    pub const FLOWS: u32 = 1;
     pub const COUNT: u32 = 0;
     pub const MAX_SEQ: u32 = 1;
     pub const OOO: u32 = 2;
@@ -24,7 +25,10 @@ mod key {
     pub const STALE: u32 = 4;
     pub const LAT_SUM: u32 = 5;
     pub const LAT_MAX: u32 = 6;
-    pub const N: u32 = 7;
+    pub const NEW_FLOWS: u32 = 7;
+    pub const SAME_FLOWS: u32 = 8;
+    pub const FLOWS_UNTRACKED: u32 = 9;
+    pub const N: u32 = 10;
 }
 
 /// The bucket of a latency in ns (as the sink program computes it).
@@ -70,6 +74,14 @@ pub struct SinkReport {
     pub latency_sum_ns: u64,
     /// Largest latency in ns (exact).
     pub latency_max_ns: u64,
+    /// With [`Sink::count_flows`]: frames whose UDP port pair the trial had not shown
+    /// before (distinct flows), frames of a pair already seen, and frames whose pair found
+    /// no room in the sink's set (2^21 pairs); all 0 otherwise.
+    pub new_flows: u64,
+    /// See `new_flows`.
+    pub same_flows: u64,
+    /// See `new_flows`.
+    pub flows_untracked: u64,
     /// One-way latency in ns.
     pub histogram: Histogram<u64>,
 }
@@ -87,6 +99,9 @@ impl SinkReport {
         self.stale += o.stale;
         self.latency_sum_ns += o.latency_sum_ns;
         self.latency_max_ns = self.latency_max_ns.max(o.latency_max_ns);
+        self.new_flows += o.new_flows;
+        self.same_flows += o.same_flows;
+        self.flows_untracked += o.flows_untracked;
         self.histogram.add(&o.histogram)?;
         Ok(())
     }
@@ -134,6 +149,16 @@ impl Sink {
     /// `native` or `generic`.
     pub fn attach_mode(&self) -> &'static str {
         self.attach
+    }
+
+    /// Count the distinct UDP port pairs of each trial (`--check-flows`): a hash lookup
+    /// (and for a new pair an insert) per frame, in the softirq that receives the frame,
+    /// which on a veth is the sending core's (the DUT's): a check, not for measurements.
+    ///
+    /// # Errors
+    /// Map update failures.
+    pub fn count_flows(&self, on: bool) -> Result<()> {
+        bpf::array_set(self.cfg, key::FLOWS, u64::from(on))
     }
 
     /// Zero the counters and accept only frames tagged `tag` from now on.
@@ -189,6 +214,9 @@ impl Sink {
             stale: sum(key::STALE)?,
             latency_sum_ns: sum(key::LAT_SUM)?,
             latency_max_ns: max(key::LAT_MAX)?,
+            new_flows: sum(key::NEW_FLOWS)?,
+            same_flows: sum(key::SAME_FLOWS)?,
+            flows_untracked: sum(key::FLOWS_UNTRACKED)?,
             histogram,
         })
     }

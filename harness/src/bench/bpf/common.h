@@ -27,7 +27,12 @@
 #define GC_IMIX 6 /* 1: 7:4:1 of 64/570/1518-byte frames */
 #define GC_SEED 7
 #define GC_DPORT 8 /* nonzero: fixed UDP destination port (a forwarded port) */
-#define GC_N 9
+#define GC_NEW_FLOWS 9 /* 1: frame n of a trial is flow n (--new-flows), never repeated */
+#define GC_N 10
+
+/* --new-flows: frame n gets source port 1024 + n % VB_PORTS and destination port
+ * 1024 + (n / VB_PORTS) % VB_PORTS: 64512^2 distinct port pairs before one repeats. */
+#define VB_PORTS 64512
 
 /* The frame's headers (Ethernet, IPv4, UDP: 42 bytes), rewritten into every frame:
  * live frames recycle pages, and a DUT that forwards in place (the kernel) hands them
@@ -45,7 +50,11 @@
 
 /* Sink config (array "sink_cfg"). */
 #define SC_TAG 0
-#define SC_N 1
+#define SC_FLOWS 1 /* 1: count distinct UDP port pairs per trial (--check-flows) */
+#define SC_N 2
+
+/* Port pairs the sink remembers for SC_FLOWS (hash "sink_flows", not preallocated). */
+#define VB_FLOW_SLOTS (1 << 21)
 
 /* Sink counters (per-CPU array "sink_stats"). */
 #define SS_COUNT 0
@@ -55,6 +64,9 @@
 #define SS_STALE 4 /* benchmark frames of another trial */
 #define SS_LAT_SUM 5
 #define SS_LAT_MAX 6
-#define SS_N 7
+#define SS_NEW_FLOWS 7 /* SC_FLOWS: frames whose port pair was first seen in this trial */
+#define SS_SAME_FLOWS 8 /* SC_FLOWS: frames of a port pair already seen in this trial */
+#define SS_FLOWS_UNTRACKED 9 /* SC_FLOWS: frames whose pair found no room in sink_flows */
+#define SS_N 10
 
 #endif

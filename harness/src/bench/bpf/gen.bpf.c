@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The generator: run with BPF_PROG_RUN in XDP live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES).
  * Every run gets the template frame; the program paces (drops the run when the next slot
- * has not come), stamps flow ports (RFC 4814 pseudorandom), tag, sequence number and send
+ * has not come), stamps flow ports (RFC 4814 pseudorandom; or, with GC_NEW_FLOWS, a port
+ * pair of its own for every frame of the trial), tag, sequence number and send
  * time, sets the frame size (IMIX), and redirects the frame out of GC_IFINDEX. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -65,11 +66,11 @@ int vb_gen(struct xdp_md *ctx)
 	      *start = slot(&gen_cfg, GC_START_NS), *stop = slot(&gen_cfg, GC_STOP_NS),
 	      *flows = slot(&gen_cfg, GC_FLOWS), *tag = slot(&gen_cfg, GC_TAG),
 	      *imix = slot(&gen_cfg, GC_IMIX), *seed = slot(&gen_cfg, GC_SEED),
-	      *dport = slot(&gen_cfg, GC_DPORT);
+	      *dport = slot(&gen_cfg, GC_DPORT), *newflows = slot(&gen_cfg, GC_NEW_FLOWS);
 	__u64 *next = slot(&gen_state, GS_NEXT_FP), *seqp = slot(&gen_state, GS_SEQ),
 	      *sent = slot(&gen_state, GS_SENT), *bytes = slot(&gen_state, GS_BYTES),
 	      *skipped = slot(&gen_state, GS_SKIPPED);
-	if (!ifindex || !interval || !start || !stop || !flows || !tag || !imix || !seed || !dport ||
+	if (!ifindex || !interval || !start || !stop || !flows || !tag || !imix || !seed || !dport || !newflows ||
 	    !next || !seqp || !sent || !bytes || !skipped)
 		return XDP_ABORTED;
 
@@ -134,11 +135,20 @@ int vb_gen(struct xdp_md *ctx)
 		ip->check = csum_fold(s);
 	}
 
-	__u32 flow = (__u32)(seq % (*flows ? *flows : 1));
-	__u32 h = mix32(flow ^ (__u32)*seed);
-	__u32 h2 = mix32(h ^ 0x9e3779b9);
-	udp->source = bpf_htons(1024 + h % 64512);
-	udp->dest = *dport ? bpf_htons((__u16)*dport) : bpf_htons(1024 + h2 % 64512);
+	if (*newflows) {
+		/* Every frame of the trial a flow never seen before in it: the source port
+		 * moves first (a new inside endpoint, so a new NAT mapping, for the first
+		 * VB_PORTS frames), then the destination port. */
+		__u32 n = (__u32)seq;
+		udp->source = bpf_htons(1024 + n % VB_PORTS);
+		udp->dest = bpf_htons(1024 + (n / VB_PORTS) % VB_PORTS);
+	} else {
+		__u32 flow = (__u32)(seq % (*flows ? *flows : 1));
+		__u32 h = mix32(flow ^ (__u32)*seed);
+		__u32 h2 = mix32(h ^ 0x9e3779b9);
+		udp->source = bpf_htons(1024 + h % 64512);
+		udp->dest = *dport ? bpf_htons((__u16)*dport) : bpf_htons(1024 + h2 % 64512);
+	}
 	udp->check = 0;
 
 	__u16 magic = VB_MAGIC, t = (__u16)*tag;

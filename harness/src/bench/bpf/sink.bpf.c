@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The sink: attached (XDP) to the receiving interface. Benchmark frames of the current
  * trial are counted, their one-way latency (now - send time) goes to log-linear buckets,
- * their sequence numbers to a max/out-of-order tracker; then they are dropped. Other
+ * their sequence numbers to a max/out-of-order tracker, and (SC_FLOWS) their UDP port pair
+ * to a per-trial set of distinct flows; then they are dropped. Other
  * frames (ARP, ...) pass to the stack. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -32,6 +33,16 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } sink_lat SEC(".maps");
+
+/* SC_FLOWS: port pair (source << 16 | destination) -> tag of the trial that last saw it,
+ * so that a new trial needs no clearing: a pair seen only in earlier trials is new. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VB_FLOW_SLOTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u32);
+} sink_flows SEC(".maps");
 
 static __always_inline __u32 msb64(__u64 v)
 {
@@ -89,6 +100,25 @@ int vb_sink(struct xdp_md *ctx)
 	if (!want || (__u16)*want != tag) {
 		add(SS_STALE, 1);
 		return XDP_DROP;
+	}
+	k = SC_FLOWS;
+	__u64 *flows = bpf_map_lookup_elem(&sink_cfg, &k);
+	if (flows && *flows) {
+		__u32 fk = ((__u32)bpf_ntohs(udp->source) << 16) | bpf_ntohs(udp->dest);
+		__u32 t = tag;
+		__u32 *v = bpf_map_lookup_elem(&sink_flows, &fk);
+		if (v) {
+			if (*v == t) {
+				add(SS_SAME_FLOWS, 1);
+			} else {
+				*v = t;
+				add(SS_NEW_FLOWS, 1);
+			}
+		} else if (bpf_map_update_elem(&sink_flows, &fk, &t, BPF_NOEXIST) == 0) {
+			add(SS_NEW_FLOWS, 1);
+		} else {
+			add(SS_FLOWS_UNTRACKED, 1);
+		}
 	}
 	__u64 now = bpf_ktime_get_ns();
 	__u64 lat = now > ts ? now - ts : 0;
