@@ -735,13 +735,26 @@ impl RunningDut {
     }
 }
 
-/// The first line of `text`, at most 200 characters (a dataplane's error carries its
-/// whole log).
+/// A dataplane's error in one line: it carries the whole log ("the dataplane failed
+/// (exit status: 1): LOG"), whose last line says why; so the words before the log, then
+/// that last line, at most 200 characters of it.
 fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or("");
-    match line.char_indices().nth(200) {
-        Some((at, _)) => format!("{}...", &line[..at]),
-        None => line.to_string(),
+    let head = text.split_once("): ").map(|(h, _)| format!("{h})"));
+    let last = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let last = match last.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", &last[..at]),
+        None => last.to_string(),
+    };
+    match head {
+        Some(h) if !text.lines().next().unwrap_or("").ends_with(&last) => {
+            format!("{h}: ... {last}")
+        }
+        _ => last,
     }
 }
 
@@ -1277,6 +1290,18 @@ mod tests {
     }
 
     #[test]
+    fn a_dataplane_error_is_shortened_to_its_status_and_last_line() {
+        let e = "the dataplane failed (exit status: 1): port 0 vb1d0 (vm1): xdp attach=native\nport 1 ...\nError: could not bind vb1d1: busy\n";
+        assert_eq!(
+            first_line(e),
+            "the dataplane failed (exit status: 1): ... Error: could not bind vb1d1: busy"
+        );
+        assert_eq!(first_line("one line only"), "one line only");
+        let long = "x".repeat(500);
+        assert!(first_line(&long).len() <= 203);
+    }
+
+    #[test]
     fn new_flows_gives_vnet_the_table_and_the_fast_path_as_many_entries() {
         let base = |n: &str| {
             vec![
@@ -1289,7 +1314,7 @@ mod tests {
                 n.into(),
             ]
         };
-        let a = vnet_argv(DutKind::VnetOffload, base("131072"), 1, Some(4_194_304));
+        let a = vnet_argv(DutKind::VnetOffload, base("131072"), 1, Some(2_097_152));
         for flag in [
             "--nat-max-sessions",
             "--nat-sessions-per-guest",
@@ -1301,14 +1326,14 @@ mod tests {
                 "{flag} once: {a:?}"
             );
             assert!(
-                a.windows(2).any(|w| w == [flag, "4194304"]),
+                a.windows(2).any(|w| w == [flag, "2097152"]),
                 "{flag}: {a:?}"
             );
         }
-        let plain = vnet_argv(DutKind::Vnet, base("131072"), 1, Some(4_194_304));
+        let plain = vnet_argv(DutKind::Vnet, base("131072"), 1, Some(2_097_152));
         assert!(plain
             .windows(2)
-            .any(|w| w == ["--nat-max-sessions", "4194304"]));
+            .any(|w| w == ["--nat-max-sessions", "2097152"]));
         assert!(!plain.iter().any(|x| x == "--offload-entries"));
         // Without --new-flows the scenario's table stays.
         let same = vnet_argv(DutKind::Vnet, base("131072"), 1, None);
