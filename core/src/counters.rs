@@ -10,6 +10,7 @@
 use crate::fastpath::{Miss, PortFastStats};
 use crate::frame::MAX_PORTS;
 use crate::offload::{OffloadStats, Unsegmented};
+use crate::port::vhost::chain::ChainFault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -118,6 +119,10 @@ pub struct PortCounters {
     backend_superframes: AtomicU64,
     backend_segments: AtomicU64,
     backend_unsegmented: [AtomicU64; Unsegmented::COUNT],
+    /// Partial checksums the backend completed from the sender's metadata (vhost-user).
+    backend_csum_completed: AtomicU64,
+    /// Descriptor chains a vhost-user port refused, by reason.
+    backend_chain_faults: [AtomicU64; ChainFault::COUNT],
     /// Link events, indexed as [`LinkEvent::ALL`] (control thread only).
     link_events: [AtomicU64; LinkEvent::COUNT],
     /// The fast path's counters of this port, as last read from the kernel (see
@@ -238,6 +243,13 @@ impl PortCounters {
         for (c, v) in self.backend_unsegmented.iter().zip(o.unsegmented) {
             c.store(v, Ordering::Relaxed);
         }
+        if let Some(v) = &stats.vhost {
+            self.backend_csum_completed
+                .store(v.csum_completed, Ordering::Relaxed);
+            for (c, n) in self.backend_chain_faults.iter().zip(v.chain_faults) {
+                c.store(n, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -289,6 +301,8 @@ pub struct PortTotals {
     pub csum_completed: u64,
     /// Receive-side segmentation of TSO super-frames, as the backend last reported it.
     pub offload: OffloadStats,
+    /// Descriptor chains a vhost-user port refused, indexed as [`ChainFault::ALL`].
+    pub chain_faults: [u64; ChainFault::COUNT],
     /// Link events, indexed as [`LinkEvent::ALL`].
     pub link_events: [u64; LinkEvent::COUNT],
     /// The fast path (`--offload xdp`): frames it took and sent on this port, frames it
@@ -353,7 +367,11 @@ impl CounterSet {
                 t.backend_fill_empty += c.backend_fill_empty.load(Ordering::Relaxed);
                 t.backend_tx_kicks += c.backend_tx_kicks.load(Ordering::Relaxed);
                 t.backend_invalid += c.backend_invalid.load(Ordering::Relaxed);
-                t.csum_completed += c.csum_completed.load(Ordering::Relaxed);
+                t.csum_completed += c.csum_completed.load(Ordering::Relaxed)
+                    + c.backend_csum_completed.load(Ordering::Relaxed);
+                for (t, c) in t.chain_faults.iter_mut().zip(&c.backend_chain_faults) {
+                    *t += c.load(Ordering::Relaxed);
+                }
                 t.offload.superframes += c.backend_superframes.load(Ordering::Relaxed);
                 t.offload.segments += c.backend_segments.load(Ordering::Relaxed);
                 for (t, c) in t.offload.unsegmented.iter_mut().zip(&c.backend_unsegmented) {

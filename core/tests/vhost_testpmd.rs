@@ -4,8 +4,9 @@
 //! testpmd forwards in `io` mode on its one port, so every frame the port writes into
 //! the guest's receive ring comes back through the guest's transmit ring unchanged:
 //! the test sends frames of every size from 60 to 1514 bytes and checks each returns
-//! byte for byte, then kills testpmd, starts it again and checks the port took the new
-//! connection (reset, memory table and rings set up again) and carries frames again.
+//! byte for byte (any frame missing must be one testpmd itself reports dropped), then
+//! stops testpmd, starts it again and checks the port took the new connection (reset,
+//! memory table and rings set up again) and carries frames again.
 //!
 //! Needs `dpdk-testpmd` (Debian: dpdk-dev); without it the test prints `skipped: ...`
 //! and passes, unless `VNET_REQUIRE_PRIVILEGED` is set (CI), where it fails.
@@ -37,14 +38,17 @@ fn testpmd_or_skip(test: &str) -> bool {
     false
 }
 
-/// testpmd with one `virtio_user` port on `sock`, io-forwarding it to itself; killed
-/// on drop.
+/// testpmd with one `virtio_user` port on `sock`, io-forwarding it to itself; its
+/// output in `log`; killed on drop.
 struct Testpmd {
     child: Child,
+    log: PathBuf,
 }
 
 impl Testpmd {
     fn start(sock: &Path, prefix: &str) -> Self {
+        let log =
+            std::env::temp_dir().join(format!("{prefix}-{}.log", sock.display().to_string().len()));
         let vdev = format!("net_virtio_user0,path={},queues=1", sock.display());
         let child = Command::new("dpdk-testpmd")
             .args([
@@ -63,22 +67,46 @@ impl Testpmd {
                 "--total-num-mbufs=8192",
             ])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("testpmd's log"))
             .stderr(Stdio::null())
             .spawn()
             .expect("dpdk-testpmd starts");
-        Testpmd { child }
+        Testpmd { child, log }
+    }
+
+    /// Ask testpmd to quit (Enter), serving the port meanwhile (its shutdown talks to
+    /// the device), and read the frames its io forwarding dropped on transmit (its
+    /// transmit ring, our receive side, was full): its final `TX-dropped`.
+    fn quit(mut self, port: &mut VhostUserPort, pool: &mut FramePool, disconnects: u64) -> u64 {
+        if let Some(i) = self.child.stdin.as_mut() {
+            let _ = i.write_all(b"\n");
+        }
+        service_until(port, pool, "testpmd quits", |p| {
+            p.vhost_stats().disconnects >= disconnects
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let total = text
+            .split("Accumulated forward statistics")
+            .nth(1)
+            .unwrap_or("");
+        total
+            .split_whitespace()
+            .skip_while(|w| *w != "TX-dropped:")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("testpmd printed no TX-dropped: {text}"))
     }
 }
 
 impl Drop for Testpmd {
     fn drop(&mut self) {
-        if let Some(i) = self.child.stdin.as_mut() {
-            let _ = i.write_all(b"\n");
-        }
-        std::thread::sleep(Duration::from_millis(1500));
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -173,7 +201,12 @@ fn round_trip(port: &mut VhostUserPort, pool: &mut FramePool, n: u32, base: u32)
     let mut next = 0u32;
     let mut back = 0u32;
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut progress = Instant::now();
     while back < n && Instant::now() < deadline {
+        // Everything sent and nothing back for a while: the rest is lost.
+        if next == n && progress.elapsed() > Duration::from_secs(2) {
+            break;
+        }
         if next < n {
             let seq = base + next;
             let f = frame(seq, 60 + (next as usize * 37) % (1514 - 60 + 1));
@@ -197,6 +230,7 @@ fn round_trip(port: &mut VhostUserPort, pool: &mut FramePool, n: u32, base: u32)
                 .unwrap_or_else(|| panic!("frame {seq} came back but was not sent (or twice)"));
             assert_eq!(got, want, "frame {seq} came back changed");
             back += 1;
+            progress = Instant::now();
         }
         port.service(pool);
     }
@@ -218,43 +252,33 @@ fn testpmd_virtio_user_round_trips_frames_and_reconnects() {
     service_until(&mut port, &mut pool, "first connection", |p| p.running());
     warm_up(&mut port, &mut pool);
     let back = round_trip(&mut port, &mut pool, 2000, 0);
-    assert_eq!(
-        back,
-        2000,
-        "every frame came back: {:?}",
-        port.vhost_stats()
-    );
     let s = port.vhost_stats();
     assert_eq!(s.connects, 1);
     assert_eq!(
         s.chain_faults, [0; 5],
         "a well-behaved frontend's chains are all accepted"
     );
-
-    // The frontend goes away and comes back (a QEMU restart).
-    drop(tp);
-    service_until(&mut port, &mut pool, "disconnect seen", |p| {
-        p.vhost_stats().disconnects >= 1
-    });
+    // The frontend goes away (a QEMU shutdown) and reports what it dropped itself: on
+    // this 2-core machine testpmd's transmit ring (our receive side) may overflow while
+    // the test thread is descheduled; any other loss is ours.
+    let dropped = tp.quit(&mut port, &mut pool, 1);
+    assert!(
+        back >= 1900 && 2000 - back <= dropped as u32,
+        "{back} of 2000 frames came back and testpmd dropped {dropped}: {s:?}"
+    );
     assert!(!port.running());
-    let mut stdin_holder = Testpmd::start(&sock.0, &prefix);
+
+    // It comes back (a QEMU restart): the device is set up again and carries frames.
+    let tp = Testpmd::start(&sock.0, &prefix);
     service_until(&mut port, &mut pool, "second connection", |p| p.running());
     warm_up(&mut port, &mut pool);
     let back = round_trip(&mut port, &mut pool, 500, 1_000_000);
-    assert_eq!(
-        back,
-        500,
-        "frames flow after the reconnect: {:?}",
-        port.vhost_stats()
-    );
     assert_eq!(port.vhost_stats().connects, 2);
-    if let Some(i) = stdin_holder.child.stdin.as_mut() {
-        let _ = i.write_all(b"\n");
-    }
-    drop(stdin_holder);
-    service_until(&mut port, &mut pool, "second disconnect", |p| {
-        p.vhost_stats().disconnects >= 2
-    });
+    let dropped = tp.quit(&mut port, &mut pool, 2);
+    assert!(
+        back >= 450 && 500 - back <= dropped as u32,
+        "after the reconnect {back} of 500 frames came back and testpmd dropped {dropped}"
+    );
     assert_eq!(
         pool.free_count(),
         free_at_start,

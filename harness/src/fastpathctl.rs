@@ -67,6 +67,10 @@ impl RedirectWatcher {
             self.features = XdpFeatures::open().ok();
         }
         for (id, name) in self.names.iter().enumerate() {
+            if crate::vhostports::is_vhost(name) {
+                // Not an XDP port: the program never sees its frames nor sends to it.
+                continue;
+            }
             let takes = match (&mut self.features, ifindex(name)) {
                 (Some(f), Some(i)) => f.query(i).is_ok_and(XdpFeatures::takes_redirects),
                 _ => false,

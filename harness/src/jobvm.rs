@@ -136,7 +136,7 @@ impl JobVm for Guest {
         Guest::mac(self)
     }
     fn dp_ifname(&self) -> &str {
-        self.tap()
+        self.port()
     }
     fn lease(&self) -> Result<String> {
         Guest::lease(self)

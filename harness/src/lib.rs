@@ -50,4 +50,5 @@ pub mod scenario;
 pub mod shutdown;
 pub mod stats;
 pub mod topo;
+pub mod vhostports;
 pub mod workers;

@@ -13,6 +13,8 @@
 //!   the port stays lost, one warning says why, and it is tried again when the interface
 //!   changes or after [`LinkWatcher::RETRY`].
 //!
+//! vhost-user ports ([`crate::vhostports`]) have no interface and are not watched.
+//!
 //! Invariants: the NAPI controller lets go of a worker's guards before its ports close
 //! and takes the new ones after; a port the worker cannot use is always marked down.
 
@@ -68,6 +70,10 @@ impl LinkControl {
             .zip(bound)
             .enumerate()
             .map(|(port, (name, &ifindex))| {
+                if crate::vhostports::is_vhost(name) {
+                    // A socket, not an interface: never down.
+                    return (ifindex, true);
+                }
                 let running = match probe.status(name) {
                     LinkStatus::Present { running, .. } => running,
                     LinkStatus::Gone => false,
@@ -117,6 +123,9 @@ impl LinkControl {
         }
         let mut back: Vec<(usize, u32)> = Vec::new();
         for port in 0..self.names.len() {
+            if crate::vhostports::is_vhost(&self.names[port]) {
+                continue;
+            }
             let status = self.probe.status(&self.names[port]);
             let Some(change) = self.watcher.observe(port, status, now) else {
                 continue;

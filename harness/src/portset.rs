@@ -15,11 +15,13 @@
 //! Invariant: the worker's previous set is dropped before this one is opened (an
 //! interface queue takes one AF_XDP socket at a time).
 
+use crate::vhostports;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use vnet_core::frame::{FramePool, PortId};
 use vnet_core::port::capture::CapturePort;
+use vnet_core::port::vhost::VhostUserPort;
 use vnet_core::port::xdp::{open_worker_ports, NapiGuard, XdpConfig};
 use vnet_core::port::{Burst, Port, PortInfo};
 
@@ -55,7 +57,8 @@ pub struct Opened {
     pub ports: Vec<(PortId, Box<dyn Port>)>,
     /// The NAPI guards of the ports that have one (for the adaptive controller).
     pub guards: Vec<(usize, Arc<NapiGuard>)>,
-    /// Each bound port: its id, the ifindex it is bound to, its startup line.
+    /// Each bound port: its id, the ifindex it is bound to (0: a vhost-user socket), its
+    /// startup line.
     pub bound: Vec<(PortId, u32, String)>,
 }
 
@@ -124,13 +127,29 @@ impl PortSets {
         let present: Vec<(String, PortId)> = ids
             .iter()
             .filter(|id| !absent.contains(id))
+            .filter(|&&id| !vhostports::is_vhost(&self.names[id as usize]))
             .map(|&id| (self.names[id as usize].clone(), id))
             .collect();
+        let vhost: Vec<PortId> = ids
+            .iter()
+            .copied()
+            .filter(|&id| vhostports::is_vhost(&self.names[id as usize]) && !absent.contains(&id))
+            .collect();
         let (pool, xports) = if present.is_empty() {
-            // Frames for the pipeline's own packets (all dropped as port_down).
-            (FramePool::with_heap(256, 2048, 256), Vec::new())
+            // Frames for the vhost-user ports (or only for the pipeline's own packets,
+            // all dropped as port_down).
+            let frames = (vhost.len() as u32 * self.xdp.frames_per_port).max(256);
+            (FramePool::with_heap(frames, 2048, 256), Vec::new())
         } else {
-            open_worker_ports(&present, &self.xdp)?
+            // The vhost-user ports' frames come from the same pool: the AF_XDP ports'
+            // share grows by theirs (the fill rings keep their size, so it is all free).
+            let extra =
+                (vhost.len() as u32 * self.xdp.frames_per_port).div_ceil(present.len() as u32);
+            let xdp = XdpConfig {
+                frames_per_port: self.xdp.frames_per_port + extra,
+                ..self.xdp.clone()
+            };
+            open_worker_ports(&present, &xdp)?
         };
         let mut opened = Opened {
             pool,
@@ -147,6 +166,23 @@ impl PortSets {
             opened.bound.push((
                 id,
                 port.ifindex(),
+                self.line(id, &format!("{} {}", info.backend, info.detail)),
+            ));
+            opened
+                .ports
+                .push((id, self.captured(id, Box::new(port), again)?));
+        }
+        for &id in &vhost {
+            let name = &self.names[id as usize];
+            let (path, role) = vhostports::spec(name).expect("a vhost-user name");
+            let port = VhostUserPort::new(id, &path, role, self.xdp.segment_mtu.max(68) as usize)
+                .with_context(|| {
+                format!("could not open the vhost-user socket {}", path.display())
+            })?;
+            let info = port.info();
+            opened.bound.push((
+                id,
+                0,
                 self.line(id, &format!("{} {}", info.backend, info.detail)),
             ));
             opened

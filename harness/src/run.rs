@@ -24,7 +24,7 @@ use crate::napictl::NapiController;
 use crate::portset::PortSets;
 use crate::stats::{print_counters, OffloadAdvisor};
 use crate::workers::Workers;
-use crate::{modespec, owner, preflight, shutdown};
+use crate::{modespec, owner, preflight, shutdown, vhostports};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -55,7 +55,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     preflight::require_root("vnet-bench run")?;
     preflight::require_af_xdp()?;
     let names = plan.ports.clone();
-    preflight::require_interfaces(names.iter().map(String::as_str))?;
+    for n in &names {
+        vhostports::check(n)?;
+    }
+    preflight::require_interfaces(vhostports::interfaces(&names))?;
     if names.len() > vnet_core::frame::MAX_PORTS {
         bail!(
             "at most {} ports are supported",
@@ -63,8 +66,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     let state_dir = XdpConfig::default().napi_state_dir;
-    for line in preflight::free_interfaces(names.iter().map(String::as_str), state_dir.as_deref())?
-    {
+    for line in preflight::free_interfaces(vhostports::interfaces(&names), state_dir.as_deref())? {
         println!("{line}");
     }
     let stop = shutdown::install()?;
@@ -100,7 +102,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     // A run killed before it could restore its interfaces left their originals on disk.
     if let Some(dir) = &xdp.napi_state_dir {
-        for name in &names {
+        for name in vhostports::interfaces(&names) {
             match restore_napi_leftover(name, dir) {
                 Ok(Some(knobs)) => {
                     println!("{name}: restored the NAPI settings a killed run left ({knobs})")
@@ -164,7 +166,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     startup.sort_by_key(|(id, _, _)| *id);
     for (id, ifindex, line) in &startup {
         println!("{line}");
-        if let Some(dir) = &state_dir {
+        if let (Some(dir), true) = (&state_dir, *ifindex != 0) {
             if let Some(warning) = owner::record_bound(dir, &names[*id as usize], *ifindex) {
                 eprintln!("{warning}");
             }
@@ -361,7 +363,7 @@ fn napi_policy(args: &RunArgs) -> NapiPolicy {
 /// The smallest MTU of the dataplane's interfaces.
 fn smallest_mtu(names: &[String]) -> Result<u32> {
     let mut mtu = u32::MAX;
-    for n in names {
+    for n in vhostports::interfaces(names) {
         mtu = mtu.min(vnet_core::port::xdp::interface_mtu(n)?);
     }
     Ok(if mtu == u32::MAX { 1500 } else { mtu })

@@ -5,6 +5,7 @@
 use vnet_core::counters::{DropReason, LinkEvent, PortTotals};
 use vnet_core::fastpath::Miss;
 use vnet_core::offload::Unsegmented;
+use vnet_core::port::vhost::chain::ChainFault;
 
 /// Format per-port counters as a table (one line per port).
 pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
@@ -39,6 +40,13 @@ pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
         for r in Unsegmented::ALL {
             if t.offload.dropped_for(r) > 0 {
                 reasons.push(format!("{}={}", r.name(), t.offload.dropped_for(r)));
+            }
+        }
+        // A vhost-user guest's descriptor chains refused (malformed; dropped, counted).
+        for r in ChainFault::ALL {
+            let n = t.chain_faults[r as usize];
+            if n > 0 {
+                reasons.push(format!("{}={n}", r.name()));
             }
         }
         // The fast path (--offload xdp): frames it carried, and why others took the core.

@@ -191,6 +191,7 @@ struct Rig<'a> {
     inet: &'a Endpoint,
     vm1: &'a Guest,
     vm2: &'a Guest,
+    guests: &'a [Guest],
     dir: &'a TempDir,
 }
 
@@ -201,32 +202,63 @@ impl Rig<'_> {
             "--mode",
             mode,
             "--vm",
-            self.vm1.tap(),
+            self.vm1.port(),
             "--vm",
-            self.vm2.tap(),
+            self.vm2.port(),
             "--stats-interval",
             "0",
         ];
         all.extend_from_slice(args);
-        for g in [self.vm1, self.vm2] {
+        // (Guests on vhost-user are booted afresh below.)
+        for g in [self.vm1, self.vm2]
+            .into_iter()
+            .filter(|g| g.tap().is_some())
+        {
             if let Err(e) = g.reset_net() {
                 r.add(mode, "guest reset", Err(e));
                 return None;
             }
         }
-        match Dataplane::start_exe(EXE, self.dp, &all) {
-            Ok(dp) => Some(dp),
+        let dp = match Dataplane::start_exe(EXE, self.dp, &all) {
+            Ok(dp) => dp,
             Err(e) => {
                 r.add(mode, "dataplane starts", Err(e));
-                None
+                return None;
+            }
+        };
+        // On vhost-user, the guests boot anew against each mode's dataplane (QEMU 7.2
+        // does not survive its backend's restart) and wait for their link.
+        if self.vm1.tap().is_none() {
+            // QEMU must find the socket at its start: connected later by its reconnect
+            // timer, QEMU 7.2 never starts the device.
+            let listening = self.guests.iter().try_for_each(|g| {
+                let path = g.port().strip_prefix("vhost-user:").unwrap_or_default();
+                wait_socket(std::path::Path::new(path))
+            });
+            let booted = listening
+                .and_then(|()| Guest::reboot_all(self.guests))
+                .and_then(|()| {
+                    for g in self.guests {
+                        g.wait_carrier(std::time::Duration::from_secs(20))?;
+                    }
+                    Ok(())
+                });
+            if let Err(e) = booted {
+                r.add(mode, "guests boot on vhost-user", Err(e));
+                return None;
             }
         }
+        Some(dp)
     }
 
     /// Stop the dataplane; its final counters must show that vm1 really sent with
     /// offloads (partial checksums completed, TSO super-frames segmented on its tap):
     /// otherwise the checks above proved nothing about offloads.
     fn stop(&self, r: &mut Report, mode: &'static str, mut dp: Dataplane) {
+        if self.vm1.tap().is_none() {
+            // The frontends go first: QEMU 7.2 crashes when its backend goes away.
+            self.guests.iter().for_each(Guest::power_off);
+        }
         let log = match dp.stop() {
             Ok(log) => log,
             Err(e) => {
@@ -234,11 +266,11 @@ impl Rig<'_> {
                 return;
             }
         };
-        let tap = self.vm1.tap();
+        let port = self.vm1.port();
         let line = log
             .lines()
             .skip_while(|l| !l.contains("final counters"))
-            .find(|l| l.split_whitespace().nth(1) == Some(tap))
+            .find(|l| l.split_whitespace().nth(1) == Some(port))
             .unwrap_or_default();
         let (csum, superframes, segments) = (
             counter(line, "csum_completed"),
@@ -247,11 +279,11 @@ impl Rig<'_> {
         );
         let res = if csum > 0 && superframes > 0 {
             Ok(format!(
-                "vm1's tap: {csum} partial checksums completed, {superframes} TSO super-frames -> {segments} segments"
+                "vm1's port: {csum} partial checksums completed, {superframes} TSO super-frames -> {segments} segments"
             ))
         } else {
             Err(anyhow::anyhow!(
-                "vm1's tap shows no offloaded traffic (csum_completed={csum}, superframes={superframes}): {line}"
+                "vm1's port shows no offloaded traffic (csum_completed={csum}, superframes={superframes}): {line}"
             ))
         };
         r.add(mode, "guests send with offloads", res);
@@ -320,23 +352,25 @@ impl Rig<'_> {
             });
             r.add(M, "VM1 -> VM2 UDP", res);
             // VM <-> Host `-`: an address on vm1's own tap (where a host's stack would
-            // answer without the dataplane) must stay unreachable.
-            let tap = self.vm1.tap();
-            let res = netns_exec(
-                self.dp,
-                "ip",
-                &["addr", "add", "192.168.60.1/24", "dev", tap],
-            )
-            .and_then(|_| match self.vm1.ping("192.168.60.1", 2) {
-                None => Ok("vm1 gets no answer from 192.168.60.1 on its own tap".into()),
-                Some(s) => Err(anyhow::anyhow!("the tap's host side answered: {s}")),
-            });
-            let _ = netns_exec(
-                self.dp,
-                "ip",
-                &["addr", "del", "192.168.60.1/24", "dev", tap],
-            );
-            r.add(M, "VM <-> Host - (tap host side)", res);
+            // answer without the dataplane) must stay unreachable. (On vhost-user there
+            // is no host side at all.)
+            if let Some(tap) = self.vm1.tap() {
+                let res = netns_exec(
+                    self.dp,
+                    "ip",
+                    &["addr", "add", "192.168.60.1/24", "dev", tap],
+                )
+                .and_then(|_| match self.vm1.ping("192.168.60.1", 2) {
+                    None => Ok("vm1 gets no answer from 192.168.60.1 on its own tap".into()),
+                    Some(s) => Err(anyhow::anyhow!("the tap's host side answered: {s}")),
+                });
+                let _ = netns_exec(
+                    self.dp,
+                    "ip",
+                    &["addr", "del", "192.168.60.1/24", "dev", tap],
+                );
+                r.add(M, "VM <-> Host - (tap host side)", res);
+            }
         }
         self.stop(r, M, dp);
     }
@@ -611,6 +645,18 @@ fn expect_source(seen: anyhow::Result<String>, want: &str) -> anyhow::Result<Str
     Ok(format!("the server saw the connection come from {seen}"))
 }
 
+/// Wait until a Unix socket accepts connections (the dataplane is listening).
+fn wait_socket(path: &std::path::Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
+        if Instant::now() > deadline {
+            anyhow::bail!("nothing listens at {} after 20 s", path.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 /// A counter `KEY=N` of a counters line (0 when absent).
 fn counter(line: &str, key: &str) -> u64 {
     line.split_whitespace()
@@ -628,31 +674,84 @@ fn dns(guest: &Guest, server: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Which NICs the guests have.
+#[derive(Clone, Copy, PartialEq)]
+enum Nics {
+    /// Taps in the dataplane's namespace.
+    Taps,
+    /// vhost-user sockets the dataplane listens on.
+    VhostUser,
+}
+
 #[test]
 fn qemu_guests_every_mode_default_offloads() {
-    const T: &str = "qemu_guests_every_mode_default_offloads";
-    if !privileged_or_skip(T) {
+    every_mode("qemu_guests_every_mode_default_offloads", Nics::Taps);
+}
+
+/// The same checks with the guests on vhost-user (`--vm vhost-user:PATH`): no kernel
+/// in the guests' frame path, offloads negotiated with vnet itself. Each mode's
+/// dataplane is a new process, so the guests also reconnect five times.
+#[test]
+fn qemu_guests_on_vhost_user_every_mode_default_offloads() {
+    every_mode(
+        "qemu_guests_on_vhost_user_every_mode_default_offloads",
+        Nics::VhostUser,
+    );
+}
+
+fn every_mode(t: &str, nics: Nics) {
+    if !privileged_or_skip(t) {
         return;
     }
-    let Some(image) = qemu_or_skip(T) else { return };
+    let Some(image) = qemu_or_skip(t) else { return };
     let started = Instant::now();
     let modes: Vec<String> = std::env::var("VNET_QEMU_MODES")
         .unwrap_or_else(|_| "internal,host-only,bridged,nat,nat-network".into())
         .split(',')
         .map(str::to_string)
         .collect();
-    let prefix = format!("tq{}", std::process::id() % 10000);
+    let tag = if nics == Nics::Taps { "tq" } else { "tv" };
+    let prefix = format!("{tag}{}", std::process::id() % 10000);
     let topo = Topology::build(&prefix, &[("host", None), ("inet", None)]).expect("topology");
     let (host, inet) = (topo.endpoint("host").clone(), topo.endpoint("inet").clone());
-    let taps: Vec<Tap> = (1..=2)
-        .map(|i| Tap::create(topo.dp_netns(), &format!("{prefix}t{i}")).expect("tap"))
-        .collect();
     let dir = TempDir::new("qemu");
     let (accel, why) = Accel::choose(&image);
     eprintln!("accelerator: {} ({why})", accel.as_str());
-    let specs = GuestSpec::on_taps(&taps);
+    let mut _taps: Vec<Tap> = Vec::new();
+    // QEMU waits at start for its vhost-user backend: a dataplane serves the sockets
+    // while the guests boot.
+    let mut booting: Option<Dataplane> = None;
+    let specs = match nics {
+        Nics::Taps => {
+            _taps = (1..=2)
+                .map(|i| Tap::create(topo.dp_netns(), &format!("{prefix}t{i}")).expect("tap"))
+                .collect();
+            GuestSpec::on_taps(&_taps)
+        }
+        Nics::VhostUser => {
+            let socks: Vec<_> = (1..=2).map(|i| dir.join(&format!("vm{i}.sock"))).collect();
+            let vms: Vec<String> = socks
+                .iter()
+                .map(|p| format!("vhost-user:{}", p.display()))
+                .collect();
+            let args = [
+                "run", "--mode", "internal", "--vm", &vms[0], "--vm", &vms[1],
+            ];
+            booting = Some(
+                Dataplane::start_exe(EXE, topo.dp_netns(), &args).expect("dataplane for the boot"),
+            );
+            for p in &socks {
+                wait_socket(p).expect("the boot's dataplane listens");
+            }
+            GuestSpec::on_vhost_user(&socks)
+        }
+    };
     let guests =
         Guest::boot_all(&specs, topo.dp_netns(), &image, accel, &dir.0).expect("guests boot");
+    if let Some(mut dp) = booting.take() {
+        guests.iter().for_each(Guest::power_off);
+        dp.stop().expect("the boot's dataplane stops");
+    }
     eprintln!("guests booted in {:.1} s", started.elapsed().as_secs_f64());
     let rig = Rig {
         dp: topo.dp_netns(),
@@ -660,6 +759,7 @@ fn qemu_guests_every_mode_default_offloads() {
         inet: &inet,
         vm1: &guests[0],
         vm2: &guests[1],
+        guests: &guests,
         dir: &dir,
     };
     let mut r = Report::default();
@@ -681,7 +781,12 @@ fn qemu_guests_every_mode_default_offloads() {
             .map(|o| format!("{} {}: {}", o.mode, o.check, o.evidence))
             .collect();
     eprintln!(
-        "live_qemu: {} checks, {} failed, accelerator {}, {:.1} s",
+        "live_qemu ({}): {} checks, {} failed, accelerator {}, {:.1} s",
+        if nics == Nics::Taps {
+            "taps"
+        } else {
+            "vhost-user"
+        },
         r.0.len(),
         failed.len(),
         accel.as_str(),

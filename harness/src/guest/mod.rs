@@ -1,4 +1,4 @@
-//! Real QEMU guests on taps, for the live VM tests and `vnet-bench --guest qemu`.
+//! Real QEMU guests on taps or vhost-user sockets, for the live VM tests and `vnet-bench --guest qemu`.
 //!
 //! A guest is the tiny Debian kernel + busybox initramfs that `ci/guest/build.sh` builds
 //! into `target/guest/` ([`image`]), booted by QEMU ([`qemu`]) inside the dataplane's
@@ -24,5 +24,6 @@ mod vm;
 
 pub use accel::Accel;
 pub use image::GuestImage;
+pub use qemu::Nic;
 pub use tap::Tap;
 pub use vm::{Guest, GuestSpec, Transfer};

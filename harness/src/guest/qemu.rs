@@ -1,9 +1,13 @@
-//! One QEMU process: a guest on a tap in a namespace, killed on drop.
+//! One QEMU process: a guest on a tap or a vhost-user socket, killed on drop.
 //!
-//! The NIC is `virtio-net-pci` on `-netdev tap,...,vhost=off` with QEMU's default
-//! offloads: the command line carries no `csum=`, `gso=`, `guest_*` or `host_*` option,
-//! so the guest negotiates checksum offload and TSO as any VM would (a unit test holds
-//! this). `vhost=off` because `/dev/vhost-net` may be absent. The agent's virtio-serial
+//! The NIC is `virtio-net-pci` with QEMU's default offloads: the command line carries no
+//! `csum=`, `gso=`, `guest_*` or `host_*` option, so the guest negotiates checksum
+//! offload and TSO as any VM would (a unit test holds this). On a tap:
+//! `-netdev tap,...,vhost=off` (`/dev/vhost-net` may be absent). On vhost-user: the
+//! guest's memory is a shared memfd (the dataplane maps it), `-netdev vhost-user` on a
+//! socket chardev that reconnects every second (QEMU waits at start until the dataplane
+//! is there; QEMU 7.2 does not survive the dataplane's restart, so callers boot the
+//! guest again then). The agent's virtio-serial
 //! port is a unix socket QEMU listens on (`server=on,wait=off`); the serial console and
 //! QEMU's own messages go to files in the guest's folder.
 
@@ -33,6 +37,28 @@ pub fn require_qemu() -> Result<()> {
     Ok(())
 }
 
+/// How a guest's NIC reaches the dataplane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nic {
+    /// A tap in the dataplane's namespace (the kernel in the frame path).
+    Tap(String),
+    /// A vhost-user socket the dataplane listens on (`--vm vhost-user:PATH`).
+    VhostUser(PathBuf),
+}
+
+impl Nic {
+    /// What `vnet-bench run --vm` takes for this NIC.
+    pub fn port_arg(&self) -> String {
+        match self {
+            Nic::Tap(t) => t.clone(),
+            Nic::VhostUser(p) => format!("vhost-user:{}", p.display()),
+        }
+    }
+}
+
+/// Guest memory in MiB (shared with the dataplane on vhost-user).
+const MEMORY_MIB: u32 = 256;
+
 /// What one guest is launched with.
 #[derive(Debug, Clone)]
 pub struct QemuConfig<'a> {
@@ -40,8 +66,8 @@ pub struct QemuConfig<'a> {
     pub name: &'a str,
     /// The namespace QEMU runs in (where the tap is).
     pub netns: &'a str,
-    /// The tap it attaches to.
-    pub tap: &'a str,
+    /// How its NIC reaches the dataplane.
+    pub nic: &'a Nic,
     /// The NIC's MAC address.
     pub mac: &'a str,
     /// Kernel and initramfs.
@@ -60,11 +86,11 @@ pub fn args(cfg: &QemuConfig<'_>) -> Vec<String> {
             .display()
             .to_string()
     };
-    vec![
+    let mut a: Vec<String> = vec![
         "-accel".into(),
         cfg.accel.as_str().into(),
         "-m".into(),
-        "256".into(),
+        MEMORY_MIB.to_string(),
         "-smp".into(),
         "1".into(),
         "-nodefaults".into(),
@@ -79,20 +105,41 @@ pub fn args(cfg: &QemuConfig<'_>) -> Vec<String> {
         format!("console=ttyS0 quiet panic=-1 vnet.name={}", cfg.name),
         "-serial".into(),
         format!("file:{}", d("console")),
-        "-netdev".into(),
-        format!(
-            "tap,id=net0,ifname={},script=no,downscript=no,vhost=off",
-            cfg.tap
-        ),
-        "-device".into(),
-        format!("virtio-net-pci,netdev=net0,mac={}", cfg.mac),
         "-device".into(),
         "virtio-serial-pci".into(),
         "-chardev".into(),
         format!("socket,id=agent,path={},server=on,wait=off", d("agent")),
         "-device".into(),
         "virtserialport,chardev=agent,name=vnet.agent".into(),
-    ]
+    ];
+    match cfg.nic {
+        Nic::Tap(tap) => a.extend([
+            "-netdev".into(),
+            format!("tap,id=net0,ifname={tap},script=no,downscript=no,vhost=off"),
+        ]),
+        Nic::VhostUser(sock) => a.extend([
+            "-object".into(),
+            format!("memory-backend-memfd,id=mem,size={MEMORY_MIB}M,share=on"),
+            "-numa".into(),
+            "node,memdev=mem".into(),
+            "-chardev".into(),
+            format!("socket,id=vu0,path={},reconnect=1", sock.display()),
+            "-netdev".into(),
+            "vhost-user,id=net0,chardev=vu0".into(),
+        ]),
+    }
+    // QEMU 7.2 (Debian 12) under TCG dereferences a null irqfd table when vhost-user
+    // starts with MSI-X (a segfault in msix_set_vector_notifiers): legacy interrupts
+    // there. Offloads are untouched.
+    let vectors = match (cfg.nic, cfg.accel) {
+        (Nic::VhostUser(_), Accel::Tcg) => ",vectors=0",
+        _ => "",
+    };
+    a.extend([
+        "-device".into(),
+        format!("virtio-net-pci,netdev=net0,mac={}{vectors}", cfg.mac),
+    ]);
+    a
 }
 
 /// A running QEMU; killed on drop.
@@ -195,10 +242,11 @@ mod tests {
             kernel: "/k".into(),
             initrd: "/i".into(),
         };
+        let nic = Nic::Tap("tap0".into());
         let cfg = QemuConfig {
             name: "vm1",
             netns: "ns",
-            tap: "tap0",
+            nic: &nic,
             mac: "02:00:00:00:00:01",
             image: &image,
             accel: Accel::Tcg,
@@ -206,10 +254,21 @@ mod tests {
         };
         let a = args(&cfg).join(" ");
         assert!(a.contains("-netdev tap,id=net0,ifname=tap0,script=no,downscript=no,vhost=off"));
-        assert!(a.contains("-device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01 "));
+        assert!(a.ends_with("-device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01"));
         for off in ["csum", "gso", "guest_", "host_", "mrg_rxbuf"] {
             assert!(!a.contains(off), "offload option {off} in {a}");
         }
         assert!(a.contains("-accel tcg"));
+        let nic = Nic::VhostUser("/run/vm1.sock".into());
+        let a = args(&QemuConfig { nic: &nic, ..cfg }).join(" ");
+        assert!(a.contains(
+            "-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem"
+        ));
+        assert!(a.contains("-chardev socket,id=vu0,path=/run/vm1.sock,reconnect=1 -netdev vhost-user,id=net0,chardev=vu0"));
+        assert!(a.ends_with("-device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,vectors=0"));
+        for off in ["csum", "gso", "guest_", "host_", "mrg_rxbuf"] {
+            assert!(!a.contains(off), "offload option {off} in {a}");
+        }
+        assert_eq!(nic.port_arg(), "vhost-user:/run/vm1.sock");
     }
 }

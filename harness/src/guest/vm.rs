@@ -5,7 +5,7 @@
 use super::accel::Accel;
 use super::agent::{Agent, Reply};
 use super::image::GuestImage;
-use super::qemu::{Qemu, QemuConfig};
+use super::qemu::{Nic, Qemu, QemuConfig};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 use std::sync::Mutex;
@@ -19,8 +19,8 @@ pub const BOOT_LIMIT: Duration = Duration::from_secs(90);
 pub struct GuestSpec {
     /// Its name (`vm1`...).
     pub name: String,
-    /// The tap it sits on.
-    pub tap: String,
+    /// How its NIC reaches the dataplane.
+    pub nic: Nic,
     /// Its MAC address.
     pub mac: String,
 }
@@ -29,11 +29,20 @@ impl GuestSpec {
     /// One guest per tap, named `vm1`, `vm2`... with the harness's fixed MACs
     /// (`02:76:71:00:00:0N`), so that runs repeat.
     pub fn on_taps(taps: &[super::Tap]) -> Vec<GuestSpec> {
-        taps.iter()
-            .enumerate()
-            .map(|(i, t)| GuestSpec {
+        Self::on_nics(taps.iter().map(|t| Nic::Tap(t.name().to_string())))
+    }
+
+    /// One guest per vhost-user socket (the dataplane listens on each), named and
+    /// addressed as [`GuestSpec::on_taps`] does.
+    pub fn on_vhost_user(sockets: &[std::path::PathBuf]) -> Vec<GuestSpec> {
+        Self::on_nics(sockets.iter().cloned().map(Nic::VhostUser))
+    }
+
+    fn on_nics(nics: impl Iterator<Item = Nic>) -> Vec<GuestSpec> {
+        nics.enumerate()
+            .map(|(i, nic)| GuestSpec {
                 name: format!("vm{}", i + 1),
-                tap: t.name().to_string(),
+                nic,
                 mac: format!("02:76:71:00:00:{:02x}", i + 1),
             })
             .collect()
@@ -99,9 +108,66 @@ impl Transfer {
 pub struct Guest {
     name: String,
     mac: String,
-    tap: String,
-    qemu: Mutex<Qemu>,
+    port: String,
+    tap: Option<String>,
+    qemu: Mutex<Option<Qemu>>,
     agent: Mutex<Agent>,
+    launch: Launch,
+}
+
+/// What a guest was launched with (to launch it again).
+#[derive(Debug, Clone)]
+struct Launch {
+    spec: GuestSpec,
+    netns: String,
+    image: GuestImage,
+    accel: Accel,
+    dir: std::path::PathBuf,
+}
+
+/// Start a QEMU per launch and wait until every agent answers (in parallel).
+fn boot(launches: &[Launch]) -> Result<Vec<(Qemu, Agent)>> {
+    let mut qemus = Vec::new();
+    for l in launches {
+        qemus.push(Qemu::spawn(&QemuConfig {
+            name: &l.spec.name,
+            netns: &l.netns,
+            nic: &l.spec.nic,
+            mac: &l.spec.mac,
+            image: &l.image,
+            accel: l.accel,
+            dir: &l.dir,
+        })?);
+    }
+    let booted: Vec<Result<(Qemu, Agent)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = qemus
+            .into_iter()
+            .map(|mut q| {
+                scope.spawn(move || {
+                    let path = q.agent_socket().to_path_buf();
+                    let agent = Agent::connect(&path, BOOT_LIMIT, &mut || q.check_alive());
+                    match agent {
+                        Ok(a) => Ok((q, a)),
+                        Err(e) => {
+                            Err(e.context(format!("guest did not boot ({})", q.last_words())))
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a boot thread panicked")))
+            })
+            .collect()
+    });
+    launches
+        .iter()
+        .zip(booted)
+        .map(|(l, b)| b.with_context(|| format!("guest {}", l.spec.name)))
+        .collect()
 }
 
 impl Guest {
@@ -117,54 +183,56 @@ impl Guest {
         accel: Accel,
         dir: &Path,
     ) -> Result<Vec<Guest>> {
-        let mut qemus = Vec::new();
-        for s in specs {
-            qemus.push(Qemu::spawn(&QemuConfig {
-                name: &s.name,
-                netns,
-                tap: &s.tap,
-                mac: &s.mac,
-                image,
+        let launches: Vec<Launch> = specs
+            .iter()
+            .map(|s| Launch {
+                spec: s.clone(),
+                netns: netns.to_string(),
+                image: image.clone(),
                 accel,
-                dir,
-            })?);
-        }
-        let booted: Vec<Result<(Qemu, Agent)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = qemus
-                .into_iter()
-                .map(|mut q| {
-                    scope.spawn(move || {
-                        let path = q.agent_socket().to_path_buf();
-                        let agent = Agent::connect(&path, BOOT_LIMIT, &mut || q.check_alive());
-                        match agent {
-                            Ok(a) => Ok((q, a)),
-                            Err(e) => {
-                                Err(e.context(format!("guest did not boot ({})", q.last_words())))
-                            }
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow!("a boot thread panicked")))
-                })
-                .collect()
-        });
-        let mut guests = Vec::new();
-        for (s, b) in specs.iter().zip(booted) {
-            let (qemu, agent) = b.with_context(|| format!("guest {}", s.name))?;
-            guests.push(Guest {
-                name: s.name.clone(),
-                mac: s.mac.clone(),
-                tap: s.tap.clone(),
-                qemu: Mutex::new(qemu),
+                dir: dir.to_path_buf(),
+            })
+            .collect();
+        let booted = boot(&launches)?;
+        Ok(launches
+            .into_iter()
+            .zip(booted)
+            .map(|(l, (qemu, agent))| Guest {
+                name: l.spec.name.clone(),
+                mac: l.spec.mac.clone(),
+                port: l.spec.nic.port_arg(),
+                tap: match &l.spec.nic {
+                    Nic::Tap(t) => Some(t.clone()),
+                    Nic::VhostUser(_) => None,
+                },
+                qemu: Mutex::new(Some(qemu)),
                 agent: Mutex::new(agent),
-            });
+                launch: l,
+            })
+            .collect())
+    }
+
+    /// Power every guest of `guests` off and boot it again, all at once (a fresh QEMU:
+    /// on vhost-user, a dataplane that restarted is met by a QEMU that connects anew).
+    ///
+    /// # Errors
+    /// As [`Guest::boot_all`].
+    pub fn reboot_all(guests: &[Guest]) -> Result<()> {
+        for g in guests {
+            g.power_off();
         }
-        Ok(guests)
+        let launches: Vec<Launch> = guests.iter().map(|g| g.launch.clone()).collect();
+        let booted = boot(&launches)?;
+        for (g, (qemu, agent)) in guests.iter().zip(booted) {
+            *g.qemu.lock().unwrap_or_else(|e| e.into_inner()) = Some(qemu);
+            *g.agent.lock().unwrap_or_else(|e| e.into_inner()) = agent;
+        }
+        Ok(())
+    }
+
+    /// Kill the guest's QEMU (its agent then answers nothing until [`Guest::reboot_all`]).
+    pub fn power_off(&self) {
+        self.qemu.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Its name.
@@ -177,9 +245,14 @@ impl Guest {
         &self.mac
     }
 
-    /// Its tap.
-    pub fn tap(&self) -> &str {
-        &self.tap
+    /// Its port as `vnet-bench run --vm` takes it (a tap, or `vhost-user:PATH`).
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
+    /// Its tap, when it is on one.
+    pub fn tap(&self) -> Option<&str> {
+        self.tap.as_deref()
     }
 
     /// Run a shell command in the guest, killed after `secs`.
@@ -194,7 +267,10 @@ impl Guest {
         let r = agent.run(cmd, Duration::from_secs(secs));
         if r.is_err() {
             if let Ok(mut q) = self.qemu.lock() {
-                q.check_alive()?;
+                match q.as_mut() {
+                    Some(q) => q.check_alive()?,
+                    None => bail!("guest {} is powered off", self.name),
+                }
             }
         }
         r.with_context(|| format!("guest {}", self.name))
@@ -228,6 +304,29 @@ impl Guest {
             10,
         )?;
         Ok(())
+    }
+
+    /// Wait until eth0 has carrier (on vhost-user: QEMU has reconnected to the
+    /// dataplane and started its rings).
+    ///
+    /// # Errors
+    /// When it has none after `limit`, or the agent does not answer.
+    pub fn wait_carrier(&self, limit: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let r = self.sh("cat /sys/class/net/eth0/carrier", 5)?;
+            if r.output.trim() == "1" {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "{}: eth0 has no carrier after {} s",
+                    self.name,
+                    limit.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Lease an address with udhcpc (the image's default script sets address, route and

@@ -2,8 +2,8 @@
 //!
 //! [`Device::apply`] takes the control channel's [`Change`]s in order. A ring runs
 //! (has a [`Queue`]) only while everything it needs is there: a size, addresses that
-//! translate into the memory table, a memory table, a kick (the vhost-user "start"),
-//! and, once protocol features are negotiated, an enable. A ring stopped by
+//! translate into the memory table, a memory table, a kick (the vhost-user "start",
+//! which also enables it), and no `SET_VRING_ENABLE(0)` since. A ring stopped by
 //! `GET_VRING_BASE` keeps its position as the base for a later start.
 //!
 //! Invariants:
@@ -14,7 +14,7 @@
 //! - every device has at most one memory table mapped; a new table unmaps the old one.
 
 use super::control::{Change, Region, RingAddrs, QUEUES};
-use super::virtio_net::{F_EVENT_IDX, F_PROTOCOL_FEATURES};
+use super::virtio_net::F_EVENT_IDX;
 use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
@@ -165,11 +165,13 @@ impl Device {
                 self.rings[i].base = b;
             }
             Change::Kick(i) => {
+                // A kicked ring runs, enabled, whatever was negotiated: with one queue
+                // pair there is no ring to keep disabled, and QEMU 7.2 sends its only
+                // `SET_VRING_ENABLE(1)` before the features (the protocol crate refuses
+                // it then). A later `SET_VRING_ENABLE(0)` still stops it.
                 self.rings[i].kicked = true;
                 self.rings[i].broken = false;
-                if self.features & F_PROTOCOL_FEATURES == 0 {
-                    self.rings[i].enabled = true;
-                }
+                self.rings[i].enabled = true;
                 self.restart(i);
             }
             Change::Call(i, f) => self.rings[i].call = f,

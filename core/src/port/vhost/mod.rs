@@ -196,6 +196,12 @@ impl VhostUserPort {
         (self.session.is_some() || self.role == Role::InProcess) && self.dev.running()
     }
 
+    /// The last control error (a refused request, a memory table that did not map, a
+    /// failed connection attempt); empty when there was none.
+    pub fn last_error(&self) -> &str {
+        &self.last_error
+    }
+
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -234,8 +240,17 @@ impl VhostUserPort {
             }
             match r {
                 Ok(()) => {}
-                Err(VuError::InvalidParam | VuError::InvalidOperation(_)) => {
+                // Refused requests; the connection stays. QEMU (7.2) disables the rings
+                // before it acknowledges any feature, which the protocol crate refuses
+                // as `InactiveFeature`: the rings start disabled here anyway.
+                Err(
+                    e @ (VuError::InvalidParam
+                    | VuError::InvalidOperation(_)
+                    | VuError::InactiveFeature(_)
+                    | VuError::InactiveOperation(_)),
+                ) => {
                     self.stats.control_errors += 1;
+                    self.last_error = e.to_string();
                 }
                 Err(e) => {
                     if !matches!(e, VuError::Disconnected | VuError::PartialMessage) {
@@ -498,11 +513,14 @@ impl Port for VhostUserPort {
     }
 
     fn info(&self) -> PortInfo {
-        let state = match (self.session.is_some(), self.running()) {
+        let mut state = match (self.session.is_some(), self.running()) {
             (_, true) => format!("running, features {:#x}", self.dev.features),
             (false, false) => "waiting for the frontend".to_string(),
             (true, false) => "connected, rings not running".to_string(),
         };
+        if !self.running() && !self.last_error.is_empty() {
+            state.push_str(&format!(" (last error: {})", self.last_error));
+        }
         let role = match self.role {
             Role::Server => "server",
             Role::Client => "client",
@@ -518,8 +536,8 @@ impl Port for VhostUserPort {
 
     fn stats(&self) -> PortStats {
         let v = self.vhost_stats();
+        // Frames the guest did not take are the worker's `tx_full` drops already.
         PortStats {
-            rx_dropped: v.guest_not_reading,
             invalid_descs: v.chain_faults.iter().sum(),
             offload: self.segmenter.stats(),
             vhost: Some(v),

@@ -33,7 +33,8 @@ pub const F_PROTOCOL_FEATURES: u64 = 1 << 30;
 /// Virtio 1.0 (little-endian rings, 12-byte header).
 pub const F_VERSION_1: u64 = 1 << 32;
 
-/// Every feature bit the device offers.
+/// Every feature bit the device offers (QEMU 7.2 starts a vhost-user net device only
+/// when `PROTOCOL_FEATURES` is offered).
 pub const FEATURES_OFFERED: u64 = F_CSUM
     | F_HOST_TSO4
     | F_HOST_TSO6
