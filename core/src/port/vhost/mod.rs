@@ -420,7 +420,7 @@ impl VhostUserPort {
             if q.add_used(mem, head, len).is_err() {
                 // A head outside the table (already counted as unterminated) or a used
                 // ring that cannot be written.
-                broken = q
+                broken |= q
                     .used_idx(mem, std::sync::atomic::Ordering::Relaxed)
                     .is_err();
             }
@@ -478,7 +478,13 @@ impl Port for VhostUserPort {
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut Burst) -> usize {
         let before = out.len();
         self.segmenter.drain_into(out);
-        while !out.is_full() && !self.segmenter.has_queued() {
+        // At most a burst's worth of chains per call, whatever they hold: a guest that
+        // fills its ring with refused chains costs one bounded burst at a time (and the
+        // used list never outgrows its capacity).
+        for _ in 0..BURST {
+            if out.is_full() || self.segmenter.has_queued() {
+                break;
+            }
             match self.take_chain(pool, out) {
                 None => break,
                 Some(Ok(())) => {}
