@@ -214,7 +214,9 @@ pub struct RunArgs {
     /// The mode to run.
     #[arg(long, value_enum)]
     pub mode: ModeName,
-    /// A VM-side interface (repeat for each VM).
+    /// A VM-side interface, or a VM's vhost-user socket: `vhost-user:PATH` (vnet
+    /// listens, QEMU connects) or `vhost-user-client:PATH` (QEMU listens with
+    /// `server=on`) (repeat for each VM).
     #[arg(long = "vm", value_name = "IF", required = true)]
     pub vms: Vec<String>,
     /// The host-side interface (Host-only, Bridged, NAT modes).
