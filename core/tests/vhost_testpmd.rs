@@ -47,9 +47,17 @@ struct Testpmd {
 
 impl Testpmd {
     fn start(sock: &Path, prefix: &str) -> Self {
-        let log =
-            std::env::temp_dir().join(format!("{prefix}-{}.log", sock.display().to_string().len()));
-        let vdev = format!("net_virtio_user0,path={},queues=1", sock.display());
+        Self::start_as(sock, prefix, false)
+    }
+
+    /// `server`: testpmd listens at `sock` (`server=1`) and the port connects to it.
+    fn start_as(sock: &Path, prefix: &str, server: bool) -> Self {
+        let log = std::env::temp_dir().join(format!("{prefix}-testpmd.log"));
+        let vdev = format!(
+            "net_virtio_user0,path={},queues=1,server={}",
+            sock.display(),
+            u8::from(server)
+        );
         let child = Command::new("dpdk-testpmd")
             .args([
                 "--no-huge",
@@ -283,5 +291,38 @@ fn testpmd_virtio_user_round_trips_frames_and_reconnects() {
         pool.free_count(),
         free_at_start,
         "every frame is back in the pool"
+    );
+}
+
+/// The other role: testpmd listens (`server=1`, as QEMU with `server=on`) and the port
+/// (`vhost-user-client:PATH`) connects to it, and again after testpmd restarts.
+#[test]
+fn testpmd_as_server_takes_the_port_as_client_and_again_after_a_restart() {
+    if !testpmd_or_skip("testpmd_as_server_takes_the_port_as_client_and_again_after_a_restart") {
+        return;
+    }
+    let sock = Sock(std::env::temp_dir().join(format!("vnet-vhostc-{}.sock", std::process::id())));
+    let prefix = format!("vnvc{}", std::process::id());
+    let mut pool = FramePool::with_heap(4096, 2048, 0);
+    let tp = Testpmd::start_as(&sock.0, &prefix, true);
+    // testpmd creates its socket at start; the port retries until it can connect.
+    let mut port = VhostUserPort::new(0, &sock.0, Role::Client, 1500).expect("a client port");
+    service_until(&mut port, &mut pool, "client connects", |p| p.running());
+    warm_up(&mut port, &mut pool);
+    let back = round_trip(&mut port, &mut pool, 500, 0);
+    let dropped = tp.quit(&mut port, &mut pool, 1);
+    assert!(
+        back >= 450 && 500 - back <= dropped as u32,
+        "{back} of 500 frames came back and testpmd dropped {dropped}"
+    );
+    let tp = Testpmd::start_as(&sock.0, &prefix, true);
+    service_until(&mut port, &mut pool, "client reconnects", |p| p.running());
+    warm_up(&mut port, &mut pool);
+    let back = round_trip(&mut port, &mut pool, 500, 1_000_000);
+    assert_eq!(port.vhost_stats().connects, 2);
+    let dropped = tp.quit(&mut port, &mut pool, 2);
+    assert!(
+        back >= 450 && 500 - back <= dropped as u32,
+        "after the restart {back} of 500 frames came back and testpmd dropped {dropped}"
     );
 }
