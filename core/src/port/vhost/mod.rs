@@ -240,9 +240,10 @@ impl VhostUserPort {
             }
             match r {
                 Ok(()) => {}
-                // Refused requests; the connection stays. QEMU (7.2) disables the rings
-                // before it acknowledges any feature, which the protocol crate refuses
-                // as `InactiveFeature`: the rings start disabled here anyway.
+                // Refused requests; the connection stays. QEMU 7.2 sends
+                // `SET_VRING_ENABLE` before it sets the features, which the protocol
+                // crate refuses as `InactiveFeature` (rings run from their kick: see
+                // `device`).
                 Err(
                     e @ (VuError::InvalidParam
                     | VuError::InvalidOperation(_)
