@@ -343,7 +343,8 @@ fn nat_flows_on_the_fast_path_leave_exactly_as_from_the_core_and_stop_when_the_c
         rig.core(t0, &arp_reply(GW_MAC, GW, EXT), uplink);
         let gw = service_mac(Ipv4Addr::new(10, 0, 2, 2)).0;
 
-        // UDP, both directions: the first frame of each is the core's and offers the flow.
+        // UDP, both directions: the first two frames of each are the core's; the second
+        // offers the flow (a flow of one frame never costs an entry).
         let out = ipv4_udp((gw, G1), (GUEST, 5000), (SERVER, 7), b"one");
         let (v, first) = rig.core(t0, &out, vm);
         assert_eq!(v, Verdict::Tx(PortMask::one(uplink)));
@@ -351,6 +352,10 @@ fn nat_flows_on_the_fast_path_leave_exactly_as_from_the_core_and_stop_when_the_c
         let our_mac: [u8; 6] = first[6..12].try_into().unwrap();
         let back = |p: &[u8]| ipv4_udp((our_mac, GW_MAC), (SERVER, 7), (EXT, ext_port), p);
         rig.core(t0, &back(b"r1"), uplink);
+        let (action, _, _) = rig.kernel(&out, vm);
+        assert_eq!(action, XDP_PASS, "one frame seen: not offered yet");
+        rig.core(t0, &out, vm);
+        rig.core(t0, &back(b"r2"), uplink);
         for i in 0..20u8 {
             rig.same(
                 t0,
@@ -379,6 +384,10 @@ fn nat_flows_on_the_fast_path_leave_exactly_as_from_the_core_and_stop_when_the_c
         rig.core(t0, &tback(0x12, b""), uplink);
         rig.core(t0, &tcp(0x10, b""), vm);
         rig.core(t0, &tback(0x10, b"hello"), uplink);
+        // Each direction's second established frame offers it.
+        rig.core(t0, &tcp(0x18, b"first"), vm);
+        rig.core(t0, &tcp(0x18, b"second"), vm);
+        rig.core(t0, &tback(0x10, b"again"), uplink);
         for i in 0..10u8 {
             rig.same(t0, &tcp(0x18, &[i; 100]), vm);
             rig.same(t0, &tback(0x18, &[i; 1000]), uplink);

@@ -119,8 +119,8 @@ struct Session {
     remote_ip: u32,
     remote_port: u16,
     tcp: TcpTrack,
-    /// Directions offered to the fast path (`napt/fastpath.rs`), in the struct's one
-    /// byte of padding.
+    /// Directions offered to (bits 1, 2) and seen by (bits 4, 8) the fast path's offer
+    /// logic (`napt/fastpath.rs`), in the struct's one byte of padding.
     offered: u8,
     /// Index in `addrs`, `NIL` for sessions of static mappings.
     addr: u32,
