@@ -55,9 +55,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     preflight::require_root("vnet-bench run")?;
     preflight::require_af_xdp()?;
     let names = plan.ports.clone();
-    for n in &names {
-        vhostports::check(n)?;
-    }
+    vhostports::check_all(&names)?;
     preflight::require_interfaces(vhostports::interfaces(&names))?;
     if names.len() > vnet_core::frame::MAX_PORTS {
         bail!(

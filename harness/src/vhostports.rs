@@ -30,6 +30,26 @@ pub fn interfaces(names: &[String]) -> impl Iterator<Item = &str> {
     names.iter().map(String::as_str).filter(|n| !is_vhost(n))
 }
 
+/// Check every socket of `names` ([`check`]), and that no socket is named twice (two
+/// ports on one socket would take each other's frontend).
+pub fn check_all(names: &[String]) -> anyhow::Result<()> {
+    for (i, n) in names.iter().enumerate() {
+        check(n)?;
+        if let Some((path, _)) = spec(n) {
+            if names[..i]
+                .iter()
+                .any(|m| spec(m).is_some_and(|(p, _)| p == path))
+            {
+                anyhow::bail!(
+                    "the vhost-user socket {} is named twice; give each VM its own socket",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Check a socket path before anything is opened: it must be absolute or relative to
 /// an existing directory, and (server) not an existing non-socket file.
 pub fn check(name: &str) -> anyhow::Result<()> {
@@ -87,5 +107,12 @@ mod tests {
         let e = check("vhost-user:/etc/hostname").unwrap_err().to_string();
         assert!(e.contains("is not a socket"), "{e}");
         assert!(check("vhost-user:/tmp/vnet-test-not-there.sock").is_ok());
+        let twice = vec![
+            "vhost-user:/tmp/vnet-a.sock".to_string(),
+            "vhost-user-client:/tmp/vnet-a.sock".to_string(),
+        ];
+        let e = check_all(&twice).unwrap_err().to_string();
+        assert!(e.contains("/tmp/vnet-a.sock is named twice"), "{e}");
+        assert!(check_all(&names).is_ok());
     }
 }
