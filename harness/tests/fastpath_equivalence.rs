@@ -26,6 +26,8 @@ use vnet_core::port::xdp::FastPath;
 use vnet_core::time::Instant;
 use vnet_modes::gateway::service_mac;
 use vnet_modes::internal::InternalConfig;
+use vnet_modes::nat::ForwardRule;
+use vnet_modes::natmode::pipeline::ControlMsg;
 use vnet_modes::natmode::{NatFlavor, NatModeConfig, NatSpec};
 use vnet_modes::segment::SwitchedMode;
 
@@ -392,6 +394,26 @@ fn nat_flows_on_the_fast_path_leave_exactly_as_from_the_core_and_stop_when_the_c
             rig.same(t0, &tcp(0x18, &[i; 100]), vm);
             rig.same(t0, &tback(0x18, &[i; 1000]), uplink);
         }
+        // A rule changed at run time (`controlvm natpf`): every entry goes, the core
+        // decides the flow again, then offers it anew at its second packet.
+        let rule = ForwardRule::parse_natpf("web,tcp,,8080,,80", 0, GUEST).unwrap();
+        spec.control[0].send(ControlMsg::Add(rule)).unwrap();
+        rig.timers(t0);
+        let (action, _, _) = rig.kernel(&tcp(0x18, b"after"), vm);
+        assert_eq!(action, XDP_PASS, "a rule change revokes every entry");
+        // Seen before: the next packet of each direction through the core offers it.
+        rig.core(t0, &tcp(0x18, b"again1"), vm);
+        rig.same(t0, &tcp(0x18, b"again2"), vm);
+        let udp = ipv4_udp((gw, G1), (GUEST, 5000), (SERVER, 7), b"again");
+        assert_eq!(
+            rig.kernel(&udp, vm).0,
+            XDP_PASS,
+            "the UDP flow's entries went too"
+        );
+        rig.core(t0, &udp, vm);
+        rig.core(t0, &back(b"again"), uplink);
+        rig.same(t0, &udp, vm);
+        rig.same(t0, &back(b"again2"), uplink);
         let (action, _, _) = rig.kernel(&tcp(0x11, b""), vm);
         assert_eq!(action, XDP_PASS, "a FIN is the core's");
         // A TTL of 1 is the core's (it answers with ICMP).
