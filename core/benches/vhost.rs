@@ -36,20 +36,21 @@
 //!
 //! Run: `cargo bench -p vnet-core --bench vhost -- --warm-up-time 1 --measurement-time 3`.
 
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::tcp_frame;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vnet_core::frame::FramePool;
-use vnet_core::offload::complete_partial;
 use vnet_core::port::vhost::device::Device;
 use vnet_core::port::vhost::virtio_net::{
     F_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_VERSION_1, NEEDS_CSUM, RX_HEADER,
 };
 use vnet_core::port::vhost::VhostUserPort;
 use vnet_core::port::{Burst, Port};
-use vnet_core::wire::checksum;
 
 /// Guest memory: 2 MiB from address 0.
 const MEM_SIZE: usize = 0x20_0000;
@@ -218,38 +219,6 @@ impl Path {
         }
         n
     }
-}
-
-/// An Ethernet/IPv4/TCP frame of `len` bytes (20-byte TCP header) with a complete
-/// checksum, and the partial value of its checksum field (the pseudo-header sum).
-fn tcp_frame(len: usize) -> (Vec<u8>, u16) {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    let total = len - 14;
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        6,
-        0,
-        0,
-    ]);
-    f.extend_from_slice(&[10, 0, 2, 15, 198, 18, 0, 1]);
-    let c = checksum::data(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10]);
-    f.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
-    f.extend((f.len()..len).map(|i| i as u8));
-    let tcp_len = (total - 20) as u32;
-    let partial = checksum::fold(0x0a00 + 0x020f + 0xc612 + 0x0001 + 6 + tcp_len);
-    f[50..52].copy_from_slice(&partial.to_be_bytes());
-    complete_partial(&mut f);
-    (f, partial)
 }
 
 /// Guest A's header and frame for a variant: a complete frame behind an empty header,
