@@ -27,6 +27,7 @@ pub mod ab;
 pub mod bpf;
 pub mod compare;
 pub mod gen;
+pub mod lane;
 pub mod peers;
 pub mod plot;
 pub mod report;
@@ -34,6 +35,9 @@ pub mod results;
 pub mod scenario;
 pub mod search;
 pub mod sink;
+pub mod vhost_bench;
+pub mod vhost_traffic;
+pub mod virtio;
 
 pub use compare::CompareArgs;
 
@@ -43,6 +47,7 @@ use anyhow::{bail, Context, Result};
 use gen::Generator;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use lane::{LaneGen, LaneSink};
 use peers::{DutKind, RunningDut};
 use results::{Ceiling, DutResult, LatencyPoint, Machine, RatePoint, Ratios, Settings, Summary};
 use scenario::{Direction, Scenario, Stream};
@@ -106,6 +111,15 @@ pub fn expand_duts(choices: &[DutChoice], scenario: &Scenario) -> Vec<DutKind> {
     }
     duts.sort_by_key(|d| *d != DutKind::Vnet);
     duts
+}
+
+/// How the bench's guests attach to the DUT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PortKind {
+    /// A veth per guest (vnet's AF_XDP ports, the kernel's interfaces).
+    Veth,
+    /// A vhost-user socket per guest (vnet's `--vm vhost-user:PATH`, DPDK's vhost PMD).
+    VhostUser,
 }
 
 /// `vnet-bench bench` arguments.
@@ -191,6 +205,12 @@ pub struct BenchArgs {
         requires = "latency_only"
     )]
     pub rate: f64,
+    /// How the guests attach to the DUT: `veth` (the XDP generator and sink on veths,
+    /// vnet on AF_XDP) or `vhost-user` (the bench's own virtio driver on vhost-user
+    /// sockets served by vnet `--vm vhost-user:PATH` or testpmd's vhost PMD; directions
+    /// guest-to-guest and guest-to-inet; results in a `-vhost-user` folder).
+    #[arg(long, value_enum, default_value = "veth")]
+    pub port_kind: PortKind,
     /// The vnet-bench binary to run as the vnet DUT (default: this one).
     #[arg(long, hide = true)]
     pub vnet_exe: Option<PathBuf>,
@@ -229,8 +249,8 @@ struct Renewal<'a> {
 /// One measured stream: its generator and its sink.
 struct Lane {
     stream: Stream,
-    gen: Generator,
-    sink: Sink,
+    gen: LaneGen,
+    sink: LaneSink,
 }
 
 /// The streams of a scenario, measured together: a trial runs every generator at once
@@ -307,12 +327,13 @@ impl Rig<'_> {
         if self.stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let (mut n, mut pps, mut skipped) = (0u64, 0.0, 0u64);
+        let (mut n, mut pps, mut skipped, mut refused) = (0u64, 0.0, 0u64, 0u64);
         for g in sent {
             let g = g?;
             n += g.sent;
             pps += g.pps;
             skipped += g.skipped;
+            refused += g.refused;
         }
         let s = total.context("a rig has at least one stream")?;
         Ok(Some((
@@ -323,6 +344,7 @@ impl Rig<'_> {
                 received: s.received,
                 out_of_order: s.out_of_order,
                 gen_skipped: skipped,
+                gen_refused: refused,
                 received_bytes: s.bytes,
                 distinct_flows: s.new_flows,
             },
@@ -351,6 +373,23 @@ impl Rig<'_> {
 /// highest; whatever this process's affinity mask allows.
 fn online_cpus() -> Option<usize> {
     cpus_in(&std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?)
+}
+
+/// `--gen-core` and `--dut-core` must name cores this machine has.
+///
+/// # Errors
+/// Otherwise, naming the cores there are.
+fn check_cores(gen_core: usize, dut_core: usize, cores: usize) -> Result<()> {
+    let cpus = online_cpus().unwrap_or(cores);
+    for (flag, core) in [("--gen-core", gen_core), ("--dut-core", dut_core)] {
+        if core >= cpus {
+            bail!(
+                "{flag} {core}: this machine has {cpus} cores (0 to {}); pick one of them",
+                cpus - 1
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One more than the highest CPU of a kernel CPU list ("0-3,8-11" -> 12).
@@ -427,15 +466,15 @@ fn harness_rig<'a>(
                 dst_port: None,
                 next_hop: scenario::NextHop::Sink,
             },
-            gen: Generator::new(
+            gen: LaneGen::Xdp(Generator::new(
                 &e.netns,
                 &e.ifname,
                 args.gen_core,
                 &frame,
                 args.flows,
                 args.batch_size,
-            )?,
-            sink: Sink::attach(topo.dp_netns(), &e.dp_ifname)?,
+            )?),
+            sink: LaneSink::Xdp(Sink::attach(topo.dp_netns(), &e.dp_ifname)?),
         }],
         tag: 0,
         trial,
@@ -632,6 +671,20 @@ fn measure_dut(
     })
 }
 
+impl RoundResult {
+    /// Nothing measured: interrupted before the search.
+    fn interrupted() -> RoundResult {
+        RoundResult {
+            ndr: None,
+            pdr: None,
+            trials: Vec::new(),
+            latency: Vec::new(),
+            overload: None,
+            complete: false,
+        }
+    }
+}
+
 /// `--latency-only`: one trial at `rate`.
 fn measure_fixed(rig: &mut Rig<'_>, rate: f64, pb: &ProgressBar, dut: &str) -> Result<RoundResult> {
     pb.set_message(format!("{dut}: latency at {rate:.0} frames/s"));
@@ -725,15 +778,15 @@ fn rig_for<'a>(
         let frame = scenario.frame(topo, stream, DutKind::Testpmd, frame_size, args.imix)?;
         lanes.push(Lane {
             stream: stream.clone(),
-            gen: Generator::new(
+            gen: LaneGen::Xdp(Generator::new(
                 &g.netns,
                 &g.ifname,
                 args.gen_core,
                 &frame,
                 args.flows,
                 args.batch_size,
-            )?,
-            sink: Sink::attach(&s.netns, &s.ifname)?,
+            )?),
+            sink: LaneSink::Xdp(Sink::attach(&s.netns, &s.ifname)?),
         });
     }
     for l in &lanes {
@@ -754,6 +807,9 @@ fn rig_for<'a>(
 /// # Errors
 /// When not privileged, the mode is not measurable yet, or the topology fails.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.port_kind == PortKind::VhostUser {
+        return vhost_bench::run(args);
+    }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     crate::preflight::require_root("vnet-bench bench")?;
     crate::preflight::require_af_xdp()?;
@@ -773,15 +829,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         0
     });
-    let cpus = online_cpus().unwrap_or(machine.cores);
-    for (flag, core) in [("--gen-core", args.gen_core), ("--dut-core", dut_core)] {
-        if core >= cpus {
-            bail!(
-                "{flag} {core}: this machine has {cpus} cores (0 to {}); pick one of them",
-                cpus - 1
-            );
-        }
-    }
+    check_cores(args.gen_core, dut_core, machine.cores)?;
     let prefix = args
         .prefix
         .clone()
@@ -1004,6 +1052,65 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("interrupted: keeping what was measured");
     }
 
+    conclude(
+        &args,
+        Conclusion {
+            direction,
+            command,
+            started,
+            dut_core,
+            reference,
+            generator:
+                "xdp live frames (BPF_PROG_RUN, BPF_F_TEST_XDP_LIVE_FRAMES), paced in the program"
+                    .into(),
+            sink_attach,
+            folder_suffix: if args.new_flows { "-new-flows" } else { "" },
+            ceil,
+            per_dut,
+            floor_trials,
+            complete,
+        },
+    )
+}
+
+/// What a run measured, for [`conclude`].
+struct Conclusion {
+    direction: Direction,
+    command: String,
+    started: SystemTime,
+    dut_core: usize,
+    /// What set the latency loads (`vnet PDR`, `own PDR`, `fixed rate`).
+    reference: &'static str,
+    /// How the traffic was generated, for the summary.
+    generator: String,
+    sink_attach: String,
+    /// Appended to the result folder's name (`-new-flows`, `-vhost-user`).
+    folder_suffix: &'static str,
+    ceil: Option<Ceiling>,
+    per_dut: Vec<DutRuns>,
+    floor_trials: Vec<LatencyTrial>,
+    complete: bool,
+}
+
+/// Aggregate the rounds (medians, merged histograms, ratios against vnet), print the
+/// summary and write the results.
+fn conclude(args: &BenchArgs, c: Conclusion) -> Result<()> {
+    let Conclusion {
+        direction,
+        command,
+        started,
+        dut_core,
+        reference,
+        generator,
+        sink_attach,
+        folder_suffix,
+        ceil,
+        per_dut,
+        floor_trials,
+        complete,
+    } = c;
+    let frame_size = usize::from(args.frame_size);
+    let trial = Duration::from_secs_f64(args.trial);
     // 3. Aggregate.
     let mut hists: Vec<DutHistograms> = Vec::new();
     let mut dut_results = Vec::new();
@@ -1035,7 +1142,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 .collect();
             r.overload = rounds.iter().rev().find_map(|x| x.overload);
             let mut hs = Vec::new();
-            for pct in loads_of(&args) {
+            for pct in loads_of(args) {
                 let points: Vec<&LatencyTrial> = rounds
                     .iter()
                     .flat_map(|x| x.latency.iter())
@@ -1059,7 +1166,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let mut harness_floor = Vec::new();
     let mut floor_hists = Vec::new();
-    for pct in loads_of(&args) {
+    for pct in loads_of(args) {
         let points: Vec<&LatencyTrial> = floor_trials.iter().filter(|l| l.0 == pct).collect();
         if let Some((lp, h)) = merge_latency(&points, pct, "floor")? {
             harness_floor.push(lp);
@@ -1096,7 +1203,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         complete,
-        machine,
+        machine: Machine::this(),
         settings: Settings {
             frame_size: if args.imix { 0 } else { frame_size },
             imix: args.imix,
@@ -1107,9 +1214,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             rounds: args.rounds.max(1),
             gen_core: args.gen_core,
             dut_core,
-            generator:
-                "xdp live frames (BPF_PROG_RUN, BPF_F_TEST_XDP_LIVE_FRAMES), paced in the program"
-                    .into(),
+            generator,
             batch_size: args.batch_size,
             sink_attach,
             latency_only: args.latency_only,
@@ -1130,10 +1235,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(out) = &args.out {
         let mut folder =
             result_folder(args.mode, direction, if args.imix { 0 } else { frame_size });
-        if args.new_flows {
-            // Connection setup rates beside the same mode's established-flow rates.
-            folder.push_str("-new-flows");
-        }
+        // Connection setup rates (-new-flows) and vhost-user guests (-vhost-user)
+        // beside the same mode's figures on veths.
+        folder.push_str(folder_suffix);
         let dir = out.join(folder);
         write_results(&dir, &summary, &hists, started, trial)?;
         println!("results written to {}", dir.display());
@@ -1285,7 +1389,12 @@ pub fn print_summary(s: &Summary) {
             "" | "-" => String::new(),
             b => format!("busy_poll={b} "),
         };
-        println!("{:<w$} {}: {busy}{}", d.dut, d.info.backend, d.info.napi);
+        let sep = if busy.is_empty() && d.info.napi.is_empty() {
+            ""
+        } else {
+            ": "
+        };
+        println!("{:<w$} {}{sep}{busy}{}", d.dut, d.info.backend, d.info.napi);
         if !d.info.note.is_empty() {
             println!("{:<w$} note: {}", d.dut, d.info.note);
         }
@@ -1380,7 +1489,7 @@ fn print_search(s: &Summary) {
         .duts
         .iter()
         .map(|d| (d.dut.as_str(), &d.latency))
-        .chain(std::iter::once(("floor", &s.harness_floor)));
+        .chain((!s.harness_floor.is_empty()).then_some(("floor", &s.harness_floor)));
     for (name, points) in rows {
         let cells: Vec<String> = LATENCY_LOADS
             .iter()
@@ -1418,10 +1527,14 @@ fn print_latency_only(s: &Summary) {
         .or_else(|| s.duts.iter().find_map(|d| d.latency.first()))
         .map(|l| l.rate.offered_pps)
         .unwrap_or(0.0);
-    println!(
-        "one-way latency at a fixed {:.0} frames/s; the floor is the harness alone ({})",
-        rate, s.harness_floor_how
-    );
+    if s.harness_floor.is_empty() {
+        println!("one-way latency at a fixed {rate:.0} frames/s; no harness floor here");
+    } else {
+        println!(
+            "one-way latency at a fixed {:.0} frames/s; the floor is the harness alone ({})",
+            rate, s.harness_floor_how
+        );
+    }
     println!(
         "{:<w$} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>9} {:>9}",
         "dut",
@@ -1440,7 +1553,7 @@ fn print_latency_only(s: &Summary) {
         .duts
         .iter()
         .map(|d| (d.dut.as_str(), d.latency.first(), d.error.as_deref()))
-        .chain(std::iter::once(("floor", floor, None)));
+        .chain(floor.is_some().then_some(("floor", floor, None)));
     for (name, l, err) in rows {
         match l {
             Some(l) => {

@@ -570,58 +570,7 @@ impl RunningDut {
                     // Without hugepages the default pool (~155k mbufs) does not fit.
                     "--total-num-mbufs=16384".into(),
                 ];
-                let mut child = Command::new("ip")
-                    // Line-buffered stdout: testpmd's ready line would otherwise sit in a pipe buffer.
-                    .args(["netns", "exec", dp, "stdbuf", "-oL", "dpdk-testpmd"])
-                    .args(&args)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .context("could not start dpdk-testpmd; is the dpdk package installed?")?;
-                let (tx, rx) = mpsc::channel();
-                for r in [
-                    Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
-                    Box::new(child.stderr.take().expect("piped")),
-                ] {
-                    let tx = tx.clone();
-                    std::thread::spawn(move || {
-                        BufReader::new(r)
-                            .lines()
-                            .map_while(Result::ok)
-                            .for_each(|l| drop(tx.send(l)))
-                    });
-                }
-                let mut log = Vec::new();
-                let deadline = Instant::now() + Duration::from_secs(30);
-                loop {
-                    match rx.recv_timeout(Duration::from_millis(100)) {
-                        Ok(l) => {
-                            let ready = l.contains("Press enter to exit")
-                                || l.contains("Start automatic packet forwarding");
-                            log.push(l);
-                            if ready {
-                                break;
-                            }
-                        }
-                        Err(_) => {
-                            if let Some(st) = child.try_wait()? {
-                                bail!(
-                                    "dpdk-testpmd exited ({st}) before forwarding: {}",
-                                    log.join(" | ")
-                                );
-                            }
-                            if Instant::now() > deadline {
-                                let _ = child.kill();
-                                let _ = child.wait();
-                                bail!(
-                                    "dpdk-testpmd did not start within 30 s: {}",
-                                    log.join(" | ")
-                                );
-                            }
-                        }
-                    }
-                }
+                let (child, rx, log) = spawn_testpmd(dp, &args)?;
                 let busy = log
                     .iter()
                     .find(|l| l.to_lowercase().contains("busy"))
@@ -733,6 +682,70 @@ impl RunningDut {
             }
         }
     }
+}
+
+/// Start `dpdk-testpmd` with `args` in `netns` and wait (30 s at most) until it
+/// forwards: its child, its output lines from then on, and its output so far.
+///
+/// # Errors
+/// When it is missing, exits, or does not start forwarding in time.
+pub fn spawn_testpmd(
+    netns: &str,
+    args: &[String],
+) -> Result<(Child, mpsc::Receiver<String>, Vec<String>)> {
+    let mut child = Command::new("ip")
+        // Line-buffered stdout: testpmd's ready line would otherwise sit in a pipe buffer.
+        .args(["netns", "exec", netns, "stdbuf", "-oL", "dpdk-testpmd"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("could not start dpdk-testpmd; is the dpdk package installed?")?;
+    let (tx, rx) = mpsc::channel();
+    for r in [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            BufReader::new(r)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx.send(l)))
+        });
+    }
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                let ready = l.contains("Press enter to exit")
+                    || l.contains("Start automatic packet forwarding");
+                log.push(l);
+                if ready {
+                    break;
+                }
+            }
+            Err(_) => {
+                if let Some(st) = child.try_wait()? {
+                    bail!(
+                        "dpdk-testpmd exited ({st}) before forwarding: {}",
+                        log.join(" | ")
+                    );
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!(
+                        "dpdk-testpmd did not start within 30 s: {}",
+                        log.join(" | ")
+                    );
+                }
+            }
+        }
+    }
+    Ok((child, rx, log))
 }
 
 /// A dataplane's error in one line: it carries the whole log ("the dataplane failed

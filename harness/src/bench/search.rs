@@ -24,6 +24,10 @@ pub struct TrialOutcome {
     /// Paced slots the generator gave up (it stalled); 0 when unpaced.
     #[serde(default)]
     pub gen_skipped: u64,
+    /// Frames the DUT did not take from a vhost-user guest (its transmit ring full when
+    /// they were due): counted sent and lost. Absent before 0.4 and on veth.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gen_refused: u64,
     /// Bytes the sink received (frames from the Ethernet header on, no FCS).
     #[serde(default)]
     pub received_bytes: u64,
@@ -291,6 +295,7 @@ mod tests {
                 received,
                 out_of_order: 0,
                 gen_skipped: 0,
+                gen_refused: 0,
                 received_bytes: 0,
                 distinct_flows: 0,
             }))
@@ -336,6 +341,7 @@ mod tests {
                 received,
                 out_of_order: 0,
                 gen_skipped: 0,
+                gen_refused: 0,
                 received_bytes: 0,
                 distinct_flows: 0,
             }))
