@@ -27,6 +27,7 @@
 pub mod chain;
 pub mod control;
 pub mod device;
+pub mod used;
 pub mod virtio_net;
 
 use crate::frame::{FramePool, Pkt, PortId};
@@ -43,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vhost::vhost_user::{BackendReqHandler, Error as VuError};
 use virtio_net::{NetHeader, GSO_NONE, GSO_TCPV4, GSO_TCPV6, RX_HEADER};
-use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
+use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::GuestMemoryMmap;
 
 /// How often the control socket is checked while a frame path runs.
@@ -416,25 +417,15 @@ impl VhostUserPort {
             self.used.clear();
             return;
         };
-        let mut broken = false;
-        for &(head, len) in &self.used {
-            if q.add_used(mem, head, len).is_err() {
-                // A head outside the table (already counted as unterminated) or a used
-                // ring that cannot be written.
-                broken |= q
-                    .used_idx(mem, std::sync::atomic::Ordering::Relaxed)
-                    .is_err();
-            }
-        }
+        let published = used::publish(mem, q, &self.used);
         self.used.clear();
-        let notify = q.needs_notification(mem).unwrap_or(true);
-        if broken {
-            self.dev.break_ring(qi, RingFault::Invalid);
-            return;
-        }
-        if notify {
-            self.dev.rings[qi].signal();
-            self.stats.interrupts += 1;
+        match published {
+            Err(used::Unwritable) => self.dev.break_ring(qi, RingFault::Invalid),
+            Ok(true) => {
+                self.dev.rings[qi].signal();
+                self.stats.interrupts += 1;
+            }
+            Ok(false) => {}
         }
     }
 
