@@ -5,6 +5,10 @@
 //! - [`bpf`]: the XDP programs (`bpf/*.bpf.c`, compiled by `build.rs`) and libbpf calls;
 //! - [`gen`]: the generator (BPF_PROG_RUN live frames, paced, pinned to its own core);
 //! - [`sink`]: the sink (XDP on the receiving interface: latency buckets, sequence);
+//! - [`virtio`], [`vhost_traffic`]: `--port-kind vhost-user`'s guests, a virtio driver on
+//!   a vhost-user socket that sends paced and receives in one thread;
+//! - [`lane`]: a stream's two ends, whichever of the two kinds;
+//! - [`vhost_bench`]: the run with vhost-user guests (vnet and testpmd's vhost PMD);
 //! - [`search`]: NDR/PDR binary search over trials;
 //! - [`scenario`]: a mode in one direction (endpoints, addresses, DUT arguments);
 //! - [`peers`]: the DUTs (vnet and vnet-offload, the kernel and kernel-flowtable, testpmd,

@@ -185,7 +185,7 @@ impl VirtioTraffic {
         flows: u32,
     ) -> Result<VirtioTraffic> {
         if frame.imix {
-            bail!("--imix is not measured on vhost-user ports yet (the virtio generator sends one frame size); drop --imix or use --port-kind veth");
+            bail!("the virtio generator sends one frame size, not IMIX");
         }
         let template = frame.template();
         tx.set_tx_frame(&template)?;
