@@ -2,11 +2,17 @@
 //! receive ring). The guest is untrusted: every chain is checked before a byte of it is
 //! used, and a chain that fails is refused with a [`ChainFault`], never followed.
 //!
-//! Checks (beyond what `virtio-queue` already bounds: a chain never yields more
-//! descriptors than the ring holds, an indirect table is read only where it fits):
-//! - a chain that ends on a descriptor still flagged `NEXT` was cut short by those
-//!   bounds (a loop, a chain longer than the ring, a `next` outside the table):
-//!   [`ChainFault::Unterminated`];
+//! The walk is `virtio-queue`'s (`DescriptorChain`), done here on the burst's cached
+//! descriptor table ([`super::ring::Avail`]) so a descriptor costs a bounds-checked
+//! load rather than a region lookup: a chain yields at most as many descriptors as its
+//! table holds, an indirect descriptor switches to its table (not from inside one; a
+//! whole number of descriptors, at most `u16::MAX`), a chain ends past `u32::MAX`
+//! bytes, and every descriptor is read only where it lies inside its table.
+//!
+//! Checks:
+//! - a walk cut short by those bounds (a loop, a chain longer than the ring, a `next`
+//!   or a head outside the table, a broken indirect table), or a chain longer than the
+//!   scratch list: [`ChainFault::Unterminated`];
 //! - every descriptor's buffer must lie in the guest's memory ([`ChainFault::Unmapped`]);
 //! - a transmit chain holds only device-readable buffers, a receive chain only
 //!   device-writable ones ([`ChainFault::WrongDirection`]);
@@ -16,10 +22,8 @@
 //! Invariant: nothing here allocates; the descriptor list is a caller-owned scratch
 //! [`Descriptors`] of fixed capacity.
 
-use std::ops::Deref;
-use virtio_queue::desc::split::Descriptor;
-use virtio_queue::DescriptorChain;
-use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryBackend, GuestMemoryMmap};
+use super::ring::{Area, Desc, Memory, DESC_SIZE};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 
 /// Why a chain was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,7 +69,7 @@ impl ChainFault {
 /// The descriptors of one chain, gathered and checked.
 #[derive(Debug)]
 pub struct Descriptors {
-    list: Vec<Descriptor>,
+    list: Vec<Desc>,
     /// Total bytes.
     pub total: usize,
 }
@@ -80,54 +84,49 @@ impl Descriptors {
         }
     }
 
-    /// Walk `chain`, keeping its descriptors; each must be device-writable when
-    /// `writable`, readable otherwise, and lie in `mem`.
-    pub fn gather<M>(
-        &mut self,
-        chain: DescriptorChain<M>,
-        mem: &GuestMemoryMmap,
+    /// Walk the chain at `head` of the ring whose descriptor table is `table`
+    /// (`size` descriptors), keeping its descriptors; each must be device-writable
+    /// when `writable`, readable otherwise, and lie in `mem`.
+    #[inline]
+    pub fn gather<'a, 'm>(
+        &'a mut self,
+        mem: &'a mut Memory<'m>,
+        table: Area<'m>,
+        size: u16,
+        head: u16,
         writable: bool,
-    ) -> Result<(), ChainFault>
-    where
-        M: Deref,
-        M::Target: GuestMemory,
-    {
+    ) -> Result<Chain<'a, 'm>, ChainFault> {
         self.list.clear();
         self.total = 0;
-        let mut last_next = true;
-        for d in chain {
-            last_next = d.has_next();
+        let mut walk = Walk::new(table, size, head);
+        loop {
+            // A walk cut short: no descriptor at all (a head outside the table) or
+            // the chain still pointed on.
+            let d = walk.next(mem.guest()).ok_or(ChainFault::Unterminated)?;
             if d.is_write_only() != writable {
                 return Err(ChainFault::WrongDirection);
             }
-            if !in_memory(mem, d.addr(), d.len() as usize) {
+            if !in_memory(mem, GuestAddress(d.addr), d.len as usize) {
                 return Err(ChainFault::Unmapped);
             }
             if self.list.len() == self.list.capacity() {
                 return Err(ChainFault::Unterminated);
             }
-            self.total += d.len() as usize;
+            self.total += d.len as usize;
             self.list.push(d);
+            if !d.has_next() {
+                break;
+            }
         }
-        if last_next {
-            // Either no descriptor at all (a head outside the table) or the walk was
-            // cut short while the chain still pointed on.
-            return Err(ChainFault::Unterminated);
-        }
-        Ok(())
+        Ok(Chain { descs: self, mem })
     }
 
     /// Copy the chain's bytes `skip..skip + out.len()` into `out`.
-    pub fn read(
-        &self,
-        mem: &GuestMemoryMmap,
-        skip: usize,
-        out: &mut [u8],
-    ) -> Result<(), ChainFault> {
+    fn read(&self, mem: &GuestMemoryMmap, skip: usize, out: &mut [u8]) -> Result<(), ChainFault> {
         let mut pos = 0; // chain offset of the current descriptor
         let mut done = 0;
         for d in &self.list {
-            let len = d.len() as usize;
+            let len = d.len as usize;
             let (from, to) = (skip + done, skip + out.len());
             if from >= to {
                 break;
@@ -135,7 +134,7 @@ impl Descriptors {
             if from < pos + len {
                 let within = from - pos;
                 let n = (len - within).min(to - from);
-                let at = GuestAddress(d.addr().0 + within as u64);
+                let at = GuestAddress(d.addr + within as u64);
                 read_at(mem, at, &mut out[done..done + n])?;
                 done += n;
             }
@@ -149,7 +148,7 @@ impl Descriptors {
 
     /// Write `parts` one after the other into the chain from its start; returns the
     /// bytes written.
-    pub fn write(&self, mem: &GuestMemoryMmap, parts: &[&[u8]]) -> Result<usize, ChainFault> {
+    fn write(&self, mem: &GuestMemoryMmap, parts: &[&[u8]]) -> Result<usize, ChainFault> {
         let need: usize = parts.iter().map(|p| p.len()).sum();
         if need > self.total {
             return Err(ChainFault::TooLong);
@@ -162,20 +161,136 @@ impl Descriptors {
                 let Some(desc) = d else {
                     return Err(ChainFault::TooLong);
                 };
-                let room = desc.len() as usize - used;
+                let room = desc.len as usize - used;
                 if room == 0 {
                     d = descs.next();
                     used = 0;
                     continue;
                 }
                 let n = room.min(p.len());
-                let at = GuestAddress(desc.addr().0 + used as u64);
+                let at = GuestAddress(desc.addr + used as u64);
                 write_at(mem, at, &p[..n])?;
                 used += n;
                 p = &p[n..];
             }
         }
         Ok(need)
+    }
+}
+
+/// A gathered chain: its descriptors, read and written through the burst's memory.
+/// A chain of one buffer in one region (the common case: DPDK's virtio PMD, Linux
+/// with small frames) is read or written through that buffer's host slice, resolved
+/// against the region the burst last used, so it needs no region lookup.
+#[derive(Debug)]
+pub struct Chain<'a, 'm> {
+    descs: &'a Descriptors,
+    mem: &'a mut Memory<'m>,
+}
+
+impl<'m> Chain<'_, 'm> {
+    /// Total bytes of the chain's buffers.
+    pub fn total(&self) -> usize {
+        self.descs.total
+    }
+
+    /// The chain's one buffer, when it has one and it lies in one region.
+    fn whole(&mut self) -> Option<VolatileSlice<'m>> {
+        match self.descs.list[..] {
+            [d] => self.mem.slice(d.addr, d.len as usize),
+            _ => None,
+        }
+    }
+
+    /// Copy the chain's bytes `skip..skip + out.len()` into `out`.
+    pub fn read(&mut self, skip: usize, out: &mut [u8]) -> Result<(), ChainFault> {
+        match self.whole() {
+            Some(s) => {
+                let part = s.subslice(skip, out.len()).map_err(|_| ChainFault::Short)?;
+                part.copy_to(out);
+                Ok(())
+            }
+            None => self.descs.read(self.mem.guest(), skip, out),
+        }
+    }
+
+    /// Write `parts` one after the other into the chain from its start; returns the
+    /// bytes written.
+    pub fn write(&mut self, parts: &[&[u8]]) -> Result<usize, ChainFault> {
+        let Some(s) = self.whole() else {
+            return self.descs.write(self.mem.guest(), parts);
+        };
+        let need: usize = parts.iter().map(|p| p.len()).sum();
+        if need > s.len() {
+            return Err(ChainFault::TooLong);
+        }
+        let mut at = 0;
+        for p in parts {
+            let dst = s.subslice(at, p.len()).map_err(|_| ChainFault::TooLong)?;
+            dst.copy_from(p);
+            at += p.len();
+        }
+        Ok(need)
+    }
+}
+
+/// A walk along one chain as `virtio-queue`'s `DescriptorChain` walks it: at most as
+/// many descriptors as the table holds, an indirect descriptor (not inside an indirect
+/// table, a whole number of descriptors long) switches to its table from entry 0, and
+/// a chain of more than `u32::MAX` bytes ends. `None` when the walk is cut short.
+struct Walk<'m> {
+    table: Area<'m>,
+    entries: u16,
+    next: u16,
+    ttl: u16,
+    indirect: bool,
+    bytes: u32,
+}
+
+impl<'m> Walk<'m> {
+    fn new(table: Area<'m>, size: u16, head: u16) -> Self {
+        Self {
+            table,
+            entries: size,
+            next: head,
+            ttl: size,
+            indirect: false,
+            bytes: 0,
+        }
+    }
+
+    fn next(&mut self, mem: &'m GuestMemoryMmap) -> Option<Desc> {
+        loop {
+            if self.ttl == 0 || self.next >= self.entries {
+                return None;
+            }
+            let d = self.table.desc(self.next)?;
+            if d.is_indirect() {
+                self.enter_indirect(mem, d)?;
+                continue;
+            }
+            self.bytes = self.bytes.checked_add(d.len)?;
+            if d.has_next() {
+                self.next = d.next;
+                self.ttl -= 1;
+            } else {
+                self.ttl = 0;
+            }
+            return Some(d);
+        }
+    }
+
+    fn enter_indirect(&mut self, mem: &'m GuestMemoryMmap, d: Desc) -> Option<()> {
+        if self.indirect || !(d.len as usize).is_multiple_of(DESC_SIZE) {
+            return None;
+        }
+        let entries = u16::try_from(d.len as usize / DESC_SIZE).ok()?;
+        self.table = Area::new(mem, GuestAddress(d.addr), d.len as usize);
+        self.entries = entries;
+        self.next = 0;
+        self.ttl = entries;
+        self.indirect = true;
+        Some(())
     }
 }
 
@@ -186,10 +301,11 @@ impl Descriptors {
 // one slice when it lies in one region, and falls back to the general call (a buffer
 // across two adjacent regions) otherwise, so the results are the same.
 
-/// Whether `addr..addr + len` lies in the guest's memory (`check_range`).
+/// Whether `addr..addr + len` lies in the guest's memory (`check_range`), checked
+/// against the region the burst last used first.
 #[inline]
-fn in_memory(mem: &GuestMemoryMmap, addr: GuestAddress, len: usize) -> bool {
-    mem.get_slice(addr, len).is_ok() || GuestMemoryBackend::check_range(mem, addr, len)
+fn in_memory(mem: &mut Memory<'_>, addr: GuestAddress, len: usize) -> bool {
+    mem.slice(addr.0, len).is_some() || GuestMemoryBackend::check_range(mem.guest(), addr, len)
 }
 
 /// Copy the guest's bytes at `at` into `out` (`read_slice`).
@@ -238,7 +354,7 @@ mod tests {
         ] {
             let a = GuestAddress(at);
             assert_eq!(
-                in_memory(&mem, a, len),
+                in_memory(&mut Memory::new(&mem), a, len),
                 GuestMemoryBackend::check_range(&mem, a, len),
                 "{at:#x}+{len:#x}"
             );

@@ -4,8 +4,10 @@
 //!
 //! The frontend connects to (or is connected to by) a Unix socket; rust-vmm's `vhost`
 //! crate speaks the protocol, [`control`] answers it, [`device`] maps the guest's
-//! memory and builds the rings (`virtio-queue`), [`chain`] reads and writes descriptor
-//! chains, [`virtio_net`] is the per-frame header and the feature promises. All of it
+//! memory and builds the rings (`virtio-queue`, which keeps their state), [`ring`] reads
+//! a burst's available chains through host slices resolved once per burst, [`chain`]
+//! walks, checks, reads and writes descriptor chains, [`used`] returns them a burst at a
+//! time, [`virtio_net`] is the per-frame header and the feature promises. All of it
 //! runs on the worker's thread: the control socket is checked between bursts (every
 //! [`CONTROL_POLL`]), so there is no thread per queue and no lock on the frame path.
 //!
@@ -27,6 +29,7 @@
 pub mod chain;
 pub mod control;
 pub mod device;
+pub mod ring;
 pub mod used;
 pub mod virtio_net;
 
@@ -37,6 +40,7 @@ use crate::time::Instant;
 use chain::{ChainFault, Descriptors};
 use control::Control;
 use device::{Device, RingFault};
+use ring::{Avail, Memory};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -44,11 +48,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vhost::vhost_user::{BackendReqHandler, Error as VuError};
 use virtio_net::{NetHeader, GSO_NONE, GSO_TCPV4, GSO_TCPV6, RX_HEADER};
-use virtio_queue::{DescriptorChain, QueueOwnedT};
-use vm_memory::GuestMemoryMmap;
+use virtio_queue::QueueT;
 
 /// How often the control socket is checked while a frame path runs.
 pub const CONTROL_POLL: Duration = Duration::from_millis(1);
+
+/// The clock is read on one call of [`Port::service`] in this many: a worker calls it
+/// every loop (well under a microsecond when busy), and a clock read per port per loop
+/// cost more than the frame path's ring accesses.
+const CLOCK_EVERY: u32 = 16;
 
 /// How long a client-mode port waits between connection attempts.
 pub const RECONNECT: Duration = Duration::from_secs(1);
@@ -109,6 +117,8 @@ pub struct VhostUserPort {
     listener: Option<UnixListener>,
     session: Option<Session>,
     next_control: Instant,
+    /// `service` calls left before the clock is read again.
+    services_left: u32,
     dev: Device,
     descs: Descriptors,
     /// Chains consumed in this burst: (head, bytes written).
@@ -161,6 +171,7 @@ impl VhostUserPort {
             listener,
             session: None,
             next_control: Instant::ZERO,
+            services_left: 0,
             dev: Device::default(),
             descs: Descriptors::with_capacity(MAX_CHAIN),
             used: Vec::with_capacity(BURST * 4),
@@ -307,45 +318,62 @@ impl VhostUserPort {
         self.stats.disconnects += 1;
     }
 
-    /// Take one chain of the transmit ring into a frame (or the segmenter). `Err` when
-    /// the chain is refused; the chain is returned to the guest either way.
-    fn take_chain(
-        &mut self,
-        pool: &mut FramePool,
-        out: &mut Burst,
-    ) -> Option<Result<(), ChainFault>> {
-        let mem = self.dev.memory()?;
-        let q = self.dev.rings[TXQ].queue.as_mut()?;
-        let chain = match q.iter(&*mem) {
-            Ok(mut it) => it.next()?,
-            Err(_) => {
-                self.dev.break_ring(TXQ, RingFault::AvailIndex);
-                return None;
-            }
+    /// Take up to a burst of the transmit ring's chains into frames (or the
+    /// segmenter): the available index is read once, each chain is returned to the
+    /// guest whether it was taken or refused.
+    fn take_chains(&mut self, pool: &mut FramePool, out: &mut Burst) {
+        let Some(mem) = self.dev.memory() else {
+            return;
         };
-        let head = chain.head_index();
+        let Some(q) = self.dev.rings[TXQ].queue.as_ref() else {
+            return;
+        };
+        let mut avail = match Avail::open(&mem, q) {
+            Ok(Some(a)) => a,
+            Ok(None) => return,
+            Err(f) => return self.dev.break_ring(TXQ, f),
+        };
         let hlen = virtio_net::header_len(self.dev.features);
-        let r = self.read_frame(&mem, chain, hlen, pool, out);
-        self.used.push((head, 0));
-        Some(r)
+        let mut guest = Memory::new(&mem);
+        // At most a burst's worth of chains per call, whatever they hold: a guest that
+        // fills its ring with refused chains costs one bounded burst at a time (and the
+        // used list never outgrows its capacity).
+        for _ in 0..BURST {
+            if out.is_full() || self.segmenter.has_queued() {
+                break;
+            }
+            let Some(head) = avail.pop() else {
+                break;
+            };
+            if let Err(f) = self.read_frame(&mut guest, &avail, head, hlen, pool, out) {
+                self.stats.chain_faults[f as usize] += 1;
+            }
+            self.used.push((head, 0));
+        }
+        if let Some(q) = self.dev.rings[TXQ].queue.as_mut() {
+            q.set_next_avail(avail.next_avail());
+        }
     }
 
-    fn read_frame(
+    fn read_frame<'m>(
         &mut self,
-        mem: &GuestMemoryMmap,
-        chain: DescriptorChain<&GuestMemoryMmap>,
+        mem: &mut Memory<'m>,
+        avail: &Avail<'m>,
+        head: u16,
         hlen: usize,
         pool: &mut FramePool,
         out: &mut Burst,
     ) -> Result<(), ChainFault> {
-        self.descs.gather(chain, mem, false)?;
-        if self.descs.total < hlen + 14 {
+        let mut chain = self
+            .descs
+            .gather(mem, avail.table, avail.size(), head, false)?;
+        if chain.total() < hlen + 14 {
             return Err(ChainFault::Short);
         }
         let mut h = [0u8; 12];
-        self.descs.read(mem, 0, &mut h[..hlen])?;
+        chain.read(0, &mut h[..hlen])?;
         let hdr = NetHeader::parse(&h[..hlen]).ok_or(ChainFault::Short)?;
-        let len = self.descs.total - hlen;
+        let len = chain.total() - hlen;
         if hdr.gso() != GSO_NONE {
             if !matches!(hdr.gso(), GSO_TCPV4 | GSO_TCPV6) {
                 self.stats.gso_refused += 1;
@@ -354,7 +382,7 @@ impl VhostUserPort {
             if len > self.big.len() {
                 return Err(ChainFault::TooLong);
             }
-            self.descs.read(mem, hlen, &mut self.big[..len])?;
+            chain.read(hlen, &mut self.big[..len])?;
             // gso_size is the payload of a segment (VIRTIO 1.2 5.1.6.2: the MSS "beyond
             // that header", TCP options included in the header), while the segmenter
             // takes an MSS the TCP options still come out of: add them back, or every
@@ -375,7 +403,7 @@ impl VhostUserPort {
             return Ok(());
         };
         let buf = &mut pool.frame_mut(frame)[..len];
-        if let Err(f) = self.descs.read(mem, hlen, buf) {
+        if let Err(f) = chain.read(hlen, buf) {
             pool.free(frame);
             return Err(f);
         }
@@ -429,40 +457,50 @@ impl VhostUserPort {
         }
     }
 
-    /// Write one frame into the next chain of the receive ring. `false` when there is
-    /// no chain (the guest is not reading).
-    fn give_frame(&mut self, frame: &[u8]) -> bool {
+    /// Write `pkts` into the receive ring's chains, one each, while the guest has
+    /// chains available (the index read once); returns how many were written or
+    /// refused (each refused chain is returned to the guest empty), the rest not
+    /// touched. Every frame counted is freed.
+    fn give_frames(&mut self, pool: &mut FramePool, pkts: &[Pkt]) -> usize {
         let Some(mem) = self.dev.memory() else {
-            return false;
+            return 0;
         };
-        let mem = &*mem;
-        let Some(q) = self.dev.rings[RXQ].queue.as_mut() else {
-            return false;
+        let Some(q) = self.dev.rings[RXQ].queue.as_ref() else {
+            return 0;
         };
-        let chain = match q.iter(mem) {
-            Ok(mut it) => match it.next() {
-                Some(c) => c,
-                None => return false,
-            },
-            Err(_) => {
-                self.dev.break_ring(RXQ, RingFault::AvailIndex);
-                return false;
-            }
-        };
-        let head = chain.head_index();
-        let hlen = virtio_net::header_len(self.dev.features);
-        let written = self
-            .descs
-            .gather(chain, mem, true)
-            .and_then(|()| self.descs.write(mem, &[&RX_HEADER[..hlen], frame]));
-        match written {
-            Ok(n) => self.used.push((head, n as u32)),
+        let mut avail = match Avail::open(&mem, q) {
+            Ok(Some(a)) => a,
+            Ok(None) => return 0,
             Err(f) => {
-                self.stats.chain_faults[f as usize] += 1;
-                self.used.push((head, 0));
+                self.dev.break_ring(RXQ, f);
+                return 0;
             }
+        };
+        let hlen = virtio_net::header_len(self.dev.features);
+        let mut guest = Memory::new(&mem);
+        let mut sent = 0;
+        for p in pkts {
+            let Some(head) = avail.pop() else {
+                break;
+            };
+            let written = self
+                .descs
+                .gather(&mut guest, avail.table, avail.size(), head, true)
+                .and_then(|mut chain| chain.write(&[&RX_HEADER[..hlen], pool.bytes(p)]));
+            match written {
+                Ok(n) => self.used.push((head, n as u32)),
+                Err(f) => {
+                    self.stats.chain_faults[f as usize] += 1;
+                    self.used.push((head, 0));
+                }
+            }
+            pool.free(p.frame);
+            sent += 1;
         }
-        true
+        if let Some(q) = self.dev.rings[RXQ].queue.as_mut() {
+            q.set_next_avail(avail.next_avail());
+        }
+        sent
     }
 }
 
@@ -470,38 +508,26 @@ impl Port for VhostUserPort {
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut Burst) -> usize {
         let before = out.len();
         self.segmenter.drain_into(out);
-        // At most a burst's worth of chains per call, whatever they hold: a guest that
-        // fills its ring with refused chains costs one bounded burst at a time (and the
-        // used list never outgrows its capacity).
-        for _ in 0..BURST {
-            if out.is_full() || self.segmenter.has_queued() {
-                break;
-            }
-            match self.take_chain(pool, out) {
-                None => break,
-                Some(Ok(())) => {}
-                Some(Err(f)) => self.stats.chain_faults[f as usize] += 1,
-            }
+        if !out.is_full() && !self.segmenter.has_queued() {
+            self.take_chains(pool, out);
         }
         self.complete(TXQ);
         out.len() - before
     }
 
     fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Pkt]) -> usize {
-        let mut sent = 0;
-        for p in pkts {
-            if !self.give_frame(pool.bytes(p)) {
-                break;
-            }
-            pool.free(p.frame);
-            sent += 1;
-        }
+        let sent = self.give_frames(pool, pkts);
         self.stats.guest_not_reading += (pkts.len() - sent) as u64;
         self.complete(RXQ);
         sent
     }
 
     fn service(&mut self, _pool: &mut FramePool) {
+        if self.services_left > 0 {
+            self.services_left -= 1;
+            return;
+        }
+        self.services_left = CLOCK_EVERY - 1;
         let now = Instant::now();
         if now < self.next_control {
             return;
