@@ -176,7 +176,10 @@ impl<'m> Memory<'m> {
     }
 
     /// The host slice of `addr..addr + len` when it lies in one region (as
-    /// `GuestMemory::get_slice` gives it); `None` otherwise.
+    /// `GuestMemory::get_slice` gives it); `None` otherwise. One difference: an empty
+    /// range just past the end of the remembered region resolves (to an empty slice)
+    /// where `get_slice` refuses it; vm-memory's `check_range`, which callers fall back
+    /// on, accepts every empty range anyway.
     #[inline]
     pub fn slice(&mut self, addr: u64, len: usize) -> Option<VolatileSlice<'m>> {
         if let Some((start, region)) = self.last {
@@ -270,6 +273,53 @@ impl<'m> Avail<'m> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The remembered region gives the slices `get_slice` gives, whichever region the
+    /// last buffer was in: inside each region, at and past their ends, across two
+    /// adjacent ones, in the gap, outside memory, overflowing (empty ranges past a
+    /// region's end aside: see `Memory::slice`).
+    #[test]
+    fn the_remembered_region_resolves_as_get_slice_does() {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x1000),
+            (GuestAddress(0x1000), 0x1000),
+            (GuestAddress(0x4000), 0x1000),
+        ])
+        .unwrap();
+        let cases = [
+            (0x10u64, 0x100usize),
+            (0x1010, 0x100),
+            (0xf80, 0x80),
+            (0xf80, 0x81),
+            (0x1f00, 0x100),
+            (0x2000, 0),
+            (0x3000, 0x10),
+            (0x4ff0, 0x10),
+            (0x4ff0, 0x11),
+            (0x5000, 0),
+            (u64::MAX - 4, 8),
+        ];
+        let mut m = Memory::new(&mem);
+        // Every case after every other, so each starts from each remembered region.
+        for &(a0, l0) in &cases {
+            for &(a, l) in &cases {
+                for (at, len) in [(a0, l0), (a, l)] {
+                    let want = mem.get_slice(GuestAddress(at), len).ok();
+                    let got = m.slice(at, len);
+                    if len == 0 && want.is_none() {
+                        // See `Memory::slice`: possibly an empty slice at a region's end.
+                        assert!(got.is_none_or(|s| s.is_empty()), "{at:#x} after {a0:#x}");
+                        continue;
+                    }
+                    assert_eq!(
+                        got.map(|s| (s.ptr_guard().as_ptr(), s.len())),
+                        want.map(|s| (s.ptr_guard().as_ptr(), s.len())),
+                        "{at:#x}+{len:#x} after {a0:#x}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn an_area_across_two_regions_reads_as_guest_memory_does() {
