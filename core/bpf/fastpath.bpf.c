@@ -5,8 +5,8 @@
  * is switched or translated here only when the core installed an entry for exactly its
  * flow (fp_l2, fp_nat) and the frame has the plain shape the core would handle without a
  * second thought; everything else (no entry, broadcast, ARP, TCP SYN/FIN/RST, ICMP,
- * fragments, options, multi-buffer frames, TTL 1, an egress port that cannot take
- * redirects) goes to the core through the port's AF_XDP socket, exactly as the default
+ * fragments, options, super-frames (multi-buffer, or longer than the egress MTU), TTL 1,
+ * an egress port that cannot take redirects) goes to the core through the port's AF_XDP socket, exactly as the default
  * program does, and is counted by reason.
  *
  * Partial TCP/UDP checksums (senders with checksum offload) are completed here exactly as
@@ -168,6 +168,19 @@ static __always_inline int partial(__u16 field, __u32 sum_addrs, __u8 proto, __u
 {
 	__u32 s = sum_addrs + wire16(proto) + wire16((__u16)l4_len);
 	return field != 0 && field == fold(s);
+}
+
+/* Whether the frame fits the MTU of egress port `out`'s interface. A TSO/GRO super-frame
+ * can come in one buffer (a tap's two-segment TSO frame is 2962 bytes, linear); redirected
+ * whole, the kernel would drop it at the egress (EMSGSIZE, seen by no counter), so it goes
+ * to the core, which cuts it into segments of the egress MTU. */
+static __always_inline int fits_egress(struct xdp_md *ctx, __u32 out)
+{
+	__u32 *ifindex = bpf_map_lookup_elem(&fp_tx, &out);
+	if (!ifindex)
+		return 0;
+	__u32 mtu_len = 0;
+	return bpf_check_mtu(ctx, *ifindex, &mtu_len, 0, 0) == BPF_MTU_CHK_RET_SUCCESS;
 }
 
 static __always_inline int redirect(__u32 in, __u32 out, __u64 len)
@@ -356,6 +369,8 @@ int vnet_fastpath(struct xdp_md *ctx)
 		__u32 *ok = bpf_map_lookup_elem(&fp_ports, &v2->egress);
 		if (!ok || !(*ok & FP_PORT_REDIRECT))
 			return to_core(port, FS_MISS_EGRESS);
+		if (!fits_egress(ctx, v2->egress))
+			return to_core(port, FS_MISS_MULTI_BUF);
 		int done = l2_normalise(ctx, l3, end, et);
 		if (done < 0)
 			return to_core(port, FS_MISS_SHAPE);
@@ -432,6 +447,8 @@ int vnet_fastpath(struct xdp_md *ctx)
 	__u32 *flags = bpf_map_lookup_elem(&fp_ports, &vn->egress);
 	if (!flags || !(*flags & FP_PORT_REDIRECT))
 		return to_core(port, FS_MISS_EGRESS);
+	if (!fits_egress(ctx, vn->egress))
+		return to_core(port, FS_MISS_MULTI_BUF);
 	if (partial(*csum, addrs, ip->proto, tot - 20)) {
 		if (vnet_complete_csum(ctx, 34, tot - 20, ip->proto == IPPROTO_TCP ? 16 : 6,
 				       ip->proto == IPPROTO_UDP) < 0)

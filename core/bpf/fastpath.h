@@ -23,7 +23,7 @@
 #define FS_MISS_FRAGMENT 9  /* IPv4 fragments (NAT) */
 #define FS_MISS_CONTROL 10  /* TCP SYN, FIN or RST (the core tracks the connection) */
 #define FS_MISS_PARTIAL_CSUM 11 /* a partial checksum not completed (segment over 4 KiB) */
-#define FS_MISS_MULTI_BUF 12    /* a frame in several buffers (a TSO super-frame) */
+#define FS_MISS_MULTI_BUF 12    /* a super-frame: in several buffers, or one longer than the egress MTU */
 #define FS_MISS_TTL 13      /* TTL would expire (the core answers with ICMP) */
 #define FS_MISS_EGRESS 14   /* the egress port cannot take redirected frames */
 #define FS_MISS_MAC 15      /* an entry for the flow, but other Ethernet addresses */

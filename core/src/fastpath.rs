@@ -108,7 +108,8 @@ pub enum Miss {
     /// A partial TCP/UDP checksum (a sender with checksum offload) the program could not
     /// complete (a segment over 4 KiB); shorter ones are completed on the fast path.
     PartialCsum,
-    /// A frame in several buffers (a TSO super-frame).
+    /// A super-frame (TSO/GRO): in several buffers, or in one longer than the egress
+    /// port's MTU (which the kernel would drop at the egress); the core segments it.
     MultiBuf,
     /// The TTL would expire: the core answers with ICMP.
     Ttl,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vnet_core::counters::WorkerCounters;
 use vnet_core::engine::FastPathLink;
-use vnet_core::fastpath::FlowCache;
+use vnet_core::fastpath::{FlowCache, Miss};
 use vnet_core::frame::{FramePool, PortId};
 use vnet_core::pipeline::{Emitter, Pipeline, PortMask, Verdict};
 use vnet_core::port::xdp::FastPath;
@@ -533,6 +533,14 @@ fn switched_flows_on_the_fast_path_match_the_core_and_follow_the_fdb() {
             8,
             "each completion counted"
         );
+        // A full-size frame (the veths' 1500-byte MTU) is the fast path's; a super-frame
+        // in one buffer (a tap's two-segment TSO frame, 2962 bytes) would be dropped at
+        // the egress as longer than its MTU: it is the core's, counted as a super-frame.
+        rig.same(now, &ab(&[5; 1472]), 0);
+        let multi = Miss::ALL.iter().position(|m| *m == Miss::MultiBuf).unwrap();
+        let before = rig.fp.port_stats(0).misses[multi];
+        assert_eq!(rig.kernel(&ab(&[6; 2962 - 42]), 0).0, XDP_PASS);
+        assert_eq!(rig.fp.port_stats(0).misses[multi], before + 1);
         // Aged out: the core's sweep revokes; a synced fast path refreshes a's entry but
         // not b's (b sends nothing through it any more).
         let later = now + Duration::from_secs(301);
