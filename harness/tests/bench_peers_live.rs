@@ -11,7 +11,7 @@
 mod common;
 
 use clap::Parser;
-use common::{privileged_or_skip, TempDir};
+use common::{namespaces_of, privileged_or_skip, TempDir};
 use std::process::Command;
 use vnet_bench::bench::peers::{self, XdpPorts};
 use vnet_bench::bench::{self, BenchArgs};
@@ -33,16 +33,6 @@ fn short_run(dir: &TempDir, prefix: &str, extra: &[&str]) -> BenchArgs {
     v.extend_from_slice(&["--out", &out]);
     v.extend_from_slice(extra);
     Wrapper::parse_from(v).args
-}
-
-/// Namespaces whose name starts with `prefix`.
-fn namespaces_of(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(str::to_string)
-        .collect()
 }
 
 /// The XDP program names attached to the interfaces of a namespace (`ip -d link`).

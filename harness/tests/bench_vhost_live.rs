@@ -11,8 +11,7 @@
 mod common;
 
 use clap::Parser;
-use common::{privileged_or_skip, TempDir};
-use std::process::Command;
+use common::{namespaces_of, privileged_or_skip, TempDir};
 use vnet_bench::bench::scenario::Direction;
 use vnet_bench::bench::{self, BenchArgs};
 use vnet_bench::cli::ModeName;
@@ -33,15 +32,6 @@ fn short_run(dir: &TempDir, prefix: &str, extra: &[&str]) -> BenchArgs {
     v.extend_from_slice(&["--prefix", prefix, "--out", &out]);
     v.extend_from_slice(extra);
     Wrapper::parse_from(v).args
-}
-
-fn namespaces_of(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(str::to_string)
-        .collect()
 }
 
 /// The DUT delivered the generator's frames whole: a PDR, a trial with no loss at all,

@@ -396,6 +396,55 @@ fn check_cores(gen_core: usize, dut_core: usize, cores: usize) -> Result<()> {
     Ok(())
 }
 
+/// The run's namespace prefix: `--prefix`, or `vb` + the pid's last three digits.
+///
+/// # Errors
+/// When `--prefix` is longer than 5 characters.
+fn run_prefix(args: &BenchArgs) -> Result<String> {
+    let prefix = args
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("vb{}", std::process::id() % 1000));
+    if prefix.len() > 5 {
+        bail!("--prefix must be at most 5 characters");
+    }
+    Ok(prefix)
+}
+
+/// The run's progress spinner.
+fn spinner() -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+/// Keep one DUT's round: what it measured (its PDR the round's reference when it is the
+/// first), or why it measured nothing; a DUT that failed when stopped keeps its figures
+/// with the failure beside them.
+fn record_round(
+    entry: &mut DutRuns,
+    r: Result<RoundResult>,
+    log: Result<String>,
+    complete: &mut bool,
+    round_reference: &mut Option<f64>,
+) {
+    match (r, log) {
+        (Ok(r), log) => {
+            match log {
+                Ok(_) => *complete &= r.complete,
+                Err(e) => entry.3 = Some(format!("the DUT failed: {e:#}")),
+            }
+            *round_reference = round_reference.or(r.pdr.map(|p| p.pps));
+            entry.2.push(r);
+        }
+        (Err(e), _) => entry.3 = Some(format!("{e:#}")),
+    }
+}
+
 /// One more than the highest CPU of a kernel CPU list ("0-3,8-11" -> 12).
 fn cpus_in(list: &str) -> Option<usize> {
     let last = list.trim().rsplit([',', '-']).next()?;
@@ -834,23 +883,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         0
     });
     check_cores(args.gen_core, dut_core, machine.cores)?;
-    let prefix = args
-        .prefix
-        .clone()
-        .unwrap_or_else(|| format!("vb{}", std::process::id() % 1000));
-    if prefix.len() > 5 {
-        bail!("--prefix must be at most 5 characters");
-    }
+    let prefix = run_prefix(&args)?;
     let frame_size = usize::from(args.frame_size);
     let trial = Duration::from_secs_f64(args.trial);
     let stop = crate::run::stop_flag()?;
     let started = SystemTime::now();
-    let pb = ProgressBar::new_spinner();
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    pb.enable_steady_tick(Duration::from_millis(200));
+    let pb = spinner();
 
     // vnet first: its PDR in a round sets the offered rates of every DUT's latency trials.
     let duts = expand_duts(&args.dut, &scenario);
@@ -1004,19 +1042,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 Some(dut) => dut.stop(),
                 None => Err(anyhow::anyhow!("the DUT was lost between trials")),
             };
-            match (r, log) {
-                (Ok(r), Ok(_)) => {
-                    complete &= r.complete;
-                    round_reference = round_reference.or(r.pdr.map(|p| p.pps));
-                    entry.2.push(r);
-                }
-                (Ok(r), Err(e)) => {
-                    entry.3 = Some(format!("the DUT failed: {e:#}"));
-                    round_reference = round_reference.or(r.pdr.map(|p| p.pps));
-                    entry.2.push(r);
-                }
-                (Err(e), _) => entry.3 = Some(format!("{e:#}")),
-            }
+            record_round(entry, r, log, &mut complete, &mut round_reference);
             entry.1 = Some(info);
             drop(rig);
             drop(topo);

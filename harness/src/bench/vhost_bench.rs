@@ -27,12 +27,13 @@ use super::sink::Sink;
 use super::vhost_traffic::VirtioTraffic;
 use super::virtio::VirtioNic;
 use super::{
-    conclude, measure_dut, measure_fixed, say, BenchArgs, Conclusion, DutChoice, DutRuns, Lane, Rig,
+    conclude, measure_dut, measure_fixed, record_round, run_prefix, say, spinner, BenchArgs,
+    Conclusion, DutChoice, DutRuns, Lane, Rig,
 };
 use crate::mainjob::Dataplane;
 use crate::topo::{Offloads, Topology};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -350,13 +351,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         0
     });
     super::check_cores(args.gen_core, dut_core, machine.cores)?;
-    let prefix = args
-        .prefix
-        .clone()
-        .unwrap_or_else(|| format!("vb{}", std::process::id() % 1000));
-    if prefix.len() > 5 {
-        bail!("--prefix must be at most 5 characters");
-    }
+    let prefix = run_prefix(&args)?;
     let trial = Duration::from_secs_f64(args.trial);
     let stop = crate::run::stop_flag()?;
     let started = SystemTime::now();
@@ -368,12 +363,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             (r, p)
         })
         .collect();
-    let pb = ProgressBar::new_spinner();
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    pb.enable_steady_tick(Duration::from_millis(200));
+    let pb = spinner();
 
     let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
     let mut complete = true;
@@ -411,18 +401,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 },
             );
             let log = dut.stop();
-            match (r, log) {
-                (Ok(r), Ok(_)) => {
-                    complete &= r.complete;
-                    round_reference = round_reference.or(r.pdr.map(|p| p.pps));
-                    entry.2.push(r);
-                }
-                (Ok(r), Err(e)) => {
-                    entry.3 = Some(format!("the DUT failed: {e:#}"));
-                    entry.2.push(r);
-                }
-                (Err(e), _) => entry.3 = Some(format!("{e:#}")),
-            }
+            record_round(entry, r, log, &mut complete, &mut round_reference);
             entry.1 = Some(info);
             drop(topo);
         }

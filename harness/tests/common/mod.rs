@@ -253,3 +253,13 @@ impl Watched {
         self.log.join("\n")
     }
 }
+
+/// Namespaces whose name starts with `prefix` (what a test left behind).
+pub fn namespaces_of(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
