@@ -123,6 +123,9 @@ pub struct PortCounters {
     backend_csum_completed: AtomicU64,
     /// Descriptor chains a vhost-user port refused, by reason.
     backend_chain_faults: [AtomicU64; ChainFault::COUNT],
+    /// Super-frames a vhost-user port glued for its guest, and their segments.
+    backend_coalesced: AtomicU64,
+    backend_coalesced_segments: AtomicU64,
     /// Link events, indexed as [`LinkEvent::ALL`] (control thread only).
     link_events: [AtomicU64; LinkEvent::COUNT],
     /// The fast path's counters of this port, as last read from the kernel (see
@@ -249,6 +252,9 @@ impl PortCounters {
             for (c, n) in self.backend_chain_faults.iter().zip(v.chain_faults) {
                 c.store(n, Ordering::Relaxed);
             }
+            self.backend_coalesced.store(v.coalesced, Ordering::Relaxed);
+            self.backend_coalesced_segments
+                .store(v.coalesced_segments, Ordering::Relaxed);
         }
     }
 }
@@ -303,6 +309,10 @@ pub struct PortTotals {
     pub offload: OffloadStats,
     /// Descriptor chains a vhost-user port refused, indexed as [`ChainFault::ALL`].
     pub chain_faults: [u64; ChainFault::COUNT],
+    /// Super-frames glued from consecutive segments for a vhost-user guest that takes
+    /// them (`GUEST_TSO`), and the segments they were glued from.
+    pub coalesced: u64,
+    pub coalesced_segments: u64,
     /// Link events, indexed as [`LinkEvent::ALL`].
     pub link_events: [u64; LinkEvent::COUNT],
     /// The fast path (`--offload xdp`): frames it took and sent on this port, frames it
@@ -372,6 +382,8 @@ impl CounterSet {
                 for (t, c) in t.chain_faults.iter_mut().zip(&c.backend_chain_faults) {
                     *t += c.load(Ordering::Relaxed);
                 }
+                t.coalesced += c.backend_coalesced.load(Ordering::Relaxed);
+                t.coalesced_segments += c.backend_coalesced_segments.load(Ordering::Relaxed);
                 t.offload.superframes += c.backend_superframes.load(Ordering::Relaxed);
                 t.offload.segments += c.backend_segments.load(Ordering::Relaxed);
                 for (t, c) in t.offload.unsegmented.iter_mut().zip(&c.backend_unsegmented) {

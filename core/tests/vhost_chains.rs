@@ -20,8 +20,8 @@ use vnet_core::frame::FramePool;
 use vnet_core::port::vhost::chain::ChainFault;
 use vnet_core::port::vhost::device::Device;
 use vnet_core::port::vhost::virtio_net::{
-    F_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_INDIRECT_DESC, F_VERSION_1, GSO_TCPV4, GSO_UDP, NEEDS_CSUM,
-    RX_HEADER,
+    F_CSUM, F_GUEST_CSUM, F_GUEST_TSO4, F_HOST_TSO4, F_HOST_TSO6, F_INDIRECT_DESC, F_VERSION_1,
+    GSO_TCPV4, GSO_UDP, NEEDS_CSUM, RX_HEADER,
 };
 use vnet_core::port::vhost::VhostUserPort;
 use vnet_core::port::{Burst, Port};
@@ -153,6 +153,11 @@ impl Guest {
 
 /// A guest with rings of `size` entries, its port, a pool.
 fn setup(size: u16) -> (Guest, VhostUserPort, FramePool) {
+    setup_with(size, FEATURES)
+}
+
+/// [`setup`] with the features the driver acknowledged.
+fn setup_with(size: u16, features: u64) -> (Guest, VhostUserPort, FramePool) {
     let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)]).unwrap();
     let rings = RING_BASE.map(|b| Ring {
         size,
@@ -167,7 +172,7 @@ fn setup(size: u16) -> (Guest, VhostUserPort, FramePool) {
         bump: BUF,
     };
     let dev = Device::in_process(
-        FEATURES,
+        features,
         mem,
         rings.map(|r| (r.size, r.desc, r.avail, r.used)),
     );
@@ -940,6 +945,104 @@ fn a_guest_that_is_not_reading_refuses_frames() {
     }
     assert_eq!(pool.free_count(), start);
     assert_eq!(faults(&port), [0; ChainFault::COUNT]);
+}
+
+/// Case 12 (offloads kept between guests): a guest's TSO super-frame, cut into
+/// segments at receive, reaches a guest that negotiated `GUEST_TSO4` as one super-frame
+/// in its 64 KiB buffer (a Linux guest's "big packets" chain: header, then pages),
+/// with `NEEDS_CSUM` and the sender's `gso_size`, its payload whole and its partial
+/// checksum completing to the right one; into a 2 KiB buffer, or for a guest without
+/// `GUEST_TSO4`, the segments go one per buffer, finished.
+#[test]
+fn super_frames_reach_a_guest_that_takes_them_whole() {
+    let features = FEATURES | F_GUEST_CSUM | F_GUEST_TSO4;
+    let payload: Vec<u8> = (0..10_240u32).map(|i| (i * 13 + i / 97) as u8).collect();
+    let f = super_frame(&payload, 0x18, 0x4000, 77);
+    let segments = |g: &mut Guest, port: &mut VhostUserPort, pool: &mut FramePool| {
+        let h = g.tx_chain(0, &[&hdr(NEEDS_CSUM, GSO_TCPV4, 1448, 34, 16), &f]);
+        g.offer(TXQ, h);
+        let segs = drain(port, pool);
+        assert_eq!(segs.len(), 8);
+        segs.iter()
+            .map(|s| pool.alloc_copy(s, 1).unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    let (mut g, mut port, mut pool) = setup_with(16, features);
+    let start = pool.free_count();
+    let pkts = segments(&mut g, &mut port, &mut pool);
+    let at = g.space(HLEN + 2 * 0x8000);
+    g.desc(RXQ, 0, at, HLEN as u32, WRITE | NEXT, 1);
+    g.desc(RXQ, 1, at + HLEN as u64, 0x8000, WRITE | NEXT, 2);
+    g.desc(RXQ, 2, at + (HLEN + 0x8000) as u64, 0x8000, WRITE, 0);
+    g.offer(RXQ, 0);
+    assert_eq!(
+        port.tx_burst(&mut pool, &pkts),
+        8,
+        "all 8 segments in one buffer"
+    );
+    let len = 66 + payload.len();
+    assert_eq!(g.used(RXQ, 0), (0, (HLEN + len) as u32));
+    let h = g.read(at, HLEN);
+    assert_eq!(h[..2], [NEEDS_CSUM, GSO_TCPV4]);
+    let le = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
+    assert_eq!((le(2), le(4), le(6), le(8), le(10)), (66, 1448, 34, 16, 1));
+    let mut got = g.read(at + HLEN as u64, len);
+    assert_eq!(&got[66..], &payload[..]);
+    // The guest's stack takes the partial checksum as it is; completed, it is right.
+    assert_eq!(u16::from_be_bytes([got[50], got[51]]), pseudo_v4(&got));
+    let done = !fold(ones_sum(&got[34..]));
+    got[50..52].copy_from_slice(&done.to_be_bytes());
+    let sp = SlicedPacket::from_ethernet(&got).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = sp.net else {
+        panic!("not ipv4")
+    };
+    let iph = ip.header().to_header();
+    assert_eq!(iph.header_checksum, iph.calc_header_checksum());
+    assert_eq!(usize::from(iph.total_len), len - 14);
+    assert_eq!(iph.identification, 0x4000);
+    let Some(TransportSlice::Tcp(tcp)) = sp.transport else {
+        panic!("not tcp")
+    };
+    let th = tcp.to_header();
+    assert_eq!(
+        th.checksum,
+        th.calc_checksum_ipv4(&iph, tcp.payload()).unwrap()
+    );
+    assert_eq!((th.sequence_number, th.psh), (77, true));
+    let v = port.vhost_stats();
+    assert_eq!((v.coalesced, v.coalesced_segments), (1, 8));
+    assert_eq!(pool.free_count(), start);
+
+    // 2 KiB buffers: a full segment fills one (two do not fit), so six go alone,
+    // finished, and the last two (1448 + 104 bytes of payload) glue into one. Without
+    // GUEST_TSO4, all eight go alone.
+    for (features, glued) in [(features, 1), (FEATURES | F_GUEST_CSUM, 0)] {
+        let (mut g, mut port, mut pool) = setup_with(16, features);
+        let pkts = segments(&mut g, &mut port, &mut pool);
+        let mut ats = vec![];
+        for i in 0..8 {
+            let at = g.space(2048);
+            g.desc(RXQ, i, at, 2048, WRITE, 0);
+            g.offer(RXQ, i);
+            ats.push(at);
+        }
+        assert_eq!(port.tx_burst(&mut pool, &pkts), 8);
+        assert_eq!(g.used_idx(RXQ), 8 - glued);
+        for (i, p) in pkts.iter().enumerate().take(8 - 2 * usize::from(glued)) {
+            assert_eq!(g.used(RXQ, i as u16).1, (HLEN + p.len as usize) as u32);
+            assert_eq!(g.read(ats[i], HLEN), RX_HEADER.to_vec());
+        }
+        let v = port.vhost_stats();
+        assert_eq!(
+            (v.coalesced, v.coalesced_segments),
+            (u64::from(glued), 2 * u64::from(glued))
+        );
+        if glued == 1 {
+            assert_eq!(g.used(RXQ, 6).1, (HLEN + 66 + 1448 + 104) as u32);
+            assert_eq!(g.read(ats[6], 2), vec![NEEDS_CSUM, GSO_TCPV4]);
+        }
+    }
 }
 
 /// Frames planted whole for the random tables to point at (address, header + frame):

@@ -37,6 +37,12 @@ pub fn format_counters(names: &[String], totals: &[PortTotals]) -> String {
                 t.offload.superframes, t.offload.segments
             ));
         }
+        if t.coalesced > 0 {
+            reasons.push(format!(
+                "coalesced={} coalesced_segments={}",
+                t.coalesced, t.coalesced_segments
+            ));
+        }
         for r in Unsegmented::ALL {
             if t.offload.dropped_for(r) > 0 {
                 reasons.push(format!("{}={}", r.name(), t.offload.dropped_for(r)));
@@ -154,9 +160,13 @@ mod tests {
         t[1].offload.superframes = 3;
         t[1].offload.segments = 90;
         t[1].offload.unsegmented[Unsegmented::NotTcp as usize] = 1;
+        t[1].coalesced = 2;
+        t[1].coalesced_segments = 60;
         let names = ["a0".to_string(), "tap0".to_string()];
         let s = format_counters(&names, &t);
-        assert!(s.contains("csum_completed=7 superframes=3 segments=90 gso_not_tcp=1"));
+        assert!(s.contains(
+            "csum_completed=7 superframes=3 segments=90 coalesced=2 coalesced_segments=60 gso_not_tcp=1"
+        ));
         let mut a = OffloadAdvisor::new(2);
         let first = a.news(&names, &t);
         assert_eq!(first.len(), 1);

@@ -21,6 +21,7 @@
 //! a frame that cannot be normalised is dropped and counted with an [`Unsegmented`]
 //! reason, whose [`Unsegmented::advice`] is the one sentence the operator sees.
 
+pub mod coalesce;
 pub mod csum;
 pub mod gso;
 mod headers;

@@ -15,7 +15,8 @@
 //! copied into a pool frame, its partial checksum completed at the header's offsets, a
 //! TSO super-frame cut into segments of its `gso_size`. [`Port::tx_burst`] copies
 //! frames into the guest's receive ring (queue 0), behind a header that asks nothing
-//! of the guest. A guest that stops reading has its frames refused (the worker drops
+//! of the guest; for a guest that negotiated `GUEST_TSO`, consecutive segments of one
+//! TCP flow go as one super-frame ([`crate::offload::coalesce`]). A guest that stops reading has its frames refused (the worker drops
 //! and counts them); the other ports are never held up.
 //!
 //! Invariants:
@@ -34,6 +35,7 @@ pub mod used;
 pub mod virtio_net;
 
 use crate::frame::{FramePool, Pkt, PortId};
+use crate::offload::coalesce::{coalesce, MAX_SEGMENTS};
 use crate::offload::Segmenter;
 use crate::port::{Burst, Port, PortInfo, PortStats, BURST};
 use crate::time::Instant;
@@ -47,7 +49,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vhost::vhost_user::{BackendReqHandler, Error as VuError};
-use virtio_net::{NetHeader, GSO_NONE, GSO_TCPV4, GSO_TCPV6, RX_HEADER};
+use virtio_net::{
+    NetHeader, F_GUEST_TSO4, F_GUEST_TSO6, GSO_NONE, GSO_TCPV4, GSO_TCPV6, RX_HEADER,
+};
 use virtio_queue::QueueT;
 
 /// How often the control socket is checked while a frame path runs.
@@ -101,6 +105,11 @@ pub struct VhostStats {
     pub control_errors: u64,
     /// Interrupts sent to the guest.
     pub interrupts: u64,
+    /// Super-frames written to a guest that takes them (`GUEST_TSO`), glued from
+    /// consecutive segments.
+    pub coalesced: u64,
+    /// Segments those super-frames were glued from.
+    pub coalesced_segments: u64,
 }
 
 struct Session {
@@ -477,25 +486,54 @@ impl VhostUserPort {
             }
         };
         let hlen = virtio_net::header_len(self.dev.features);
+        let tso = self.dev.features & (F_GUEST_TSO4 | F_GUEST_TSO6);
         let mut guest = Memory::new(&mem);
         let mut sent = 0;
-        for p in pkts {
+        while sent < pkts.len() {
             let Some(head) = avail.pop() else {
                 break;
             };
+            let rest = &pkts[sent..];
+            let mut taken = 1;
             let written = self
                 .descs
                 .gather(&mut guest, avail.table, avail.size(), head, true)
-                .and_then(|mut chain| chain.write(&[&RX_HEADER[..hlen], pool.bytes(p)]));
+                .and_then(|mut chain| {
+                    let room = chain.total().saturating_sub(hlen);
+                    let run = (tso != 0)
+                        .then(|| coalesce(|k| pool.bytes(&rest[k]), rest.len(), room))
+                        .flatten()
+                        .filter(|c| tso & if c.v4 { F_GUEST_TSO4 } else { F_GUEST_TSO6 } != 0);
+                    let Some(c) = run else {
+                        return chain.write(&[&RX_HEADER[..hlen], pool.bytes(&rest[0])]);
+                    };
+                    taken = c.segments;
+                    let header = virtio_net::gso_header(&c);
+                    let mut parts: [&[u8]; MAX_SEGMENTS + 2] = [&[]; MAX_SEGMENTS + 2];
+                    parts[0] = &header[..hlen];
+                    parts[1] = c.headers();
+                    for (k, p) in rest[..taken].iter().enumerate() {
+                        parts[k + 2] = c.payload(k, pool.bytes(p));
+                    }
+                    chain.write(&parts[..taken + 2])
+                });
             match written {
-                Ok(n) => self.used.push((head, n as u32)),
+                Ok(n) => {
+                    self.used.push((head, n as u32));
+                    if taken > 1 {
+                        self.stats.coalesced += 1;
+                        self.stats.coalesced_segments += taken as u64;
+                    }
+                }
                 Err(f) => {
                     self.stats.chain_faults[f as usize] += 1;
                     self.used.push((head, 0));
                 }
             }
-            pool.free(p.frame);
-            sent += 1;
+            for p in &rest[..taken] {
+                pool.free(p.frame);
+            }
+            sent += taken;
         }
         if let Some(q) = self.dev.rings[RXQ].queue.as_mut() {
             q.set_next_avail(avail.next_avail());

@@ -8,8 +8,15 @@
 //! - `HOST_TSO4`/`HOST_TSO6` (the guest may send TCP super-frames): the port cuts them
 //!   into segments of the header's `gso_size` at receive (the same segmenter the AF_XDP
 //!   ports use), so no egress ever sees a frame above its MTU;
-//! - `GUEST_CSUM`, `GUEST_TSO*` and `MRG_RXBUF` are not offered: the device always
-//!   hands the guest finished, MTU-sized frames, each in one receive buffer.
+//! - `GUEST_CSUM`, `GUEST_TSO4`/`GUEST_TSO6` (the guest takes partial checksums and
+//!   super-frames): consecutive TCP segments of one flow bound for the guest, whose
+//!   checksums verify, are glued back into one super-frame with a partial checksum and
+//!   their `gso_size` ([`crate::offload::coalesce`]), when the guest's receive buffer
+//!   holds it; every other frame goes as it is, finished, in one buffer. A guest's TSO
+//!   super-frame thus reaches another guest as super-frames, whatever ran in between
+//!   (NAT rewrites finished checksums; the segments are checked before they are glued);
+//! - `MRG_RXBUF` is not offered: a frame (or super-frame) goes in one receive buffer;
+//!   a Linux guest with `GUEST_TSO` then posts 64 KiB buffers ("big packets").
 //!
 //! Invariant: [`NetHeader::parse`] and [`complete_at`] never panic on any input; a
 //! header the device cannot honour is reported, never guessed at.
@@ -18,6 +25,12 @@ use vhost::vhost_user::message::VhostUserProtocolFeatures;
 
 /// The driver may send partial checksums.
 pub const F_CSUM: u64 = 1 << 0;
+/// The device may send partial checksums (and the driver takes them).
+pub const F_GUEST_CSUM: u64 = 1 << 1;
+/// The device may send TCPv4 super-frames.
+pub const F_GUEST_TSO4: u64 = 1 << 7;
+/// The device may send TCPv6 super-frames.
+pub const F_GUEST_TSO6: u64 = 1 << 8;
 /// The driver may send TCPv4 super-frames.
 pub const F_HOST_TSO4: u64 = 1 << 11;
 /// The driver may send TCPv6 super-frames.
@@ -36,6 +49,9 @@ pub const F_VERSION_1: u64 = 1 << 32;
 /// Every feature bit the device offers (QEMU 7.2 starts a vhost-user net device only
 /// when `PROTOCOL_FEATURES` is offered).
 pub const FEATURES_OFFERED: u64 = F_CSUM
+    | F_GUEST_CSUM
+    | F_GUEST_TSO4
+    | F_GUEST_TSO6
     | F_HOST_TSO4
     | F_HOST_TSO6
     | F_INDIRECT_DESC
@@ -116,6 +132,20 @@ impl NetHeader {
 /// The header the device writes in front of a frame for the guest: nothing to finish
 /// (no flags, no GSO), one buffer. Bytes beyond [`header_len`] are not written.
 pub const RX_HEADER: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+
+/// The header in front of a super-frame for the guest: partial checksum at
+/// `csum_start`/`csum_offset`, TCP over IPv4 or IPv6 cut at `gso_size`, one buffer.
+pub fn gso_header(c: &crate::offload::coalesce::Coalesced) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[0] = NEEDS_CSUM;
+    h[1] = if c.v4 { GSO_TCPV4 } else { GSO_TCPV6 };
+    h[2..4].copy_from_slice(&(c.headers().len() as u16).to_le_bytes());
+    h[4..6].copy_from_slice(&c.gso_size.to_le_bytes());
+    h[6..8].copy_from_slice(&c.csum_start.to_le_bytes());
+    h[8..10].copy_from_slice(&c.csum_offset.to_le_bytes());
+    h[10] = 1;
+    h
+}
 
 /// Complete a partial checksum as a NIC does: the 16-bit ones' complement sum of
 /// `frame[start..]` (whose checksum field holds the pseudo-header sum), complemented,
