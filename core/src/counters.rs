@@ -310,8 +310,9 @@ pub struct PortTotals {
     /// Descriptor chains a vhost-user port refused, indexed as [`ChainFault::ALL`].
     pub chain_faults: [u64; ChainFault::COUNT],
     /// Super-frames glued from consecutive segments for a vhost-user guest that takes
-    /// them (`GUEST_TSO`), and the segments they were glued from.
+    /// them (`GUEST_TSO`).
     pub coalesced: u64,
+    /// The segments those super-frames were glued from.
     pub coalesced_segments: u64,
     /// Link events, indexed as [`LinkEvent::ALL`].
     pub link_events: [u64; LinkEvent::COUNT],

@@ -287,6 +287,24 @@ impl Rig<'_> {
             ))
         };
         r.add(mode, "guests send with offloads", res);
+        if self.vm1.tap().is_none() {
+            // A guest on vhost-user takes super-frames (GUEST_TSO4): the segments of the
+            // transfers towards it must have reached it glued.
+            let (glued, from) = (
+                counter(line, "coalesced"),
+                counter(line, "coalesced_segments"),
+            );
+            let res = if glued > 0 {
+                Ok(format!(
+                    "vm1 received {glued} super-frames glued from {from} segments"
+                ))
+            } else {
+                Err(anyhow::anyhow!(
+                    "vm1's port glued no super-frame for it (coalesced=0): {line}"
+                ))
+            };
+            r.add(mode, "guest receives super-frames", res);
+        }
     }
 
     fn leases(&self, r: &mut Report, mode: &'static str) -> Option<(String, String)> {

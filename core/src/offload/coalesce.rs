@@ -252,7 +252,7 @@ mod tests {
         }
         let l4 = f.len();
         f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51, 0, 0, 0x10, 0, 0, 0, 0x20, 0]);
-        f.push(((20 + opts.len()) / 4 << 4) as u8);
+        f.push((((20 + opts.len()) / 4) << 4) as u8);
         f.extend_from_slice(&[flags, 0xfa, 0xf0, 0, 0, 0, 0]);
         f.extend_from_slice(opts);
         f.extend_from_slice(payload);
