@@ -13,7 +13,8 @@
 //!   the port stays lost, one warning says why, and it is tried again when the interface
 //!   changes or after [`LinkWatcher::RETRY`].
 //!
-//! vhost-user ports ([`crate::vhostports`]) have no interface and are not watched.
+//! vhost-user ports ([`crate::vhostports`]) have no interface and are not watched; a
+//! reopening of their worker's set keeps them as they are, guests connected.
 //!
 //! Invariants: the NAPI controller lets go of a worker's guards before its ports close
 //! and takes the new ones after; a port the worker cannot use is always marked down.
@@ -21,6 +22,7 @@
 use crate::links::{describe, Change, LinkWatcher};
 use crate::napictl::NapiController;
 use crate::portset::{Opened, PortSets};
+use crate::vhostports;
 use crate::workers::Workers;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -186,26 +188,34 @@ impl LinkControl {
             .collect();
         let was_absent = absent.clone();
         let sets = &mut self.sets;
+        let names = &self.names;
         let (guards, bound, error) = workers.paused(w, |worker| {
             if let Some(ctl) = napi.as_mut() {
                 ctl.release(&ids.iter().map(|id| *id as usize).collect::<Vec<_>>());
             }
-            // The old set goes first: an interface queue takes one socket at a time.
-            let (old, pool) = worker.take_ports();
-            drop(old);
+            // The old set goes first: an interface queue takes one socket at a time. Its
+            // vhost-user ports stay (their guests stay connected), their frames of the
+            // old pool given back.
+            let (old, mut pool) = worker.take_ports();
+            let (mut kept, closed): (Vec<_>, Vec<_>) = old
+                .into_iter()
+                .partition(|(id, _)| vhostports::is_vhost(&names[*id as usize]));
+            kept.iter_mut()
+                .for_each(|(_, p)| p.release_frames(&mut pool));
+            drop(closed);
             drop(pool);
             let mut error = None;
-            let opened = match sets.open(&ids, &absent, true) {
+            let opened = match sets.open(&ids, &absent, true, &mut kept) {
                 Ok(o) => o,
                 Err(e) => {
                     error = Some(e.to_string());
                     // Without the returning interfaces; failing that, without any.
                     absent.extend(ids.iter().copied().filter(returning));
-                    match sets.open(&ids, &absent, true) {
+                    match sets.open(&ids, &absent, true, &mut kept) {
                         Ok(o) => o,
                         Err(e) => {
                             error = Some(e.to_string());
-                            sets.open(&ids, &ids, true)
+                            sets.open(&ids, &ids, true, &mut kept)
                                 .expect("a set without interfaces always opens")
                         }
                     }

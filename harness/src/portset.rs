@@ -12,8 +12,14 @@
 //! interface returns (a loss costs them nothing), and new capture files for the
 //! worker's ports (`IF.N-rx.pcap`, N counting the reopenings).
 //!
-//! Invariant: the worker's previous set is dropped before this one is opened (an
-//! interface queue takes one AF_XDP socket at a time).
+//! vhost-user ports are the exception: they own no UMEM frame between bursts and have
+//! a guest connected, which a reopening must not cut (QEMU 7.2 dies when its backend
+//! goes), so the caller hands them back ([`PortSets::open`]'s `kept`) and they join the
+//! new set as they are, connection, rings and capture files included.
+//!
+//! Invariants: the worker's previous AF_XDP ports are dropped before this set is opened
+//! (an interface queue takes one AF_XDP socket at a time); a kept port is either in the
+//! opened set or still in `kept` (an open that fails takes none of them).
 
 use crate::vhostports;
 use anyhow::{Context, Result};
@@ -23,7 +29,7 @@ use vnet_core::frame::{FramePool, PortId};
 use vnet_core::port::capture::CapturePort;
 use vnet_core::port::vhost::VhostUserPort;
 use vnet_core::port::xdp::{open_worker_ports, NapiGuard, XdpConfig};
-use vnet_core::port::{Burst, Port, PortInfo};
+use vnet_core::port::{Burst, NumberedPorts, Port, PortInfo};
 
 /// A port whose interface is gone: receives nothing, and the worker, which has it
 /// marked down, never sends to it.
@@ -54,7 +60,7 @@ pub struct Opened {
     /// The frame pool over the set's UMEM (a small heap pool when every port is absent).
     pub pool: FramePool,
     /// The ports, by dataplane id.
-    pub ports: Vec<(PortId, Box<dyn Port>)>,
+    pub ports: NumberedPorts,
     /// The NAPI guards of the ports that have one (for the adaptive controller).
     pub guards: Vec<(usize, Arc<NapiGuard>)>,
     /// Each bound port: its id, the ifindex it is bound to (0: a vhost-user socket), its
@@ -111,19 +117,34 @@ impl PortSets {
 
     /// Open ports `ids` of one worker, all but those in `absent` on their interfaces.
     /// `again`: a reopening (captures go to new files, numbered by the reopenings that
-    /// succeeded).
+    /// succeeded). `kept`: vhost-user ports of the previous set, installed again as
+    /// they are (whatever `absent` says: they have no interface), taken from `kept`
+    /// only when the open succeeds.
     ///
     /// # Errors
     /// The sentence of [`open_worker_ports`], or a capture file that cannot be made.
-    pub fn open(&mut self, ids: &[PortId], absent: &[PortId], again: bool) -> Result<Opened> {
-        let opened = self.open_numbered(ids, absent, again);
+    pub fn open(
+        &mut self,
+        ids: &[PortId],
+        absent: &[PortId],
+        again: bool,
+        kept: &mut NumberedPorts,
+    ) -> Result<Opened> {
+        let opened = self.open_numbered(ids, absent, again, kept);
         if again && opened.is_ok() {
             self.reopened += 1;
         }
         opened
     }
 
-    fn open_numbered(&self, ids: &[PortId], absent: &[PortId], again: bool) -> Result<Opened> {
+    fn open_numbered(
+        &self,
+        ids: &[PortId],
+        absent: &[PortId],
+        again: bool,
+        kept: &mut NumberedPorts,
+    ) -> Result<Opened> {
+        let is_kept = |id: &PortId| kept.iter().any(|(k, _)| k == id);
         let present: Vec<(String, PortId)> = ids
             .iter()
             .filter(|id| !absent.contains(id))
@@ -133,7 +154,8 @@ impl PortSets {
         let vhost: Vec<PortId> = ids
             .iter()
             .copied()
-            .filter(|&id| vhostports::is_vhost(&self.names[id as usize]) && !absent.contains(&id))
+            .filter(|&id| vhostports::is_vhost(&self.names[id as usize]))
+            .filter(|id| !absent.contains(id) || is_kept(id))
             .collect();
         let (pool, xports) = if present.is_empty() {
             // Frames for the vhost-user ports (or only for the pipeline's own packets,
@@ -172,7 +194,8 @@ impl PortSets {
                 .ports
                 .push((id, self.captured(id, Box::new(port), again)?));
         }
-        for &id in &vhost {
+        // New vhost-user ports first (opening one may fail), then the kept ones.
+        for &id in vhost.iter().filter(|id| !is_kept(id)) {
             let name = &self.names[id as usize];
             let (path, role) = vhostports::spec(name).expect("a vhost-user name");
             let port = VhostUserPort::new(id, &path, role, self.xdp.segment_mtu.max(68) as usize)
@@ -189,7 +212,23 @@ impl PortSets {
                 .ports
                 .push((id, self.captured(id, Box::new(port), again)?));
         }
-        for &id in ids.iter().filter(|id| absent.contains(id)) {
+        for (id, port) in std::mem::take(kept) {
+            if !vhost.contains(&id) {
+                kept.push((id, port));
+                continue;
+            }
+            let info = port.info();
+            opened.bound.push((
+                id,
+                0,
+                self.line(id, &format!("{} {}", info.backend, info.detail)),
+            ));
+            opened.ports.push((id, port));
+        }
+        for &id in ids
+            .iter()
+            .filter(|id| absent.contains(id) && !vhost.contains(id))
+        {
             let name = self.names[id as usize].clone();
             opened.ports.push((id, Box::new(AbsentPort { name })));
         }
@@ -224,7 +263,7 @@ mod tests {
             XdpConfig::default(),
             None,
         );
-        let opened = sets.open(&[0, 1], &[0, 1], true).unwrap();
+        let opened = sets.open(&[0, 1], &[0, 1], true, &mut vec![]).unwrap();
         assert_eq!(opened.ports.len(), 2);
         assert!(opened.bound.is_empty() && opened.guards.is_empty());
         assert_eq!(opened.ports[1].1.info().detail, "interface gone");
@@ -234,7 +273,10 @@ mod tests {
             "port 1 vnxt-gone1 (vm2): xdp attach=native"
         );
         // A present port that does not exist is an error in one sentence.
-        let e = sets.open(&[0], &[], false).unwrap_err().to_string();
+        let e = sets
+            .open(&[0], &[], false, &mut vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("no interface named vnxt-gone0"), "{e}");
     }
 }

@@ -133,7 +133,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .filter(|i| i % workers == w)
             .map(|i| i as PortId)
             .collect();
-        let opened = sets.open(&ids, &[], false)?;
+        let opened = sets.open(&ids, &[], false, &mut Vec::new())?;
         napi_guards.extend(opened.guards);
         startup.extend(opened.bound);
         let handoff = (

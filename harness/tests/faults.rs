@@ -26,6 +26,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
+use vm_memory::Bytes;
+use vnet_bench::bench::virtio::VirtioNic;
 use vnet_bench::topo::{ip, netns_exec, Endpoint, Topology};
 
 const EXE: &str = env!("CARGO_BIN_EXE_vnet-bench");
@@ -259,6 +261,93 @@ fn a_deleted_port_is_told_once_counted_and_bound_again_when_it_returns() {
         let r = row(&log, &e.dp_ifname);
         assert_eq!(count(r, "link_lost") + count(r, "port_down"), 0, "{r}");
     }
+}
+
+/// An ARP request for `target` from a guest on vhost-user (`nic`, MAC
+/// 02:00:00:00:00:99, 192.168.61.50), offered every 200 ms until the reply comes back
+/// through the dataplane (at most `limit`).
+fn arp_through_vhost(nic: &mut VirtioNic, target: [u8; 4], limit: Duration) -> bool {
+    let mac = [2, 0, 0, 0, 0, 0x99];
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[192, 168, 61, 50, 0, 0, 0, 0, 0, 0]);
+    f.extend_from_slice(&target);
+    f.resize(60, 0);
+    nic.set_tx_frame(&f).expect("frame set");
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        nic.tx_reclaim().expect("tx reclaim");
+        nic.tx_offer(1, |_, _, _| Ok(())).expect("offered");
+        let mut answered = false;
+        for _ in 0..20 {
+            nic.rx_poll(64, |r| {
+                let mut b = vec![0u8; r.len.min(64)];
+                let _ = r.buf.read_slice(&mut b, r.at);
+                // An ARP reply to us, from the target.
+                answered |= b.len() >= 42
+                    && b[..6] == mac
+                    && b[12..14] == [0x08, 0x06]
+                    && b[20..22] == [0, 2]
+                    && b[28..32] == target;
+            })
+            .expect("rx poll");
+            if answered {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    false
+}
+
+/// A vhost-user guest is not cut off when its worker's port set is reopened because
+/// another port's interface came back: the same connection (no new one: the test's
+/// frontend never reconnects) still reaches a veth VM afterwards, and the port's
+/// startup line is not told again.
+#[test]
+fn a_vhost_user_guest_stays_connected_when_another_port_is_bound_again() {
+    if !privileged_or_skip("a_vhost_user_guest_stays_connected_when_another_port_is_bound_again") {
+        return;
+    }
+    let topo = three_vms(&prefix('v'));
+    let _state = StateCleanup::of(&topo);
+    let dir = TempDir::new("vf-vhost");
+    let sock = dir.join("vm4.sock");
+    let vm3 = topo.endpoint("vm3").clone();
+    let mut args = internal_args(&topo);
+    args.push("--vm".into());
+    args.push(format!("vhost-user:{}", sock.display()));
+    let mut run = Run::start(topo.dp_netns(), &strs(&args));
+    let mut nic = VirtioNic::connect(&sock, Duration::from_secs(5)).expect("frontend connects");
+    assert!(
+        arp_through_vhost(&mut nic, [192, 168, 61, 11], Duration::from_secs(5)),
+        "no ARP reply from vm1 before: {}",
+        run.log()
+    );
+
+    ip(&["-n", &vm3.netns, "link", "del", &vm3.ifname]).expect("veth deleted");
+    recreate(topo.dp_netns(), &vm3);
+    let back = format!("{} (vm3): interface back", vm3.dp_ifname);
+    assert!(
+        run.wait_for(&back, Duration::from_secs(5)),
+        "no line for the return: {}",
+        run.log()
+    );
+    assert!(
+        arp_through_vhost(&mut nic, [192, 168, 61, 11], Duration::from_secs(5)),
+        "the vhost-user guest lost its connection at the rebind: {}",
+        run.log()
+    );
+    assert!(
+        arp_through_vhost(&mut nic, [192, 168, 61, 13], Duration::from_secs(5)),
+        "no ARP reply from the returned vm3: {}",
+        run.log()
+    );
+    drop(nic);
+    let (status, _) = run.signal_and_wait("-INT");
+    assert!(status.is_some_and(|s| s.success()), "stop: {}", run.log());
 }
 
 #[test]

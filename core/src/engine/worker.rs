@@ -29,7 +29,7 @@ use crate::engine::links::PortLinks;
 use crate::frame::{FramePool, Pkt, PortId, MAX_PORTS};
 use crate::offload;
 use crate::pipeline::{Emitter, Pipeline, PortMask, Verdict};
-use crate::port::{Burst, Port, BURST};
+use crate::port::{Burst, NumberedPorts, Port, BURST};
 use crate::time::Instant;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -151,17 +151,19 @@ impl<M: Pipeline> Worker<M> {
         self.down_slots = 0;
     }
 
-    /// Take the worker's ports (in slot order) and frame pool away, to close them; the
-    /// worker keeps its pipeline, counters and hand-off rings, and must not run again
-    /// before [`Worker::install_ports`] gives it a new set.
-    pub fn take_ports(&mut self) -> (Vec<Box<dyn Port>>, FramePool) {
+    /// Take the worker's ports (with their ids, in slot order) and frame pool away, to
+    /// close them or to install some of them again (after [`Port::release_frames`]);
+    /// the worker keeps its pipeline, counters and hand-off rings, and must not run
+    /// again before [`Worker::install_ports`] gives it a new set.
+    pub fn take_ports(&mut self) -> (NumberedPorts, FramePool) {
         self.flush_ports();
         // Between iterations every burst is empty; nothing refers to the old pool.
         self.rx.clear();
         self.tx.iter_mut().for_each(Burst::clear);
         self.emitter.clear();
         let pool = std::mem::replace(&mut self.pool, FramePool::with_heap(0, 64, 0));
-        (std::mem::take(&mut self.ports), pool)
+        let ports = std::mem::take(&mut self.ports);
+        (self.port_ids.iter().copied().zip(ports).collect(), pool)
     }
 
     /// Give the worker a new port set with its frame pool: the same dataplane port ids
@@ -169,7 +171,7 @@ impl<M: Pipeline> Worker<M> {
     ///
     /// # Panics
     /// If the ids are not the ones the worker serves.
-    pub fn install_ports(&mut self, ports: Vec<(PortId, Box<dyn Port>)>, pool: FramePool) {
+    pub fn install_ports(&mut self, ports: NumberedPorts, pool: FramePool) {
         let mut old = self.port_ids.clone();
         let mut new: Vec<PortId> = ports.iter().map(|(id, _)| *id).collect();
         old.sort_unstable();
@@ -730,7 +732,7 @@ mod tests {
         let mut w = zero_to_one_worker(p0, p1, &counters);
         w.run_once(Instant::ZERO);
         let (old, pool) = w.take_ports();
-        assert_eq!(old.len(), 2);
+        assert_eq!(old.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(pool.free_count(), 64);
         drop(old);
         let (q0, peer0) = mem_pair("q0", 0, 64);

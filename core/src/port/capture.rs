@@ -269,6 +269,10 @@ impl<P: Port> Port for CapturePort<P> {
         self.inner.service(pool)
     }
 
+    fn release_frames(&mut self, pool: &mut FramePool) {
+        self.inner.release_frames(pool)
+    }
+
     fn info(&self) -> PortInfo {
         let mut info = self.inner.info();
         if !info.detail.is_empty() {

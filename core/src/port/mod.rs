@@ -142,6 +142,9 @@ pub struct PortStats {
     pub vhost: Option<vhost::VhostStats>,
 }
 
+/// Ports with their dataplane ids (a worker's set, in any order).
+pub type NumberedPorts = Vec<(crate::frame::PortId, Box<dyn Port>)>;
+
 /// One port of the dataplane. Implementations are used by one worker thread at a time.
 pub trait Port: Send {
     /// Receive up to `out.room()` packets (at most [`BURST`]) into `out`, appending.
@@ -166,6 +169,11 @@ pub trait Port: Send {
 
     /// Flush buffered output (files). Called at stop.
     fn flush(&mut self) {}
+
+    /// Give back to `pool` every frame of it the port holds between bursts (queued
+    /// segments), before the pool is replaced under a port that stays (a vhost-user
+    /// port kept across a reopening of its worker's set).
+    fn release_frames(&mut self, _pool: &mut FramePool) {}
 }
 
 impl<P: Port + ?Sized> Port for Box<P> {
@@ -186,6 +194,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn flush(&mut self) {
         (**self).flush()
+    }
+    fn release_frames(&mut self, pool: &mut FramePool) {
+        (**self).release_frames(pool)
     }
 }
 

@@ -574,6 +574,10 @@ impl Port for VhostUserPort {
         self.poll_control();
     }
 
+    fn release_frames(&mut self, pool: &mut FramePool) {
+        self.segmenter.release(pool);
+    }
+
     fn info(&self) -> PortInfo {
         let mut state = match (self.session.is_some(), self.running()) {
             (_, true) => format!("running, features {:#x}", self.dev.features),
