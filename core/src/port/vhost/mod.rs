@@ -344,6 +344,8 @@ impl VhostUserPort {
         };
         let hlen = virtio_net::header_len(self.dev.features);
         let mut guest = Memory::new(&mem);
+        // The guest wrote these buffers on its core: start their misses together.
+        avail.touch_ahead(&mut guest, BURST);
         // At most a burst's worth of chains per call, whatever they hold: a guest that
         // fills its ring with refused chains costs one bounded burst at a time (and the
         // used list never outgrows its capacity).
@@ -488,6 +490,8 @@ impl VhostUserPort {
         let hlen = virtio_net::header_len(self.dev.features);
         let tso = self.dev.features & (F_GUEST_TSO4 | F_GUEST_TSO6);
         let mut guest = Memory::new(&mem);
+        // The guest's receive buffers were last read on its core: start their misses.
+        avail.touch_ahead(&mut guest, pkts.len());
         let mut sent = 0;
         while sent < pkts.len() {
             let Some(head) = avail.pop() else {
