@@ -3,7 +3,8 @@
 //! Per iteration ([`Worker::run_once`], handed the time, which [`Worker::run`] reads
 //! every [`CLOCK_EVERY`] loops): for each port receive a
 //! burst (at most [`BURST`]), count it, complete partial TCP/UDP checksums
-//! ([`offload::complete_partial`]: senders with checksum offload), hand it to the pipeline, turn verdicts into
+//! ([`offload::complete_partial`]: senders with checksum offload; not on a port that
+//! finishes them itself, [`Port::finishes_checksums`]), hand it to the pipeline, turn verdicts into
 //! per-port transmit bursts (cloning a frame only when it leaves on several ports, handing
 //! it off when a port belongs to another worker); take frames other workers handed over;
 //! transmit the staged bursts; service every port (completions, fill ring, kicks); every
@@ -298,9 +299,12 @@ impl<M: Pipeline> Worker<M> {
             let id = self.port_ids[slot];
             let mut bytes: u64 = 0;
             let mut completed: u64 = 0;
+            let guess = !self.ports[slot].finishes_checksums();
             for p in self.rx.as_slice() {
                 bytes += p.len as u64;
-                completed += u64::from(offload::complete_partial(self.pool.bytes_mut(p)));
+                if guess {
+                    completed += u64::from(offload::complete_partial(self.pool.bytes_mut(p)));
+                }
             }
             let c = self.counters.port(id as usize);
             c.add_rx(n as u64, bytes);
@@ -667,6 +671,31 @@ mod tests {
         assert_eq!(&got[0][..40], &f[..40]);
         assert_eq!(got[1], wrong);
         assert_eq!(counters.snapshot()[0].csum_completed, 1);
+
+        // A port that finishes checksums from metadata: the same frames go on as sent.
+        struct Finishing<P>(P);
+        impl<P: Port> Port for Finishing<P> {
+            fn rx_burst(&mut self, pool: &mut FramePool, out: &mut Burst) -> usize {
+                self.0.rx_burst(pool, out)
+            }
+            fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Pkt]) -> usize {
+                self.0.tx_burst(pool, pkts)
+            }
+            fn info(&self) -> crate::port::PortInfo {
+                self.0.info()
+            }
+            fn finishes_checksums(&self) -> bool {
+                true
+            }
+        }
+        let (p0, peer0) = mem_pair("p0", 0, 64);
+        let (p1, peer1) = mem_pair("p1", 1, 64);
+        let counters = CounterSet::new(1, 2);
+        let mut w = zero_to_one_worker(Finishing(p0), p1, &counters);
+        peer0.send(&f);
+        w.run_once(Instant::ZERO);
+        assert_eq!(peer1.drain(), vec![f]);
+        assert_eq!(counters.snapshot()[0].csum_completed, 0);
     }
 
     fn zero_to_one_worker(

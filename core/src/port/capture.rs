@@ -273,6 +273,10 @@ impl<P: Port> Port for CapturePort<P> {
         self.inner.release_frames(pool)
     }
 
+    fn finishes_checksums(&self) -> bool {
+        self.inner.finishes_checksums()
+    }
+
     fn info(&self) -> PortInfo {
         let mut info = self.inner.info();
         if !info.detail.is_empty() {

@@ -170,6 +170,15 @@ pub trait Port: Send {
     /// Flush buffered output (files). Called at stop.
     fn flush(&mut self) {}
 
+    /// Whether the port itself finishes its frames' partial checksums, from the
+    /// sender's own metadata (a vhost-user port, from the virtio-net header), so that
+    /// the worker's guess at them ([`crate::offload::complete_partial`], for ports
+    /// without metadata: AF_XDP) is not made: a frame whose sender did not ask for a
+    /// checksum goes on as sent, as a NIC would pass it.
+    fn finishes_checksums(&self) -> bool {
+        false
+    }
+
     /// Give back to `pool` every frame of it the port holds between bursts (queued
     /// segments), before the pool is replaced under a port that stays (a vhost-user
     /// port kept across a reopening of its worker's set).
@@ -197,6 +206,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn release_frames(&mut self, pool: &mut FramePool) {
         (**self).release_frames(pool)
+    }
+    fn finishes_checksums(&self) -> bool {
+        (**self).finishes_checksums()
     }
 }
 

@@ -582,6 +582,10 @@ impl Port for VhostUserPort {
         self.segmenter.release(pool);
     }
 
+    fn finishes_checksums(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> PortInfo {
         let mut state = match (self.session.is_some(), self.running()) {
             (_, true) => format!("running, features {:#x}", self.dev.features),
