@@ -1,12 +1,12 @@
 //! One worker: the run-to-completion loop over the ports it serves.
 //!
 //! Per iteration ([`Worker::run_once`], handed the time, which [`Worker::run`] reads
-//! every [`CLOCK_EVERY`] loops): for each port receive a
-//! burst (at most [`BURST`]), count it, complete partial TCP/UDP checksums
-//! ([`offload::complete_partial`]: senders with checksum offload; not on a port that
-//! finishes them itself, [`Port::finishes_checksums`]), hand it to the pipeline, turn verdicts into
-//! per-port transmit bursts (cloning a frame only when it leaves on several ports, handing
-//! it off when a port belongs to another worker); take frames other workers handed over;
+//! every [`CLOCK_EVERY`] loops): for each port receive a burst (at most [`BURST`]),
+//! count it, complete partial TCP/UDP checksums ([`offload::complete_partial`]: senders
+//! with checksum offload; not on a port that finishes them itself,
+//! [`Port::finishes_checksums`]), hand it to the pipeline, turn verdicts into per-port
+//! transmit bursts (cloning a frame only when it leaves on several ports, handing it off
+//! when a port belongs to another worker); take frames other workers handed over;
 //! transmit the staged bursts; service every port (completions, fill ring, kicks); every
 //! `timer_every` loops, or when the pipeline's deadline has passed, run its timers.
 //!

@@ -15,9 +15,10 @@
 //! copied into a pool frame, its partial checksum completed at the header's offsets, a
 //! TSO super-frame cut into segments of its `gso_size`. [`Port::tx_burst`] copies
 //! frames into the guest's receive ring (queue 0), behind a header that asks nothing
-//! of the guest; for a guest that negotiated `GUEST_TSO`, consecutive segments of one
-//! TCP flow go as one super-frame ([`crate::offload::coalesce`]). A guest that stops reading has its frames refused (the worker drops
-//! and counts them); the other ports are never held up.
+//! of the guest; for a guest that negotiated `GUEST_TSO` (and `GUEST_CSUM`, which it
+//! depends on), consecutive segments of one TCP flow go as one super-frame
+//! ([`crate::offload::coalesce`]). A guest that stops reading has its frames refused
+//! (the worker drops and counts them); the other ports are never held up.
 //!
 //! Invariants:
 //! - every chain taken from a ring is returned to its used ring (with length 0 when
@@ -50,7 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vhost::vhost_user::{BackendReqHandler, Error as VuError};
 use virtio_net::{
-    NetHeader, F_GUEST_TSO4, F_GUEST_TSO6, GSO_NONE, GSO_TCPV4, GSO_TCPV6, RX_HEADER,
+    NetHeader, F_GUEST_CSUM, F_GUEST_TSO4, F_GUEST_TSO6, GSO_NONE, GSO_TCPV4, GSO_TCPV6, RX_HEADER,
 };
 use virtio_queue::QueueT;
 
@@ -488,7 +489,12 @@ impl VhostUserPort {
             }
         };
         let hlen = virtio_net::header_len(self.dev.features);
-        let tso = self.dev.features & (F_GUEST_TSO4 | F_GUEST_TSO6);
+        // Super-frames only to a driver that takes partial checksums too (VIRTIO 1.2
+        // 5.1.3.1: GUEST_TSO4/6 require GUEST_CSUM).
+        let tso = match self.dev.features & F_GUEST_CSUM {
+            0 => 0,
+            _ => self.dev.features & (F_GUEST_TSO4 | F_GUEST_TSO6),
+        };
         let mut guest = Memory::new(&mem);
         // The guest's receive buffers were last read on its core: start their misses.
         avail.touch_ahead(&mut guest, pkts.len());
