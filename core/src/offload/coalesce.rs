@@ -26,7 +26,7 @@
 //! Invariants: never panics, never allocates; frames are only read.
 
 use super::headers::{locate, L4Headers, PROTO_TCP};
-use crate::wire::checksum;
+use crate::wire::{checksum, TcpFlags};
 
 /// Most segments one super-frame is made of.
 pub const MAX_SEGMENTS: usize = 64;
@@ -35,12 +35,16 @@ pub const MAX_SEGMENTS: usize = 64;
 /// with 40 bytes of options each.
 pub const MAX_HEADERS: usize = 14 + 8 + 60 + 60;
 
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const PSH: u8 = 0x08;
-const URG: u8 = 0x20;
-const CWR: u8 = 0x80;
+/// The flags in the TCP header's byte 13 (the low 8 of [`TcpFlags`]).
+const fn flag(f: TcpFlags) -> u8 {
+    f.bits() as u8
+}
+const FIN: u8 = flag(TcpFlags::FIN);
+const SYN: u8 = flag(TcpFlags::SYN);
+const RST: u8 = flag(TcpFlags::RST);
+const PSH: u8 = flag(TcpFlags::PSH);
+const URG: u8 = flag(TcpFlags::URG);
+const CWR: u8 = flag(TcpFlags::CWR);
 
 /// A run of segments that make one super-frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
