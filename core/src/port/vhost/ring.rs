@@ -264,15 +264,17 @@ impl<'m> Avail<'m> {
         Some(head)
     }
 
-    /// Load a byte of each of the first two cache lines (a header and a small frame)
-    /// of the first buffer of each of the next `k` available chains, without taking
-    /// them, so that their cache misses (the driver's core wrote or read them last)
-    /// overlap here rather than stall each frame's copy in turn: safe Rust's stand-in
-    /// for DPDK's `rte_prefetch0`. Anything that does not resolve is skipped; the
-    /// chains are walked and checked when they are taken. Measured live (`bench
-    /// --port-kind vhost-user`, Internal, 64-byte frames): PDR 5.3 -> 7.4 Mpps with it on
-    /// the transmit ring, 7.7 with it on the receive ring too.
-    pub fn touch_ahead(&self, mem: &mut Memory<'m>, k: usize) {
+    /// Prefetch the first two cache lines (a header and a small frame) of the first
+    /// buffer of each of the next `k` available chains, without taking them, so that
+    /// their cache misses (the driver's core wrote or read them last) overlap here
+    /// rather than stall each frame's copy in turn, as DPDK's vhost library does with
+    /// `rte_prefetch0`. Anything that does not resolve is skipped; the chains are
+    /// walked and checked when they are taken. Measured live (`bench --port-kind
+    /// vhost-user`, Internal, 64-byte frames): touching the lines with loads took PDR
+    /// from 5.3 to 7.7 Mpps; prefetching them instead (a prefetch retires without
+    /// waiting for its line, where a load holds up every instruction after it) took the
+    /// frames forwarded at 12 Mpps offered from 7.6 to 9.6 Mpps.
+    pub fn prefetch_ahead(&self, mem: &mut Memory<'m>, k: usize) {
         let mut at = self.next;
         for _ in 0..k {
             if at == self.end {
@@ -294,8 +296,10 @@ impl<'m> Avail<'m> {
             // The first two cache lines: a header and a small frame.
             let len = (d.len as usize).min(128);
             if let Some(s) = mem.slice(d.addr, len) {
-                for off in (0..len).step_by(64) {
-                    std::hint::black_box(s.load::<u8>(off, Ordering::Relaxed).ok());
+                let p = s.ptr_guard().as_ptr();
+                prefetch(p);
+                if len > 64 {
+                    prefetch(p.wrapping_add(64));
                 }
             }
         }
@@ -305,6 +309,20 @@ impl<'m> Avail<'m> {
     pub fn next_avail(&self) -> u16 {
         self.next
     }
+}
+
+/// Ask the CPU to start loading the cache line holding `p` into its caches, without
+/// waiting for it (x86-64 `prefetcht0`; nothing elsewhere).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing into the program and never faults,
+    // whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]
