@@ -14,7 +14,8 @@
 //! `virtio-queue` still owns the ring's state: [`Avail::open`] starts at the queue's
 //! `next_avail` and the caller stores [`Avail::next_avail`] back when the burst ends.
 //!
-//! Invariants (those of `Queue::iter`):
+//! Invariants (those of `Queue::iter`, plus a ring size that is a power of two, which
+//! `Queue::new` guarantees and [`Avail::open`] checks again):
 //! - an available index more than a ring ahead of `next_avail` is refused
 //!   ([`RingFault::AvailIndex`]) before any entry is read;
 //! - at most the chains the driver published when the burst opened are taken;
@@ -220,6 +221,10 @@ impl<'m> Avail<'m> {
     /// ahead of the device (as `Queue::iter` refuses it).
     pub fn open(mem: &'m GuestMemoryMmap, q: &Queue) -> Result<Option<Self>, RingFault> {
         let size = q.size();
+        // `Queue::new` refuses other sizes; a slot is then an index masked, not divided.
+        if !size.is_power_of_two() {
+            return Err(RingFault::AvailIndex);
+        }
         // flags, idx, one entry per descriptor.
         let ring = Area::new(mem, GuestAddress(q.avail_ring()), 4 + 2 * usize::from(size));
         let end = ring
@@ -257,7 +262,7 @@ impl<'m> Avail<'m> {
         if self.next == self.end {
             return None;
         }
-        let slot = usize::from(self.next.checked_rem(self.size)?);
+        let slot = usize::from(self.next & (self.size - 1));
         // Ordered after the acquire load of the index in `open`.
         let head = self.ring.load_u16(4 + 2 * slot, Ordering::Relaxed)?;
         self.next = self.next.wrapping_add(1);
@@ -280,9 +285,7 @@ impl<'m> Avail<'m> {
             if at == self.end {
                 return;
             }
-            let Some(slot) = at.checked_rem(self.size) else {
-                return;
-            };
+            let slot = at & (self.size - 1);
             at = at.wrapping_add(1);
             let head = self
                 .ring

@@ -17,7 +17,9 @@
 
 use std::sync::atomic::{fence, Ordering};
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileMemory,
+};
 
 /// Available ring flag: the driver wants no interrupts.
 const AVAIL_NO_INTERRUPT: u16 = 1;
@@ -37,7 +39,8 @@ pub fn publish(
     entries: &[(u16, u32)],
 ) -> Result<bool, Unwritable> {
     let size = q.size();
-    if size == 0 {
+    // `Queue::new` refuses other sizes; a slot is then an index masked, not divided.
+    if !size.is_power_of_two() {
         return Err(Unwritable);
     }
     let old = q.next_used();
@@ -50,11 +53,11 @@ pub fn publish(
         if head >= size {
             continue;
         }
-        let mut elem = [0u8; 8];
-        elem[..4].copy_from_slice(&u32::from(head).to_le_bytes());
-        elem[4..].copy_from_slice(&len.to_le_bytes());
-        ring.write_slice(&elem, 4 + 8 * usize::from(next % size))
-            .map_err(|_| Unwritable)?;
+        // id (u32) then len (u32), little-endian: one 8-byte store.
+        let elem = u64::from(head) | u64::from(len) << 32;
+        ring.get_ref::<u64>(4 + 8 * usize::from(next & (size - 1)))
+            .map_err(|_| Unwritable)?
+            .store(elem.to_le());
         next = next.wrapping_add(1);
     }
     if next == old {
