@@ -432,16 +432,20 @@ fn record_round(
     complete: &mut bool,
     round_reference: &mut Option<f64>,
 ) {
+    entry.logs.push(match &log {
+        Ok(text) => text.clone(),
+        Err(e) => format!("{e:#}"),
+    });
     match (r, log) {
         (Ok(r), log) => {
             match log {
                 Ok(_) => *complete &= r.complete,
-                Err(e) => entry.3 = Some(format!("the DUT failed: {e:#}")),
+                Err(e) => entry.error = Some(format!("the DUT failed: {e:#}")),
             }
             *round_reference = round_reference.or(r.pdr.map(|p| p.pps));
-            entry.2.push(r);
+            entry.rounds.push(r);
         }
-        (Err(e), _) => entry.3 = Some(format!("{e:#}")),
+        (Err(e), _) => entry.error = Some(format!("{e:#}")),
     }
 }
 
@@ -621,13 +625,30 @@ fn ceiling(
 /// Latency histograms per DUT: `(dut, [(load %, histogram)])`.
 pub type DutHistograms = (String, Vec<(u32, Histogram<u64>)>);
 
-/// Per DUT: its info, its rounds, its error.
-type DutRuns = (
-    DutKind,
-    Option<peers::DutInfo>,
-    Vec<RoundResult>,
-    Option<String>,
-);
+/// One DUT's runs over the rounds.
+pub(crate) struct DutRuns {
+    kind: DutKind,
+    info: Option<peers::DutInfo>,
+    rounds: Vec<RoundResult>,
+    /// Why it has no (or no further) result.
+    error: Option<String>,
+    /// What it printed in each round it ran (vnet's final counters: drops by reason),
+    /// kept beside the results as `DUT.log`.
+    logs: Vec<String>,
+}
+
+impl DutRuns {
+    /// No run yet.
+    pub(crate) fn new(kind: DutKind) -> Self {
+        Self {
+            kind,
+            info: None,
+            rounds: Vec::new(),
+            error: None,
+            logs: Vec::new(),
+        }
+    }
+}
 
 /// A latency trial: (load %, the trial, the sink's report).
 type LatencyTrial = (u32, TrialOutcome, sink::SinkReport);
@@ -956,7 +977,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // must not carry over to the next DUT (it cut testpmd's PDR from 0.44 to 0.06 Mpps).
     // Each round ends with the harness floor at the round's loads.
     let mut sink_attach = String::new();
-    let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
+    let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| DutRuns::new(*d)).collect();
     let mut floor_trials: Vec<LatencyTrial> = Vec::new();
     let mut complete = true;
     'rounds: for round in 0..args.rounds.max(1) {
@@ -966,7 +987,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 complete = false;
                 break 'rounds;
             }
-            let kind = entry.0;
+            let kind = entry.kind;
             pb.set_message(format!("round {}: starting {}", round + 1, kind.as_str()));
             let topo = scenario.build(&prefix)?;
             let mut rig = rig_for(&topo, &scenario, &args, frame_size, trial, &stop)?;
@@ -983,7 +1004,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 Ok(x) => x,
                 Err(e) => {
                     say(&pb, format!("  {}: could not start: {e:#}", kind.as_str()));
-                    entry.3 = Some(format!("{e:#}"));
+                    entry.error = Some(format!("{e:#}"));
                     continue;
                 }
             };
@@ -1043,7 +1064,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 None => Err(anyhow::anyhow!("the DUT was lost between trials")),
             };
             record_round(entry, r, log, &mut complete, &mut round_reference);
-            entry.1 = Some(info);
+            entry.info = Some(info);
             drop(rig);
             drop(topo);
         }
@@ -1144,8 +1165,17 @@ fn conclude(args: &BenchArgs, c: Conclusion) -> Result<()> {
     // 3. Aggregate.
     let mut hists: Vec<DutHistograms> = Vec::new();
     let mut dut_results = Vec::new();
-    for (kind, info, rounds, error) in per_dut {
+    let mut logs: Vec<(String, Vec<String>)> = Vec::new();
+    for DutRuns {
+        kind,
+        info,
+        rounds,
+        error,
+        logs: dut_logs,
+    } in per_dut
+    {
         let name = kind.as_str().to_string();
+        logs.push((name.clone(), dut_logs));
         let mut r = DutResult {
             dut: name.clone(),
             info: info.unwrap_or_default(),
@@ -1270,7 +1300,22 @@ fn conclude(args: &BenchArgs, c: Conclusion) -> Result<()> {
         folder.push_str(folder_suffix);
         let dir = out.join(folder);
         write_results(&dir, &summary, &hists, started, trial)?;
+        write_logs(&dir, &logs)?;
         println!("results written to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Each DUT's output, round by round, as `DUT.log` in `dir` (none for a DUT that never
+/// ran).
+fn write_logs(dir: &Path, logs: &[(String, Vec<String>)]) -> Result<()> {
+    for (dut, rounds) in logs.iter().filter(|(_, r)| !r.is_empty()) {
+        let mut text = String::new();
+        for (i, log) in rounds.iter().enumerate() {
+            text.push_str(&format!("--- round {} ---\n{}\n", i + 1, log.trim_end()));
+        }
+        let path = dir.join(format!("{dut}.log"));
+        std::fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))?;
     }
     Ok(())
 }

@@ -365,7 +365,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .collect();
     let pb = spinner();
 
-    let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| (*d, None, Vec::new(), None)).collect();
+    let mut per_dut: Vec<DutRuns> = duts.iter().map(|d| DutRuns::new(*d)).collect();
     let mut complete = true;
     'rounds: for round in 0..args.rounds.max(1) {
         let mut round_reference: Option<f64> = None;
@@ -374,14 +374,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 complete = false;
                 break 'rounds;
             }
-            let kind = entry.0;
+            let kind = entry.kind;
             pb.set_message(format!("round {}: starting {}", round + 1, kind.as_str()));
             let topo = build_topology(&scenario, &prefix)?;
             let (dut, info) = match start_dut(kind, &args, &scenario, &topo, &sockets, dut_core) {
                 Ok(x) => x,
                 Err(e) => {
                     say(&pb, format!("  {}: could not start: {e:#}", kind.as_str()));
-                    entry.3 = Some(format!("{e:#}"));
+                    entry.error = Some(format!("{e:#}"));
                     continue;
                 }
             };
@@ -402,7 +402,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             );
             let log = dut.stop();
             record_round(entry, r, log, &mut complete, &mut round_reference);
-            entry.1 = Some(info);
+            entry.info = Some(info);
             drop(topo);
         }
     }
