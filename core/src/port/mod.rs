@@ -155,8 +155,10 @@ pub trait Port: Send {
     /// owns. The caller keeps (and must free or retry) the rest.
     fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Pkt]) -> usize;
 
-    /// Housekeeping once per loop: reclaim completed transmissions into the pool, top
-    /// up receive buffers, kick the kernel only when it asks for it.
+    /// Housekeeping once per loop, after the loop's bursts were sent on: reclaim
+    /// completed transmissions into the pool, hand back the buffers frames were read
+    /// from (a vhost-user guest's transmit chains), top up receive buffers, kick the
+    /// kernel only when it asks for it.
     fn service(&mut self, _pool: &mut FramePool) {}
 
     /// Description for the startup line.

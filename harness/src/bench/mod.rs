@@ -1315,7 +1315,8 @@ fn write_logs(dir: &Path, logs: &[(String, Vec<String>)]) -> Result<()> {
             text.push_str(&format!("--- round {} ---\n{}\n", i + 1, log.trim_end()));
         }
         let path = dir.join(format!("{dut}.log"));
-        std::fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))?;
+        std::fs::write(&path, text)
+            .with_context(|| format!("could not write {}", path.display()))?;
     }
     Ok(())
 }

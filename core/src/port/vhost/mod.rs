@@ -131,8 +131,12 @@ pub struct VhostUserPort {
     services_left: u32,
     dev: Device,
     descs: Descriptors,
-    /// Chains consumed in this burst: (head, bytes written).
-    used: Vec<(u16, u32)>,
+    /// Per ring, the chains consumed and not yet returned: (head, bytes written). The
+    /// receive ring's go back at the end of each `tx_burst`; the transmit ring's in the
+    /// worker's `service` call that ends the loop (or the next `rx_burst`, whichever
+    /// comes first), once their frames have been sent on, so that returning them (a
+    /// fence, a read of the driver's flags) is not on the path of the frames they held.
+    used: [Vec<(u16, u32)>; 2],
     /// A whole super-frame, read before it is segmented.
     big: Box<[u8]>,
     segmenter: Segmenter,
@@ -184,7 +188,7 @@ impl VhostUserPort {
             services_left: 0,
             dev: Device::default(),
             descs: Descriptors::with_capacity(MAX_CHAIN),
-            used: Vec::with_capacity(BURST * 4),
+            used: [Vec::with_capacity(BURST * 4), Vec::with_capacity(BURST * 4)],
             big: vec![0u8; MAX_SUPER].into_boxed_slice(),
             segmenter: Segmenter::new(mtu),
             stats: VhostStats::default(),
@@ -360,7 +364,7 @@ impl VhostUserPort {
             if let Err(f) = self.read_frame(&mut guest, &avail, head, hlen, pool, out) {
                 self.stats.chain_faults[f as usize] += 1;
             }
-            self.used.push((head, 0));
+            self.used[TXQ].push((head, 0));
         }
         if let Some(q) = self.dev.rings[TXQ].queue.as_mut() {
             q.set_next_avail(avail.next_avail());
@@ -445,20 +449,20 @@ impl VhostUserPort {
     /// Return the burst's chains to ring `q`'s used ring and interrupt the guest if it
     /// asked for it.
     fn complete(&mut self, qi: usize) {
-        if self.used.is_empty() {
+        if self.used[qi].is_empty() {
             return;
         }
         let Some(mem) = self.dev.memory() else {
-            self.used.clear();
+            self.used[qi].clear();
             return;
         };
         let mem = &*mem;
         let Some(q) = self.dev.rings[qi].queue.as_mut() else {
-            self.used.clear();
+            self.used[qi].clear();
             return;
         };
-        let published = used::publish(mem, q, &self.used);
-        self.used.clear();
+        let published = used::publish(mem, q, &self.used[qi]);
+        self.used[qi].clear();
         match published {
             Err(used::Unwritable) => self.dev.break_ring(qi, RingFault::Invalid),
             Ok(true) => {
@@ -529,7 +533,7 @@ impl VhostUserPort {
                 });
             match written {
                 Ok(n) => {
-                    self.used.push((head, n as u32));
+                    self.used[RXQ].push((head, n as u32));
                     if taken > 1 {
                         self.stats.coalesced += 1;
                         self.stats.coalesced_segments += taken as u64;
@@ -537,7 +541,7 @@ impl VhostUserPort {
                 }
                 Err(f) => {
                     self.stats.chain_faults[f as usize] += 1;
-                    self.used.push((head, 0));
+                    self.used[RXQ].push((head, 0));
                 }
             }
             for p in &rest[..taken] {
@@ -554,12 +558,13 @@ impl VhostUserPort {
 
 impl Port for VhostUserPort {
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut Burst) -> usize {
+        // Chains of a burst `service` did not end (none in the worker's loop).
+        self.complete(TXQ);
         let before = out.len();
         self.segmenter.drain_into(out);
         if !out.is_full() && !self.segmenter.has_queued() {
             self.take_chains(pool, out);
         }
-        self.complete(TXQ);
         out.len() - before
     }
 
@@ -571,6 +576,7 @@ impl Port for VhostUserPort {
     }
 
     fn service(&mut self, _pool: &mut FramePool) {
+        self.complete(TXQ);
         if self.services_left > 0 {
             self.services_left -= 1;
             return;
