@@ -350,7 +350,7 @@ impl VhostUserPort {
         let hlen = virtio_net::header_len(self.dev.features);
         let mut guest = Memory::new(&mem);
         // The guest wrote these buffers on its core: start their misses together.
-        avail.prefetch_ahead(&mut guest, BURST);
+        avail.prefetch_ahead(&mut guest, BURST, false);
         // At most a burst's worth of chains per call, whatever they hold: a guest that
         // fills its ring with refused chains costs one bounded burst at a time (and the
         // used list never outgrows its capacity).
@@ -501,7 +501,7 @@ impl VhostUserPort {
         };
         let mut guest = Memory::new(&mem);
         // The guest's receive buffers were last read on its core: start their misses.
-        avail.prefetch_ahead(&mut guest, pkts.len());
+        avail.prefetch_ahead(&mut guest, pkts.len(), true);
         let mut sent = 0;
         while sent < pkts.len() {
             let Some(head) = avail.pop() else {
