@@ -100,6 +100,15 @@ fn bench_vhost_user_guest_to_guest_through_vnet_and_the_vhost_pmd() {
     assert_delivered(s, "testpmd");
     assert!(s.dut("testpmd").unwrap().ratio_vs_vnet.is_some());
     assert!(folder.join("vnet.hlog").exists() && folder.join("testpmd.hlog").exists());
+    // Each DUT's own output, kept beside the results: vnet's final counters per port,
+    // testpmd's log.
+    let log = std::fs::read_to_string(folder.join("vnet.log")).expect("vnet.log written");
+    assert!(
+        log.starts_with("--- round 1 ---") && log.contains("final counters"),
+        "vnet.log: {log}"
+    );
+    let log = std::fs::read_to_string(folder.join("testpmd.log")).expect("testpmd.log written");
+    assert!(log.contains("EAL"), "testpmd.log: {log}");
     assert!(namespaces_of(&prefix).is_empty(), "namespaces left behind");
     let sockets = std::env::temp_dir().join(format!("vnet-bench-{prefix}-vhost"));
     assert!(!sockets.exists(), "{} left behind", sockets.display());
