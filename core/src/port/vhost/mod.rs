@@ -22,7 +22,9 @@
 //!
 //! Invariants:
 //! - every chain taken from a ring is returned to its used ring (with length 0 when
-//!   refused), so a guest never loses buffers, whatever it wrote in them;
+//!   refused), so a guest never loses buffers, whatever it wrote in them: a receive
+//!   ring's at the end of `tx_burst`, a transmit ring's by the `service` call that ends
+//!   the worker's loop (after their frames went out) or the next `rx_burst`;
 //! - a frame taken from the pool is pushed to the caller's burst, queued in the
 //!   segmenter, or freed; a frame handed to `tx_burst` and accepted is freed here;
 //! - a lost connection resets the device; the port then waits for the next one
