@@ -121,7 +121,7 @@ impl Guest {
         let dev = Device::in_process(
             FEATURES,
             mem.clone(),
-            [RXQ, TXQ].map(|q| (RING, desc(q), avail(q), used(q))),
+            &[RXQ, TXQ].map(|q| (RING, desc(q), avail(q), used(q))),
         );
         assert!(dev.running(), "both rings run");
         let port = VhostUserPort::in_process(id, dev, MTU);

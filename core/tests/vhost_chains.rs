@@ -35,8 +35,9 @@ const INDIRECT: u16 = 4;
 const FEATURES: u64 = F_VERSION_1 | F_CSUM | F_HOST_TSO4 | F_HOST_TSO6 | F_INDIRECT_DESC;
 /// The virtio-net header with `VERSION_1`.
 const HLEN: usize = 12;
-/// Rings (up to 256 entries each): descriptor table, available ring, used ring.
-const RING_BASE: [u64; 2] = [0x1000, 0x5000];
+/// Rings (up to 256 entries each): descriptor table, available ring, used ring; two
+/// queue pairs (receive, transmit, receive, transmit).
+const RING_BASE: [u64; 4] = [0x1000, 0x5000, 0x9000, 0xd000];
 /// Buffers are handed out from here on.
 const BUF: u64 = 0x1_0000;
 /// The port's MTU (IP packet), so segments are at most 1514-byte frames.
@@ -58,8 +59,8 @@ struct Ring {
 /// buffers.
 struct Guest {
     mem: GuestMemoryMmap,
-    rings: [Ring; 2],
-    avail_idx: [u16; 2],
+    rings: [Ring; 4],
+    avail_idx: [u16; 4],
     bump: u64,
 }
 
@@ -140,12 +141,17 @@ impl Guest {
     /// A transmit chain in descriptors `first..`, one readable descriptor per part;
     /// returns its head.
     fn tx_chain(&mut self, first: u16, parts: &[&[u8]]) -> u16 {
+        self.tx_chain_on(TXQ, first, parts)
+    }
+
+    /// [`Guest::tx_chain`] on transmit ring `q`.
+    fn tx_chain_on(&mut self, q: usize, first: u16, parts: &[&[u8]]) -> u16 {
         for (i, p) in parts.iter().enumerate() {
             let i = i as u16;
             let last = i as usize + 1 == parts.len();
             let at = self.buf(p);
             let flags = if last { 0 } else { NEXT };
-            self.desc(TXQ, first + i, at, p.len() as u32, flags, first + i + 1);
+            self.desc(q, first + i, at, p.len() as u32, flags, first + i + 1);
         }
         first
     }
@@ -158,6 +164,12 @@ fn setup(size: u16) -> (Guest, VhostUserPort, FramePool) {
 
 /// [`setup`] with the features the driver acknowledged.
 fn setup_with(size: u16, features: u64) -> (Guest, VhostUserPort, FramePool) {
+    setup_pairs(size, features, 1)
+}
+
+/// [`setup_with`] with `pairs` queue pairs set up (the rings of the others are laid
+/// out but the device does not know them).
+fn setup_pairs(size: u16, features: u64, pairs: usize) -> (Guest, VhostUserPort, FramePool) {
     let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)]).unwrap();
     let rings = RING_BASE.map(|b| Ring {
         size,
@@ -168,13 +180,13 @@ fn setup_with(size: u16, features: u64) -> (Guest, VhostUserPort, FramePool) {
     let guest = Guest {
         mem: mem.clone(),
         rings,
-        avail_idx: [0; 2],
+        avail_idx: [0; 4],
         bump: BUF,
     };
     let dev = Device::in_process(
         features,
         mem,
-        rings.map(|r| (r.size, r.desc, r.avail, r.used)),
+        &rings.map(|r| (r.size, r.desc, r.avail, r.used))[..2 * pairs],
     );
     assert!(dev.running(), "both rings run");
     let port = VhostUserPort::in_process(0, dev, MTU);
@@ -302,6 +314,44 @@ fn well_formed_transmit_chains_are_delivered_byte_for_byte() {
         assert_eq!(g.used(TXQ, i as u16), (u32::from(h), 0));
     }
     assert_eq!(pool.free_count(), start);
+}
+
+/// Two queue pairs (QEMU's `queues=2`, a guest with two vCPUs): frames from both
+/// transmit rings are delivered and their chains returned to their own used rings;
+/// frames for the guest go on pair 0's receive ring, pair 1's buffers stay untouched.
+#[test]
+fn every_queue_pairs_transmit_ring_is_read_and_pair_0_receives() {
+    let (mut g, mut port, mut pool) = setup_pairs(16, FEATURES, 2);
+    let detail = port.info().detail;
+    assert!(detail.contains("2 queue pair(s)"), "{detail}");
+    let start = pool.free_count();
+    let (f1, f2, f3) = (udp_frame(100, 1), udp_frame(200, 2), udp_frame(300, 3));
+    let h1 = g.tx_chain_on(TXQ, 0, &[&cat(&PLAIN, &f1)]);
+    let h2 = g.tx_chain_on(TXQ + 2, 5, &[&cat(&PLAIN, &f2)]);
+    let h3 = g.tx_chain_on(TXQ + 2, 6, &[&PLAIN, &f3]);
+    g.offer(TXQ, h1);
+    g.offer(TXQ + 2, h2);
+    g.offer(TXQ + 2, h3);
+    let mut got = drain(&mut port, &mut pool);
+    got.sort_by_key(Vec::len);
+    assert_eq!(got, vec![f1.clone(), f2, f3]);
+    assert_eq!((g.used_idx(TXQ), g.used_idx(TXQ + 2)), (1, 2));
+    assert_eq!(g.used(TXQ + 2, 1), (u32::from(h3), 0));
+    assert_eq!(pool.free_count(), start);
+
+    for q in [RXQ, RXQ + 2] {
+        for i in 0..2u16 {
+            let at = g.space(2048);
+            g.desc(q, i, at, 2048, WRITE, 0);
+            g.offer(q, i);
+        }
+    }
+    let pkts: Vec<_> = (0..2).map(|_| pool.alloc_copy(&f1, 3).unwrap()).collect();
+    assert_eq!(port.tx_burst(&mut pool, &pkts), 2);
+    assert_eq!((g.used_idx(RXQ), g.used_idx(RXQ + 2)), (2, 0));
+    assert_eq!(g.used(RXQ, 1), (1, (HLEN + f1.len()) as u32));
+    assert_eq!(pool.free_count(), start);
+    assert_eq!(faults(&port), [0; ChainFault::COUNT]);
 }
 
 /// Offer the chain `build` lays out (returning its head) on the transmit ring and

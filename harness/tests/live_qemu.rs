@@ -256,6 +256,32 @@ impl Rig<'_> {
     /// otherwise the checks above proved nothing about offloads.
     fn stop(&self, r: &mut Report, mode: &'static str, mut dp: Dataplane) {
         if self.vm1.tap().is_none() {
+            // vm2 runs with `queues=2` and two vCPUs: QEMU offers it VIRTIO_NET_F_MQ
+            // (bit 22) only once vnet took both queue pairs; its driver acknowledges it
+            // and enables both pairs (a transmit queue per vCPU), so its frames leave on
+            // both transmit rings and every check above crossed both.
+            let res = self
+                .vm2
+                .sh_ok(
+                    "cat /sys/class/net/eth0/device/features; ls /sys/class/net/eth0/queues",
+                    10,
+                )
+                .and_then(|out| {
+                    let mut words = out.split_whitespace();
+                    let bits = words.next().unwrap_or_default().to_string();
+                    let queues = words.collect::<Vec<_>>().join(" ");
+                    let mq = bits.as_bytes().get(22) == Some(&b'1');
+                    if mq && queues.contains("rx-1") && queues.contains("tx-1") {
+                        Ok(format!(
+                            "vm2: VIRTIO_NET_F_MQ acknowledged, queues {queues}"
+                        ))
+                    } else {
+                        Err(anyhow::anyhow!(
+                            "vm2: features {bits} (MQ is bit 22), queues {queues}"
+                        ))
+                    }
+                });
+            r.add(mode, "multi-queue guest (queues=2) attached", res);
             // The frontends go first: QEMU 7.2 crashes when its backend goes away.
             self.guests.iter().for_each(Guest::power_off);
         }
@@ -352,6 +378,12 @@ impl Rig<'_> {
         ) {
             ping_check(r, M, "VM1 -> VM2", self.vm1.ping("192.168.60.12", 3));
             ping_check(r, M, "VM2 -> VM1", self.vm2.ping("192.168.60.11", 3));
+            if self.vm2.tap().is_none() {
+                // vm2 has two queue pairs and two vCPUs: from vCPU 1 its frames leave
+                // on transmit queue 1 (pair 1's ring).
+                let res = self.vm2.ping_on_cpu(1, "192.168.60.11", 3);
+                ping_check(r, M, "VM2 (vCPU 1, queue pair 1) -> VM1", res);
+            }
             let vm2 = End::Guest(self.vm2);
             tcp_both_ways(r, (M, "VM1 -> VM2"), self.vm1, vm2, "192.168.60.12");
             // UDP: vm1's DNS query to vm2 (nothing answers but ICMP); vm2's tcpdump checks
@@ -761,7 +793,11 @@ fn every_mode(t: &str, nics: Nics) {
             for p in &socks {
                 wait_socket(p).expect("the boot's dataplane listens");
             }
-            GuestSpec::on_vhost_user(&socks)
+            // vm2 as QEMU's multi-queue set-ups have it (`queues=2`, `mq=on`): vnet
+            // offers the pairs, QEMU sets both up, the one-vCPU guest enables one.
+            let mut specs = GuestSpec::on_vhost_user(&socks);
+            specs[1].queue_pairs = 2;
+            specs
         }
     };
     let guests =

@@ -70,6 +70,8 @@ pub struct QemuConfig<'a> {
     pub nic: &'a Nic,
     /// The NIC's MAC address.
     pub mac: &'a str,
+    /// Queue pairs of a vhost-user NIC (QEMU's `queues=`; `mq=on` above 1).
+    pub queue_pairs: u8,
     /// Kernel and initramfs.
     pub image: &'a GuestImage,
     /// KVM or TCG.
@@ -92,7 +94,7 @@ pub fn args(cfg: &QemuConfig<'_>) -> Vec<String> {
         "-m".into(),
         MEMORY_MIB.to_string(),
         "-smp".into(),
-        "1".into(),
+        cfg.queue_pairs.max(1).to_string(),
         "-nodefaults".into(),
         "-display".into(),
         "none".into(),
@@ -125,7 +127,10 @@ pub fn args(cfg: &QemuConfig<'_>) -> Vec<String> {
             "-chardev".into(),
             format!("socket,id=vu0,path={},reconnect=1", sock.display()),
             "-netdev".into(),
-            "vhost-user,id=net0,chardev=vu0".into(),
+            match cfg.queue_pairs {
+                0 | 1 => "vhost-user,id=net0,chardev=vu0".into(),
+                n => format!("vhost-user,id=net0,chardev=vu0,queues={n}"),
+            },
         ]),
     }
     // QEMU 7.2 (Debian 12) under TCG dereferences a null irqfd table when vhost-user
@@ -135,9 +140,13 @@ pub fn args(cfg: &QemuConfig<'_>) -> Vec<String> {
         (Nic::VhostUser(_), Accel::Tcg) => ",vectors=0",
         _ => "",
     };
+    let mq = match (cfg.nic, cfg.queue_pairs) {
+        (Nic::VhostUser(_), 2..) => ",mq=on",
+        _ => "",
+    };
     a.extend([
         "-device".into(),
-        format!("virtio-net-pci,netdev=net0,mac={}{vectors}", cfg.mac),
+        format!("virtio-net-pci,netdev=net0,mac={}{vectors}{mq}", cfg.mac),
     ]);
     a
 }
@@ -248,6 +257,7 @@ mod tests {
             netns: "ns",
             nic: &nic,
             mac: "02:00:00:00:00:01",
+            queue_pairs: 1,
             image: &image,
             accel: Accel::Tcg,
             dir: Path::new("/tmp"),
@@ -270,5 +280,13 @@ mod tests {
             assert!(!a.contains(off), "offload option {off} in {a}");
         }
         assert_eq!(nic.port_arg(), "vhost-user:/run/vm1.sock");
+        let a = args(&QemuConfig {
+            nic: &nic,
+            queue_pairs: 2,
+            ..cfg
+        })
+        .join(" ");
+        assert!(a.contains("-netdev vhost-user,id=net0,chardev=vu0,queues=2 "));
+        assert!(a.ends_with(",vectors=0,mq=on"), "{a}");
     }
 }

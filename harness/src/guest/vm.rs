@@ -23,6 +23,8 @@ pub struct GuestSpec {
     pub nic: Nic,
     /// Its MAC address.
     pub mac: String,
+    /// Queue pairs of its NIC on vhost-user (QEMU's `queues=`, `mq=on` above 1).
+    pub queue_pairs: u8,
 }
 
 impl GuestSpec {
@@ -44,6 +46,7 @@ impl GuestSpec {
                 name: format!("vm{}", i + 1),
                 nic,
                 mac: format!("02:76:71:00:00:{:02x}", i + 1),
+                queue_pairs: 1,
             })
             .collect()
     }
@@ -134,6 +137,7 @@ fn boot(launches: &[Launch]) -> Result<Vec<(Qemu, Agent)>> {
             netns: &l.netns,
             nic: &l.spec.nic,
             mac: &l.spec.mac,
+            queue_pairs: l.spec.queue_pairs,
             image: &l.image,
             accel: l.accel,
             dir: &l.dir,
@@ -369,9 +373,19 @@ impl Guest {
 
     /// `ping -c COUNT`; the summary line when every reply came.
     pub fn ping(&self, addr: &str, count: u32) -> Option<String> {
+        self.ping_as("", addr, count)
+    }
+
+    /// [`Guest::ping`] run on vCPU `cpu` only (`taskset`): its frames leave on that
+    /// vCPU's transmit queue when the NIC has one per vCPU.
+    pub fn ping_on_cpu(&self, cpu: u32, addr: &str, count: u32) -> Option<String> {
+        self.ping_as(&format!("taskset {:#x} ", 1u64 << cpu), addr, count)
+    }
+
+    fn ping_as(&self, prefix: &str, addr: &str, count: u32) -> Option<String> {
         let r = self
             .sh(
-                &format!("ping -c {count} -i 0.2 -W 2 {addr}"),
+                &format!("{prefix}ping -c {count} -i 0.2 -W 2 {addr}"),
                 u64::from(count) + 10,
             )
             .ok()?;

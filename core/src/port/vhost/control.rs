@@ -13,8 +13,8 @@
 //!   request order; the worker drains them right after the request is handled;
 //! - `GET_VRING_BASE` answers from [`Control::next_avail`], which the worker writes just
 //!   before it handles a request, so the answer is the ring's position at that moment;
-//! - anything this device does not offer (multi-queue, inflight tracking, shared memory,
-//!   migration logging, config space) is refused with an error, never half done.
+//! - anything this device does not offer (inflight tracking, shared memory, migration
+//!   logging, config space) is refused with an error, never half done.
 
 use super::virtio_net::{FEATURES_OFFERED, PROTOCOL_FEATURES_OFFERED};
 use std::fs::File;
@@ -26,8 +26,13 @@ use vhost::vhost_user::message::{
 use vhost::vhost_user::{Backend, Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
 use vhost::VhostUserMemoryRegionBase;
 
-/// Queues of the one queue pair: 0 is the guest's receive queue, 1 its transmit queue.
-pub const QUEUES: usize = 2;
+/// Queue pairs the device takes (`GET_QUEUE_NUM`): QEMU's `-netdev
+/// vhost-user,queues=N` up to this.
+pub const MAX_PAIRS: usize = 4;
+
+/// Rings: queue pair `p` has the guest's receive ring `2p` and its transmit ring
+/// `2p + 1`, the virtio-net layout.
+pub const QUEUES: usize = 2 * MAX_PAIRS;
 
 /// Largest ring the device accepts (the virtio maximum for a split ring).
 pub const MAX_RING: u32 = 32768;
@@ -240,7 +245,7 @@ impl VhostUserBackendReqHandlerMut for Control {
     }
 
     fn get_queue_num(&mut self) -> Result<u64> {
-        Ok(QUEUES as u64)
+        Ok(MAX_PAIRS as u64)
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
@@ -334,7 +339,11 @@ mod tests {
     #[test]
     fn ring_indices_and_sizes_are_checked() {
         let mut c = Control::default();
-        assert!(c.set_vring_num(2, 256).is_err(), "one queue pair only");
+        assert!(
+            c.set_vring_num(QUEUES as u32, 256).is_err(),
+            "{MAX_PAIRS} queue pairs at most"
+        );
+        assert_eq!(c.get_queue_num().unwrap(), MAX_PAIRS as u64);
         assert!(c.set_vring_num(0, 0).is_err());
         assert!(
             c.set_vring_num(0, 300).is_err(),
@@ -343,7 +352,11 @@ mod tests {
         assert!(c.set_vring_num(0, 65536).is_err());
         assert!(c.set_vring_base(1, 70000).is_err());
         c.set_vring_num(1, 256).unwrap();
-        assert!(matches!(c.changes[..], [Change::RingSize(1, 256)]));
+        c.set_vring_num(QUEUES as u32 - 1, 512).unwrap();
+        assert!(matches!(
+            c.changes[..],
+            [Change::RingSize(1, 256), Change::RingSize(i, 512)] if i == QUEUES - 1
+        ));
     }
 
     #[test]
@@ -357,8 +370,10 @@ mod tests {
 
     #[test]
     fn get_vring_base_answers_the_workers_position_and_stops_the_ring() {
+        let mut next_avail = [0; QUEUES];
+        next_avail[..2].copy_from_slice(&[7, 300]);
         let mut c = Control {
-            next_avail: [7, 300],
+            next_avail,
             ..Control::default()
         };
         let s = c.get_vring_base(1).unwrap();

@@ -1,4 +1,5 @@
-//! The device state the worker owns: the frontend's memory, mapped, and the two rings.
+//! The device state the worker owns: the frontend's memory, mapped, and the rings of
+//! its queue pairs (pair 0 always; more when the frontend sets them up).
 //!
 //! [`Device::apply`] takes the control channel's [`Change`]s in order. A ring runs
 //! (has a [`Queue`]) only while everything it needs is there: a size, addresses that
@@ -66,7 +67,7 @@ pub struct Device {
     mem: Option<Arc<GuestMemoryMmap>>,
     /// (frontend address, size, guest address) of each region.
     table: Vec<(u64, u64, u64)>,
-    /// The receive (0) and transmit (1) rings.
+    /// The rings: receive `2p`, transmit `2p + 1` of queue pair `p`.
     pub rings: [Ring; QUEUES],
     /// Faults seen (ring set-up and runtime), most recent last; bounded.
     pub faults: Vec<RingFault>,
@@ -79,14 +80,12 @@ const KEEP_FAULTS: usize = 8;
 
 impl Device {
     /// A device set up in process, without a frontend (tests, benches): `mem` is the
-    /// guest's memory (its addresses serve as the frontend's too), `rings` each ring's
-    /// (size, descriptor table, available ring, used ring) addresses, both started
-    /// and enabled. Rings that do not fit the memory are left stopped and counted.
-    pub fn in_process(
-        features: u64,
-        mem: GuestMemoryMmap,
-        rings: [(u16, u64, u64, u64); QUEUES],
-    ) -> Self {
+    /// guest's memory (its addresses serve as the frontend's too), `rings` the first
+    /// rings' (size, descriptor table, available ring, used ring) addresses (receive
+    /// and transmit of pair 0, then of pair 1...), each started and enabled. Rings that
+    /// do not fit the memory are left stopped and counted; rings beyond [`QUEUES`] are
+    /// ignored.
+    pub fn in_process(features: u64, mem: GuestMemoryMmap, rings: &[(u16, u64, u64, u64)]) -> Self {
         use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
         let mut d = Device {
             features,
@@ -97,7 +96,7 @@ impl Device {
             mem: Some(Arc::new(mem)),
             ..Device::default()
         };
-        for (i, (size, desc, avail, used)) in rings.into_iter().enumerate() {
+        for (i, &(size, desc, avail, used)) in rings.iter().take(QUEUES).enumerate() {
             let r = &mut d.rings[i];
             r.size = size;
             r.addrs = Some(RingAddrs { desc, avail, used });
@@ -122,9 +121,17 @@ impl Device {
         })
     }
 
-    /// Whether both rings run.
+    /// Whether queue pair 0's rings run (the other pairs run as the guest uses them).
     pub fn running(&self) -> bool {
-        self.rings.iter().all(|r| r.queue.is_some())
+        self.rings[..2].iter().all(|r| r.queue.is_some())
+    }
+
+    /// Queue pairs whose rings both run.
+    pub fn pairs_running(&self) -> usize {
+        self.rings
+            .chunks(2)
+            .filter(|p| p.iter().all(|r| r.queue.is_some()))
+            .count()
     }
 
     /// Apply one change from the control channel. A memory table that cannot be mapped
@@ -165,10 +172,12 @@ impl Device {
                 self.rings[i].base = b;
             }
             Change::Kick(i) => {
-                // A kicked ring runs, enabled, whatever was negotiated: with one queue
-                // pair there is no ring to keep disabled, and QEMU 7.2 sends its only
-                // `SET_VRING_ENABLE(1)` before the features (the protocol crate refuses
-                // it then). A later `SET_VRING_ENABLE(0)` still stops it.
+                // A kicked ring runs, enabled, whatever was negotiated: QEMU 7.2 sends
+                // pair 0's only `SET_VRING_ENABLE(1)` before the features (the protocol
+                // crate refuses it then). A later `SET_VRING_ENABLE(0)` still stops it,
+                // as QEMU's for the pairs the guest does not use. Frames for the guest go
+                // on pair 0 only, so a pair enabled this way that the guest never fills
+                // costs nothing.
                 self.rings[i].kicked = true;
                 self.rings[i].broken = false;
                 self.rings[i].enabled = true;

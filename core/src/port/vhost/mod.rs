@@ -43,7 +43,7 @@ use crate::offload::Segmenter;
 use crate::port::{Burst, Port, PortInfo, PortStats, BURST};
 use crate::time::Instant;
 use chain::{ChainFault, Descriptors};
-use control::Control;
+use control::{Control, MAX_PAIRS, QUEUES};
 use device::{Device, RingFault};
 use ring::{Avail, Memory};
 use std::os::fd::AsRawFd;
@@ -68,9 +68,14 @@ const CLOCK_EVERY: u32 = 16;
 /// How long a client-mode port waits between connection attempts.
 pub const RECONNECT: Duration = Duration::from_secs(1);
 
-/// Receive queue (the device writes) and transmit queue (the device reads).
+/// Queue pair 0's receive ring (the device writes): every frame for the guest goes
+/// there.
 const RXQ: usize = 0;
-const TXQ: usize = 1;
+
+/// The transmit ring (the device reads) of queue pair `p`.
+const fn txq(p: usize) -> usize {
+    2 * p + 1
+}
 
 /// Which side of the socket the port is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,14 +136,16 @@ pub struct VhostUserPort {
     next_control: Instant,
     /// `service` calls left before the clock is read again.
     services_left: u32,
+    /// The queue pair whose transmit ring `rx_burst` reads first (turn by turn).
+    first_pair: usize,
     dev: Device,
     descs: Descriptors,
     /// Per ring, the chains consumed and not yet returned: (head, bytes written). The
-    /// receive ring's go back at the end of each `tx_burst`; the transmit ring's in the
+    /// receive ring's go back at the end of each `tx_burst`; the transmit rings' in the
     /// worker's `service` call that ends the loop (or the next `rx_burst`, whichever
     /// comes first), once their frames have been sent on, so that returning them (a
     /// fence, a read of the driver's flags) is not on the path of the frames they held.
-    used: [Vec<(u16, u32)>; 2],
+    used: [Vec<(u16, u32)>; QUEUES],
     /// A whole super-frame, read before it is segmented.
     big: Box<[u8]>,
     segmenter: Segmenter,
@@ -188,9 +195,10 @@ impl VhostUserPort {
             session: None,
             next_control: Instant::ZERO,
             services_left: 0,
+            first_pair: 0,
             dev: Device::default(),
             descs: Descriptors::with_capacity(MAX_CHAIN),
-            used: [Vec::with_capacity(BURST * 4), Vec::with_capacity(BURST * 4)],
+            used: std::array::from_fn(|_| Vec::with_capacity(BURST * 4)),
             big: vec![0u8; MAX_SUPER].into_boxed_slice(),
             segmenter: Segmenter::new(mtu),
             stats: VhostStats::default(),
@@ -337,17 +345,20 @@ impl VhostUserPort {
     /// Take up to a burst of the transmit ring's chains into frames (or the
     /// segmenter): the available index is read once, each chain is returned to the
     /// guest whether it was taken or refused.
-    fn take_chains(&mut self, pool: &mut FramePool, out: &mut Burst) {
+    fn take_chains(&mut self, qi: usize, pool: &mut FramePool, out: &mut Burst) {
+        if self.dev.rings[qi].queue.is_none() {
+            return;
+        }
         let Some(mem) = self.dev.memory() else {
             return;
         };
-        let Some(q) = self.dev.rings[TXQ].queue.as_ref() else {
+        let Some(q) = self.dev.rings[qi].queue.as_ref() else {
             return;
         };
         let mut avail = match Avail::open(&mem, q) {
             Ok(Some(a)) => a,
             Ok(None) => return,
-            Err(f) => return self.dev.break_ring(TXQ, f),
+            Err(f) => return self.dev.break_ring(qi, f),
         };
         let hlen = virtio_net::header_len(self.dev.features);
         let mut guest = Memory::new(&mem);
@@ -366,9 +377,9 @@ impl VhostUserPort {
             if let Err(f) = self.read_frame(&mut guest, &avail, head, hlen, pool, out) {
                 self.stats.chain_faults[f as usize] += 1;
             }
-            self.used[TXQ].push((head, 0));
+            self.used[qi].push((head, 0));
         }
-        if let Some(q) = self.dev.rings[TXQ].queue.as_mut() {
+        if let Some(q) = self.dev.rings[qi].queue.as_mut() {
             q.set_next_avail(avail.next_avail());
         }
     }
@@ -446,6 +457,13 @@ impl VhostUserPort {
             pool.free(p.frame);
         }
         Ok(())
+    }
+
+    /// Return the chains taken from every transmit ring.
+    fn return_transmitted(&mut self) {
+        for p in 0..MAX_PAIRS {
+            self.complete(txq(p));
+        }
     }
 
     /// Return the burst's chains to ring `q`'s used ring and interrupt the guest if it
@@ -561,11 +579,18 @@ impl VhostUserPort {
 impl Port for VhostUserPort {
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut Burst) -> usize {
         // Chains of a burst `service` did not end (none in the worker's loop).
-        self.complete(TXQ);
+        self.return_transmitted();
         let before = out.len();
         self.segmenter.drain_into(out);
-        if !out.is_full() && !self.segmenter.has_queued() {
-            self.take_chains(pool, out);
+        // Each running pair's transmit ring, the first one turn by turn, while the
+        // burst has room.
+        let first = self.first_pair;
+        self.first_pair = (first + 1) % MAX_PAIRS;
+        for k in 0..MAX_PAIRS {
+            if out.is_full() || self.segmenter.has_queued() {
+                break;
+            }
+            self.take_chains(txq((first + k) % MAX_PAIRS), pool, out);
         }
         out.len() - before
     }
@@ -578,7 +603,7 @@ impl Port for VhostUserPort {
     }
 
     fn service(&mut self, _pool: &mut FramePool) {
-        self.complete(TXQ);
+        self.return_transmitted();
         if self.services_left > 0 {
             self.services_left -= 1;
             return;
@@ -602,7 +627,11 @@ impl Port for VhostUserPort {
 
     fn info(&self) -> PortInfo {
         let mut state = match (self.session.is_some(), self.running()) {
-            (_, true) => format!("running, features {:#x}", self.dev.features),
+            (_, true) => format!(
+                "running, features {:#x}, {} queue pair(s)",
+                self.dev.features,
+                self.dev.pairs_running()
+            ),
             (false, false) => "waiting for the frontend".to_string(),
             (true, false) => "connected, rings not running".to_string(),
         };

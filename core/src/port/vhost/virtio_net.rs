@@ -16,7 +16,10 @@
 //!   super-frame thus reaches another guest as super-frames, whatever ran in between
 //!   (NAT rewrites finished checksums; the segments are checked before they are glued);
 //! - `MRG_RXBUF` is not offered: a frame (or super-frame) goes in one receive buffer;
-//!   a Linux guest with `GUEST_TSO` then posts 64 KiB buffers ("big packets").
+//!   a Linux guest with `GUEST_TSO` then posts 64 KiB buffers ("big packets");
+//! - `MQ` (up to [`super::control::MAX_PAIRS`] queue pairs): every pair's transmit ring
+//!   is read; frames for the guest all go on pair 0's receive ring, so a flow is never
+//!   reordered across rings (one worker serves the port either way).
 //!
 //! Invariant: [`NetHeader::parse`] and [`complete_at`] never panic on any input; a
 //! header the device cannot honour is reported, never guessed at.
@@ -37,6 +40,9 @@ pub const F_HOST_TSO4: u64 = 1 << 11;
 pub const F_HOST_TSO6: u64 = 1 << 12;
 /// The `num_buffers` field (and merged receive buffers).
 pub const F_MRG_RXBUF: u64 = 1 << 15;
+/// Several queue pairs (the guest's control queue, which picks how many it uses, is
+/// QEMU's; QEMU masks the bit unless the device offers it).
+pub const F_MQ: u64 = 1 << 22;
 /// Indirect descriptor tables.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
 /// `used_event` / `avail_event` notification suppression.
@@ -54,14 +60,18 @@ pub const FEATURES_OFFERED: u64 = F_CSUM
     | F_GUEST_TSO6
     | F_HOST_TSO4
     | F_HOST_TSO6
+    | F_MQ
     | F_INDIRECT_DESC
     | F_EVENT_IDX
     | F_PROTOCOL_FEATURES
     | F_VERSION_1;
 
-/// The vhost-user protocol features the device offers: acknowledged replies only.
+/// The vhost-user protocol features the device offers: acknowledged replies, and
+/// several queue pairs (`MQ`: QEMU asks `GET_QUEUE_NUM` and sets up each pair; the
+/// guest's `VIRTIO_NET_F_MQ` and control queue are QEMU's own, it enables the pairs the
+/// guest uses with `SET_VRING_ENABLE`).
 pub const PROTOCOL_FEATURES_OFFERED: VhostUserProtocolFeatures =
-    VhostUserProtocolFeatures::REPLY_ACK;
+    VhostUserProtocolFeatures::REPLY_ACK.union(VhostUserProtocolFeatures::MQ);
 
 /// `flags`: the checksum from `csum_start` on is left to the device.
 pub const NEEDS_CSUM: u8 = 1;
