@@ -70,7 +70,8 @@ pub struct QemuConfig<'a> {
     pub nic: &'a Nic,
     /// The NIC's MAC address.
     pub mac: &'a str,
-    /// Queue pairs of a vhost-user NIC (QEMU's `queues=`; `mq=on` above 1).
+    /// Queue pairs of a vhost-user NIC (QEMU's `queues=`; `mq=on` above 1), and the
+    /// guest's vCPUs (a Linux guest enables one pair per vCPU).
     pub queue_pairs: u8,
     /// Kernel and initramfs.
     pub image: &'a GuestImage,

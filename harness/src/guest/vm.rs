@@ -23,7 +23,8 @@ pub struct GuestSpec {
     pub nic: Nic,
     /// Its MAC address.
     pub mac: String,
-    /// Queue pairs of its NIC on vhost-user (QEMU's `queues=`, `mq=on` above 1).
+    /// Queue pairs of its NIC on vhost-user (QEMU's `queues=`, `mq=on` above 1), and
+    /// as many vCPUs.
     pub queue_pairs: u8,
 }
 

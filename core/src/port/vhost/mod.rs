@@ -11,11 +11,11 @@
 //! runs on the worker's thread: the control socket is checked between bursts (every
 //! [`CONTROL_POLL`]), so there is no thread per queue and no lock on the frame path.
 //!
-//! Frames: the guest's transmit ring (queue 1) feeds [`Port::rx_burst`]: each chain is
-//! copied into a pool frame, its partial checksum completed at the header's offsets, a
-//! TSO super-frame cut into segments of its `gso_size`. [`Port::tx_burst`] copies
-//! frames into the guest's receive ring (queue 0), behind a header that asks nothing
-//! of the guest; for a guest that negotiated `GUEST_TSO` (and `GUEST_CSUM`, which it
+//! Frames: the guest's transmit rings (queue 1, and 3, 5, 7 for more queue pairs) feed
+//! [`Port::rx_burst`]: each chain is copied into a pool frame, its partial checksum
+//! completed at the header's offsets, a TSO super-frame cut into segments of its
+//! `gso_size`. [`Port::tx_burst`] copies frames into the guest's receive ring (queue 0,
+//! whatever the pairs), behind a header that asks nothing of the guest; for a guest that negotiated `GUEST_TSO` (and `GUEST_CSUM`, which it
 //! depends on), consecutive segments of one TCP flow go as one super-frame
 //! ([`crate::offload::coalesce`]). A guest that stops reading has its frames refused
 //! (the worker drops and counts them); the other ports are never held up.
