@@ -346,13 +346,11 @@ impl VhostUserPort {
     /// segmenter): the available index is read once, each chain is returned to the
     /// guest whether it was taken or refused.
     fn take_chains(&mut self, qi: usize, pool: &mut FramePool, out: &mut Burst) {
-        if self.dev.rings[qi].queue.is_none() {
-            return;
-        }
-        let Some(mem) = self.dev.memory() else {
+        // The ring first: a pair the guest does not use costs no memory handle.
+        let Some(q) = self.dev.rings[qi].queue.as_ref() else {
             return;
         };
-        let Some(q) = self.dev.rings[qi].queue.as_ref() else {
+        let Some(mem) = self.dev.memory() else {
             return;
         };
         let mut avail = match Avail::open(&mem, q) {
